@@ -1,0 +1,235 @@
+//! Support for zeroipc's workspace-level tests: unique segment names, a guard that removes only
+//! what a test created, raw segment files for corruption tests, process runners that show their
+//! output on failure, the golden-vector location, and the fuzz body shared by the proptest and
+//! `cargo fuzz` targets.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use zeroipc::{Array, Error, Segment};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A segment name unique to this process and call: `/zipc-test-<pid>-<n>-<tag>`.
+pub fn unique_name(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("/zipc-test-{}-{n}-{tag}", std::process::id())
+}
+
+/// The `/dev/shm` path of a segment name.
+pub fn shm_path(name: &str) -> PathBuf {
+    PathBuf::from(format!("/dev/shm/{}", name.trim_start_matches('/')))
+}
+
+/// Removes a `/dev/shm` object on drop, also when the test fails. Create one only for names the
+/// test itself created: it never touches anything else.
+#[derive(Debug)]
+pub struct ShmGuard {
+    name: String,
+}
+
+impl ShmGuard {
+    /// Guards `name`, which the caller has created or is about to create.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+        }
+    }
+
+    /// The guarded name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for ShmGuard {
+    fn drop(&mut self) {
+        let path = shm_path(&self.name);
+        // symlink_metadata: a planted symlink is removed itself, never its target.
+        if std::fs::symlink_metadata(&path).is_ok() {
+            if path.is_dir() && !path.is_symlink() {
+                let _ = std::fs::remove_dir(&path);
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+/// A fresh unique name with its guard.
+pub fn guarded(tag: &str) -> (String, ShmGuard) {
+    let name = unique_name(tag);
+    let guard = ShmGuard::new(&name);
+    (name, guard)
+}
+
+/// Writes `bytes` as a new `/dev/shm` object (mode 0600), bypassing the library: how tests
+/// plant corrupt or foreign segments.
+///
+/// # Panics
+///
+/// When the object exists already or cannot be written.
+pub fn write_raw(name: &str, bytes: &[u8]) -> ShmGuard {
+    use std::os::unix::fs::OpenOptionsExt;
+    let guard = ShmGuard::new(name);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(shm_path(name))
+        .unwrap_or_else(|e| panic!("cannot create raw segment {name}: {e}"));
+    file.write_all(bytes)
+        .unwrap_or_else(|e| panic!("cannot write raw segment {name}: {e}"));
+    guard
+}
+
+/// Reads a `/dev/shm` object's bytes.
+///
+/// # Panics
+///
+/// When it cannot be read.
+pub fn read_raw(name: &str) -> Vec<u8> {
+    std::fs::read(shm_path(name)).unwrap_or_else(|e| panic!("cannot read segment {name}: {e}"))
+}
+
+/// Runs a command and returns its output, panicking with everything it printed when it fails.
+///
+/// # Panics
+///
+/// When the command cannot start or exits unsuccessfully.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", describe(cmd, &out));
+    out
+}
+
+/// Runs a command to completion and returns its output.
+///
+/// # Panics
+///
+/// When the command cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// A command and everything it printed, for assertion messages.
+pub fn describe(cmd: &Command, out: &Output) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "command {cmd:?} exited with {}", out.status);
+    let _ = writeln!(
+        s,
+        "--- stdout ---\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let _ = writeln!(
+        s,
+        "--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s
+}
+
+/// Where the golden vectors live: `$ZEROIPC_VECTORS`, else `../shared/vectors` beside the
+/// workspace root. `None` when the directory (with its `MANIFEST.json`) is missing.
+pub fn vectors_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("ZEROIPC_VECTORS") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("../shared/vectors"),
+    };
+    dir.join("MANIFEST.json").is_file().then_some(dir)
+}
+
+/// The workspace root (the parent of this package's directory).
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+}
+
+/// What one fuzz run saw, for the fuzz test's statistics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FuzzOutcome {
+    /// The segment opened with a valid header.
+    pub opened: bool,
+    /// Entries listed.
+    pub entries: usize,
+    /// Entries that opened as an array of at least one element type.
+    pub arrays_opened: usize,
+}
+
+/// The fuzz body: maps `bytes` as a segment under `name` (which must not exist), then opens,
+/// lists, checks and typed-opens every entry as arrays of several element types, reading every
+/// element. Any panic, crash or hang inside the library is a bug; every outcome must be `Ok` or
+/// `Err`. The object is removed before returning.
+///
+/// # Panics
+///
+/// Only when the raw file cannot be written (a test environment problem).
+pub fn fuzz_open(name: &str, bytes: &[u8]) -> FuzzOutcome {
+    let _guard = write_raw(name, bytes);
+    let mut outcome = FuzzOutcome::default();
+    let report = Segment::inspect(name);
+    if let Ok(report) = &report {
+        let _ = report.defects.iter().map(ToString::to_string).count();
+    }
+    for read_only in [false, true] {
+        let seg = match Segment::options().read_only(read_only).open(name) {
+            Ok(seg) => seg,
+            Err(e) => {
+                let _ = e.to_string();
+                continue;
+            }
+        };
+        outcome.opened = true;
+        let _ = seg.check();
+        let _ = seg.header();
+        let Ok(entries) = seg.entries() else { continue };
+        outcome.entries = entries.len();
+        for entry in &entries {
+            let name = entry.name.as_str();
+            let opened = [
+                exercise::<u8>(&seg, name),
+                exercise::<i32>(&seg, name),
+                exercise::<f64>(&seg, name),
+                exercise::<[u8; 3]>(&seg, name),
+                exercise::<[u64; 2]>(&seg, name),
+            ];
+            outcome.arrays_opened += opened.iter().filter(|&&ok| ok).count();
+        }
+        // Creating must also be safe on arbitrary tables.
+        if let Ok(a) = Array::<u32>::create(&seg, "fuzz-new", 3) {
+            let _ = a.set(2, 7);
+        }
+    }
+    outcome
+}
+
+fn exercise<T: zeroipc::ShmLayout>(seg: &Segment, name: &str) -> bool {
+    match Array::<T>::open(seg, name) {
+        Ok(array) => {
+            let n = array.iter().count();
+            assert_eq!(n, array.len(), "iteration must visit every element");
+            let _ = array.to_vec();
+            if let Some(last) = array.len().checked_sub(1) {
+                let v = array.get(last);
+                if let Some(v) = v {
+                    let _ = array.set(last, v);
+                }
+            }
+            assert!(
+                array.get(array.len()).is_none(),
+                "reading past the end must fail"
+            );
+            true
+        }
+        Err(Error::EntryNotFound { .. }) => false,
+        Err(e) => {
+            let _ = e.to_string();
+            false
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! Golden vectors: real segments written by the C++, Python, C and Go ZeroIPC implementations
+//! (`$ZEROIPC_VECTORS`, default `../shared/vectors`, described by its `MANIFEST.json`).
+//!
+//! For every file: (a) the file is copied into a fresh segment and opened; the table must equal
+//! the manifest, and every structure of a kind this crate implements must decode to its
+//! `expected` contents; (b) the file's `steps` are replayed with our API on a fresh segment of
+//! the same size and `max_entries` and the bytes compared with the file, except the manifest's
+//! nondeterministic ranges. Where the file was written by an implementation that FORMAT.md §8
+//! says deviates from the reference (C's 16-byte array header, Python's Signal sizes, ...), our
+//! replay must instead equal the reference (C++) file of the same case, and every byte in which it
+//! differs from this file must lie inside the ranges the manifest lists for that pair.
+//!
+//! One line is printed per file and kind: `PASS`, `FAIL` with the reason (the first differing
+//! offset for byte comparisons), or `SKIP kind not implemented`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+use zeroipc::{Array, Field, Layout, Scalar, Segment, SegmentOptions, ShmLayout, StructLayout};
+use zeroipc_tests::{guarded, read_raw, unique_name, vectors_dir, write_raw};
+
+/// The record type of the `records` case: `struct Rec { float temperature; float humidity;
+/// uint64_t timestamp; }`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+struct Rec {
+    temperature: f32,
+    humidity: f32,
+    timestamp: u64,
+}
+
+// SAFETY:
+// - `Rec` is `repr(C)` with fields at 0, 4 and 8 and no padding (16 bytes, align 8), exactly as
+//   the descriptor below states; `bytemuck::Pod` is derived and checked by bytemuck.
+unsafe impl ShmLayout for Rec {
+    const LAYOUT: &'static Layout = &Layout::structure(
+        16,
+        8,
+        &StructLayout::new(
+            "Rec",
+            "",
+            &[
+                Field::new("temperature", 0, f32::LAYOUT, ""),
+                Field::new("humidity", 4, f32::LAYOUT, ""),
+                Field::new("timestamp", 8, u64::LAYOUT, ""),
+            ],
+        ),
+    );
+}
+
+/// Element types the manifest uses, parsed from its JSON values.
+trait FromJson: ShmLayout + PartialEq + std::fmt::Debug {
+    fn from_json(v: &Value) -> Option<Self>;
+}
+
+macro_rules! int_from_json {
+    ($($t:ty),*) => {$(
+        impl FromJson for $t {
+            fn from_json(v: &Value) -> Option<Self> {
+                v.as_i64().and_then(|i| <$t>::try_from(i).ok())
+                    .or_else(|| v.as_u64().and_then(|u| <$t>::try_from(u).ok()))
+            }
+        }
+    )*};
+}
+int_from_json!(u8, i32, i64, u64);
+
+impl FromJson for f32 {
+    #[allow(clippy::cast_possible_truncation)]
+    fn from_json(v: &Value) -> Option<Self> {
+        // The manifest's floats are exactly representable in f32.
+        v.as_f64().map(|f| f as f32)
+    }
+}
+
+impl FromJson for f64 {
+    fn from_json(v: &Value) -> Option<Self> {
+        v.as_f64()
+    }
+}
+
+impl FromJson for Rec {
+    fn from_json(v: &Value) -> Option<Self> {
+        let [t, h, ts] = v.as_array()?.as_slice() else {
+            return None;
+        };
+        Some(Rec {
+            temperature: f32::from_json(t)?,
+            humidity: f32::from_json(h)?,
+            timestamp: u64::from_json(ts)?,
+        })
+    }
+}
+
+/// Runs `$body` with `$T` bound to the element type of a manifest dtype (`"<i4"`, `"i4"`,
+/// `"rec"`, or a record descr list).
+macro_rules! with_dtype {
+    ($dtype:expr, $T:ident => $body:expr, $unknown:expr) => {{
+        let dtype: &Value = $dtype;
+        let code = match dtype {
+            Value::String(s) => Scalar::from_numpy(s)
+                .map(|s| s.rust_name())
+                .unwrap_or(s.as_str()),
+            Value::Array(_) => "rec",
+            _ => "",
+        };
+        match code {
+            "u8" => {
+                type $T = u8;
+                $body
+            }
+            "i32" => {
+                type $T = i32;
+                $body
+            }
+            "i64" => {
+                type $T = i64;
+                $body
+            }
+            "f32" => {
+                type $T = f32;
+                $body
+            }
+            "f64" => {
+                type $T = f64;
+                $body
+            }
+            "rec" => {
+                type $T = Rec;
+                $body
+            }
+            _ => $unknown,
+        }
+    }};
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Pass(String),
+    Fail(String),
+    Skip(String),
+}
+
+impl Outcome {
+    fn line(&self) -> String {
+        match self {
+            Self::Pass(note) if note.is_empty() => "PASS".into(),
+            Self::Pass(note) => format!("PASS ({note})"),
+            Self::Fail(why) => format!("FAIL {why}"),
+            Self::Skip(why) => format!("SKIP {why}"),
+        }
+    }
+}
+
+fn u64_of(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("manifest field `{key}` missing in {v}"))
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("manifest field `{key}` missing in {v}"))
+}
+
+/// (a) The table of the opened segment against the manifest.
+fn check_table(seg: &Segment, table: &Value) -> Outcome {
+    let Ok(h) = seg.header() else {
+        return Outcome::Fail("header unreadable".into());
+    };
+    let fields = [
+        ("magic", u64::from(h.magic)),
+        ("version", u64::from(h.version)),
+        ("entry_count", u64::from(h.entry_count)),
+        ("max_entries", u64::from(h.max_entries)),
+        ("memory_size", h.memory_size),
+        ("next_offset", h.next_offset),
+    ];
+    for (key, got) in fields {
+        if got != u64_of(table, key) {
+            return Outcome::Fail(format!(
+                "header {key} is {got}, manifest says {}",
+                table[key]
+            ));
+        }
+    }
+    let entries = match seg.entries() {
+        Ok(e) => e,
+        Err(e) => return Outcome::Fail(format!("entries: {e}")),
+    };
+    let want = table["entries"].as_array().cloned().unwrap_or_default();
+    if entries.len() != want.len() {
+        return Outcome::Fail(format!(
+            "{} entries, manifest lists {}",
+            entries.len(),
+            want.len()
+        ));
+    }
+    for (got, want) in entries.iter().zip(&want) {
+        let expected = (
+            str_of(want, "name"),
+            u64_of(want, "offset"),
+            u64_of(want, "size"),
+        );
+        if (got.name.as_str(), got.offset, got.size) != expected {
+            return Outcome::Fail(format!(
+                "entry {} is {got:?}, manifest says {want}",
+                got.index
+            ));
+        }
+    }
+    let report = seg.check();
+    if !report.is_sound() {
+        return Outcome::Fail(format!("validator found {:?}", report.defects));
+    }
+    Outcome::Pass(String::new())
+}
+
+fn check_array<T: FromJson>(seg: &Segment, s: &Value) -> Result<(), String> {
+    let name = str_of(s, "name");
+    let array = Array::<T>::open(seg, name).map_err(|e| format!("{name}: {e}"))?;
+    let expected = &s["expected"];
+    if array.len() as u64 != u64_of(expected, "capacity") {
+        return Err(format!(
+            "{name}: capacity {} != {}",
+            array.len(),
+            expected["capacity"]
+        ));
+    }
+    let want: Vec<T> = expected["values"]
+        .as_array()
+        .ok_or("no expected values")?
+        .iter()
+        .map(|v| T::from_json(v).ok_or_else(|| format!("{name}: bad manifest value {v}")))
+        .collect::<Result<_, _>>()?;
+    let got = array.to_vec();
+    if got != want {
+        return Err(format!("{name}: values {got:?} != {want:?}"));
+    }
+    Ok(())
+}
+
+/// (a) Every structure of one kind against its expected contents.
+fn check_kind(seg: &Segment, kind: &str, structures: &[&Value]) -> Outcome {
+    for s in structures {
+        let result = match kind {
+            "array" => with_dtype!(&s["dtype"], T => check_array::<T>(seg, s),
+                Err(format!("unknown dtype {}", s["dtype"]))),
+            _ => return Outcome::Skip("kind not implemented".into()),
+        };
+        if let Err(why) = result {
+            return Outcome::Fail(why);
+        }
+    }
+    Outcome::Pass(format!("{} structure(s)", structures.len()))
+}
+
+/// The kind a replay op belongs to, and whether this crate implements it.
+fn op_kind(op: &str) -> Option<&str> {
+    match op {
+        // Bookkeeping steps of the writers' harness, not structure operations.
+        "snapshot" | "join_threads" | "wait_until" => None,
+        other => match other.split('_').next().unwrap_or(other) {
+            "sem" => Some("semaphore"),
+            kind => Some(kind),
+        },
+    }
+}
+
+const IMPLEMENTED: &[&str] = &["array"];
+
+fn replay_step(
+    seg: &Segment,
+    step: &Value,
+    dtypes: &mut std::collections::HashMap<String, Value>,
+) -> Result<(), String> {
+    let name = step["name"].as_str().unwrap_or_default().to_owned();
+    match str_of(step, "op") {
+        "array_create" => {
+            let dtype = step["dtype"].clone();
+            let cap = usize::try_from(u64_of(step, "capacity")).map_err(|e| e.to_string())?;
+            with_dtype!(&dtype, T => Array::<T>::create(seg, &name, cap).map(drop).map_err(|e| e.to_string()),
+                Err(format!("unknown dtype {dtype}")))?;
+            dtypes.insert(name, dtype);
+            Ok(())
+        }
+        "array_write" => {
+            let dtype = dtypes.get(&name).cloned().ok_or("write before create")?;
+            let start = usize::try_from(u64_of(step, "start")).map_err(|e| e.to_string())?;
+            let values = step["values"].as_array().ok_or("no values")?;
+            with_dtype!(&dtype, T => {
+                let a = Array::<T>::open(seg, &name).map_err(|e| e.to_string())?;
+                let vals: Vec<T> = values.iter().map(|v| T::from_json(v).ok_or("bad value")).collect::<Result<_, _>>()?;
+                a.copy_from_slice(start, &vals).map_err(|e| e.to_string())
+            }, Err(format!("unknown dtype {dtype}")))
+        }
+        op => Err(format!("op {op} not implemented")),
+    }
+}
+
+/// Byte ranges `(start, end)` from manifest range objects.
+fn ranges(v: &Value) -> Vec<(usize, usize)> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    let start = u64_of(r, "offset") as usize;
+                    (start, start + u64_of(r, "length") as usize)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn first_difference(a: &[u8], b: &[u8], ignore: &[(usize, usize)]) -> Option<usize> {
+    if a.len() != b.len() {
+        return Some(a.len().min(b.len()));
+    }
+    (0..a.len()).find(|&i| a[i] != b[i] && !ignore.iter().any(|&(s, e)| (s..e).contains(&i)))
+}
+
+/// (b) Replays the file's steps and compares bytes.
+fn replay(dir: &Path, file: &Value, files: &[Value], original: &[u8]) -> Outcome {
+    let steps = file["steps"].as_array().cloned().unwrap_or_default();
+    let missing: BTreeSet<&str> = steps
+        .iter()
+        .filter_map(|s| op_kind(str_of(s, "op")))
+        .filter(|k| !IMPLEMENTED.contains(k))
+        .collect();
+    if !missing.is_empty() {
+        return Outcome::Skip(format!(
+            "kind not implemented ({})",
+            missing.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let (name, _g) = guarded("replay");
+    let max_entries = u32::try_from(u64_of(file, "max_entries")).unwrap_or(0);
+    let seg = match SegmentOptions::new()
+        .max_entries(max_entries)
+        .create(&name, u64_of(file, "segment_size"))
+    {
+        Ok(seg) => seg,
+        Err(e) => return Outcome::Fail(format!("create: {e}")),
+    };
+    let mut dtypes = std::collections::HashMap::new();
+    let mut snapshot = None;
+    for step in &steps {
+        if str_of(step, "op") == "snapshot" {
+            snapshot = Some(read_raw(&name));
+            break;
+        }
+        if let Err(why) = replay_step(&seg, step, &mut dtypes) {
+            return Outcome::Fail(format!("step {step}: {why}"));
+        }
+    }
+    let Some(ours) = snapshot else {
+        return Outcome::Fail("no snapshot step".into());
+    };
+    let ignore = ranges(&file["nondeterministic_ranges"]);
+
+    // A non-reference writer whose bytes FORMAT.md §8 says differ: compare with the reference.
+    let case = str_of(file, "case");
+    let reference = files
+        .iter()
+        .find(|f| str_of(f, "case") == case && str_of(f, "writer") == "cpp");
+    let deviation = reference.and_then(|r| {
+        file["differs_from"]
+            .as_array()?
+            .iter()
+            .find(|d| str_of(d, "file") == str_of(r, "file"))
+            .map(|d| (r, d))
+    });
+    match deviation {
+        None => match first_difference(&ours, original, &ignore) {
+            None => Outcome::Pass(String::new()),
+            Some(at) => Outcome::Fail(format!("first differing offset {at} ({at:#x})")),
+        },
+        Some((reference, diff)) => {
+            let ref_bytes = std::fs::read(dir.join(str_of(reference, "file"))).unwrap_or_default();
+            let ref_ignore = ranges(&reference["nondeterministic_ranges"]);
+            if let Some(at) = first_difference(&ours, &ref_bytes, &ref_ignore) {
+                return Outcome::Fail(format!(
+                    "differs from the reference {} at offset {at} ({at:#x})",
+                    str_of(reference, "file")
+                ));
+            }
+            let mut allowed = ranges(&diff["differing_ranges"]);
+            allowed.extend(ignore);
+            if let Some(at) = first_difference(&ours, original, &allowed) {
+                return Outcome::Fail(format!(
+                    "differs at offset {at} ({at:#x}), outside the documented deviation"
+                ));
+            }
+            Outcome::Pass(format!(
+                "equals the reference {}; writer deviation per FORMAT.md §8",
+                str_of(reference, "file")
+            ))
+        }
+    }
+}
+
+#[test]
+fn golden_vectors() {
+    let Some(dir) = vectors_dir() else {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !ci,
+            "golden vectors not found: set ZEROIPC_VECTORS or provide ../shared/vectors"
+        );
+        println!("golden vectors not found (set ZEROIPC_VECTORS); nothing to compare");
+        return;
+    };
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("MANIFEST.json")).unwrap()).unwrap();
+    let files = manifest["files"].as_array().cloned().unwrap_or_default();
+    assert!(!files.is_empty(), "the manifest lists no files");
+    let mut failures = Vec::new();
+    let mut passes = BTreeSet::new();
+    for file in &files {
+        let fname = str_of(file, "file");
+        let bytes = std::fs::read(dir.join(fname)).unwrap();
+        assert_eq!(
+            bytes.len() as u64,
+            u64_of(file, "segment_size"),
+            "{fname}: wrong length"
+        );
+        let mut report = |kind: &str, outcome: Outcome| {
+            println!("{fname:<28} {kind:<10} {}", outcome.line());
+            match outcome {
+                Outcome::Fail(_) => failures.push(format!("{fname} {kind}")),
+                Outcome::Pass(_) => {
+                    passes.insert((fname.to_owned(), kind.to_owned()));
+                }
+                Outcome::Skip(_) => {}
+            }
+        };
+        let name = unique_name("vec");
+        let _g = write_raw(&name, &bytes);
+        match Segment::open(&name) {
+            Ok(seg) => {
+                report("table", check_table(&seg, &file["table"]));
+                let structures = file["structures"].as_array().cloned().unwrap_or_default();
+                let kinds: BTreeSet<&str> = structures.iter().map(|s| str_of(s, "kind")).collect();
+                for kind in kinds {
+                    let of_kind: Vec<&Value> = structures
+                        .iter()
+                        .filter(|s| str_of(s, "kind") == kind)
+                        .collect();
+                    report(kind, check_kind(&seg, kind, &of_kind));
+                }
+            }
+            Err(e) => report("table", Outcome::Fail(format!("open: {e}"))),
+        }
+        report("replay", replay(&dir, file, &files, &bytes));
+    }
+    assert!(failures.is_empty(), "golden vector failures: {failures:?}");
+    // The table of every file, and every array, must pass.
+    for file in &files {
+        let fname = str_of(file, "file").to_owned();
+        assert!(
+            passes.contains(&(fname.clone(), "table".into())),
+            "{fname}: table did not pass"
+        );
+        let has_arrays = file["structures"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["kind"] == "array"));
+        if has_arrays {
+            assert!(
+                passes.contains(&(fname.clone(), "array".into())),
+                "{fname}: arrays did not pass"
+            );
+        }
+    }
+}
+
+#[test]
+fn first_difference_skips_only_the_given_ranges() {
+    let a = [0u8, 1, 2, 3, 4];
+    let mut b = a;
+    assert_eq!(first_difference(&a, &b, &[]), None);
+    b[3] = 9;
+    assert_eq!(first_difference(&a, &b, &[]), Some(3));
+    assert_eq!(first_difference(&a, &b, &[(3, 4)]), None);
+    assert_eq!(first_difference(&a, &b, &[(0, 3), (4, 5)]), Some(3));
+    assert_eq!(first_difference(&a, &a[..4], &[]), Some(4));
+}

@@ -1,0 +1,525 @@
+//! A fixed-length array of `T` in a segment (FORMAT.md §4.1).
+//!
+//! ```text
+//! reference layout (C++, Python, Go, and what we write):  +0 u64 capacity   +8  elements
+//! C layout (read only):                                    +0 u64 capacity   +8  u64 elem_size
+//!                                                                            +16 elements
+//! ```
+//!
+//! The format stores no element type; the entry size and the capacity must agree with
+//! `size_of::<T>()`, which is how a wrong type is caught at open ([`Error::TypeMismatch`]). The C
+//! implementation's 16-byte header is recognised by its `elem_size` word and the entry size.
+//!
+//! Elements are plain memory with no concurrency protocol: [`get`](Array::get) and
+//! [`set`](Array::set) copy whole values, and a concurrent writer in another process can make a
+//! reader see a torn value (any bit pattern is a valid `T`, so this is never undefined
+//! behaviour). For counters and flags shared between processes, arrays of `u32`, `i32`, `u64` and
+//! `i64` offer atomic operations ([`Array::<u64>::fetch_add`](Array::fetch_add), ...), which
+//! interoperate with the C/C++ implementations' `std::atomic` accesses to the same words.
+//!
+//! A peer that crashes mid-write leaves at most the element it was writing partially updated.
+
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::size_of;
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, Result};
+use crate::layout::ShmLayout;
+use crate::raw::{Access, Region};
+use crate::segment::Segment;
+
+/// Size of the reference array header (`u64 capacity`).
+const HEADER: u64 = 8;
+/// Size of the C implementation's array header (`u64 capacity, u64 elem_size`).
+const C_HEADER: u64 = 16;
+/// [`HEADER`] as an in-region offset.
+const HEADER_LEN: usize = 8;
+
+/// Which array header a stored array uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArrayFormat {
+    /// `{u64 capacity}` then the elements: C++, Python, Go and this crate.
+    Reference,
+    /// `{u64 capacity, u64 elem_size}` then the elements: the C implementation.
+    CHeader,
+}
+
+/// A fixed-length array of `T` living in a [`Segment`].
+///
+/// ```no_run
+/// use zeroipc::{Array, Segment};
+///
+/// let seg = Segment::create("/demo", 1 << 16)?;
+/// let hits = Array::<u64>::create(&seg, "hits", 8)?;
+/// hits.fetch_add(3, 1, std::sync::atomic::Ordering::Relaxed)?;
+/// let temps = Array::<f32>::create(&seg, "temps", 4)?;
+/// temps.copy_from_slice(0, &[20.5, 21.0, 21.5, 22.0])?;
+/// assert_eq!(temps.to_vec(), [20.5, 21.0, 21.5, 22.0]);
+/// # Ok::<(), zeroipc::Error>(())
+/// ```
+pub struct Array<'seg, T: ShmLayout> {
+    segment: &'seg Segment,
+    name: String,
+    data: Region<'seg>,
+    len: usize,
+    format: ArrayFormat,
+    _elem: PhantomData<fn() -> T>,
+}
+
+impl<T: ShmLayout> fmt::Debug for Array<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Array")
+            .field("segment", &self.segment.name())
+            .field("name", &self.name)
+            .field("elem", &T::LAYOUT.type_name())
+            .field("len", &self.len)
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+/// The element size of `T`, refusing zero-sized types.
+fn elem_size<T: ShmLayout>() -> Result<u64> {
+    match size_of::<T>() {
+        0 => Err(Error::InvalidArgument {
+            what: "T",
+            reason: "zero-sized element types cannot be stored".into(),
+        }),
+        n => Ok(n as u64),
+    }
+}
+
+impl<'seg, T: ShmLayout> Array<'seg, T> {
+    /// Creates the array `name` with `capacity` zeroed elements, in the reference layout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for capacity 0 or a size that overflows;
+    /// [`Error::InvalidEntryName`], [`Error::DuplicateEntry`], [`Error::TableFull`],
+    /// [`Error::OutOfSpace`], [`Error::ReadOnly`]: the segment is unchanged.
+    pub fn create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+        let elem = elem_size::<T>()?;
+        let capacity_u64 = u64::try_from(capacity).unwrap_or(u64::MAX);
+        let data_len = capacity_u64.checked_mul(elem).filter(|_| capacity > 0);
+        let size = data_len
+            .and_then(|d| d.checked_add(HEADER))
+            .ok_or_else(|| Error::InvalidArgument {
+                what: "capacity",
+                reason: format!("an array needs 1 or more elements, not `{capacity}`"),
+            })?;
+        let region = segment.create_entry(name, size, |r| {
+            r.write::<u64>(0, capacity_u64)?;
+            r.zero(HEADER_LEN, r.len().saturating_sub(HEADER_LEN))
+        })?;
+        Self::from_region(
+            segment,
+            name,
+            region,
+            HEADER,
+            capacity_u64,
+            ArrayFormat::Reference,
+        )
+    }
+
+    /// Opens the existing array `name`, checking that it holds elements of `size_of::<T>()`
+    /// bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EntryNotFound`]; [`Error::TypeMismatch`] when the stored geometry implies
+    /// another element size; [`Error::CorruptEntry`] / [`Error::CorruptStructure`] when the
+    /// entry or the array header is malformed.
+    pub fn open(segment: &'seg Segment, name: &str) -> Result<Self> {
+        let elem = elem_size::<T>()?;
+        let region = segment.open_entry(name)?;
+        let size = region.len() as u64;
+        let corrupt = |reason: String| Error::CorruptStructure {
+            segment: segment.name().to_owned(),
+            name: name.to_owned(),
+            kind: "array",
+            reason,
+        };
+        let capacity = region.read::<u64>(0).map_err(|_| {
+            corrupt(format!(
+                "the entry has `{size}` bytes, less than the 8-byte header"
+            ))
+        })?;
+        if capacity == 0 {
+            return Err(corrupt("the stored capacity is `0`".into()));
+        }
+        let payload = |header: u64| {
+            capacity
+                .checked_mul(elem)
+                .and_then(|d| d.checked_add(header))
+        };
+        if payload(HEADER) == Some(size) {
+            return Self::from_region(
+                segment,
+                name,
+                region,
+                HEADER,
+                capacity,
+                ArrayFormat::Reference,
+            );
+        }
+        let c_elem = region.read::<u64>(8).ok();
+        if c_elem == Some(elem) && payload(C_HEADER) == Some(size) {
+            return Self::from_region(
+                segment,
+                name,
+                region,
+                C_HEADER,
+                capacity,
+                ArrayFormat::CHeader,
+            );
+        }
+        // Explain the mismatch as precisely as the stored geometry allows.
+        let c_fit = c_elem.filter(|&e| {
+            e > 0
+                && capacity
+                    .checked_mul(e)
+                    .and_then(|d| d.checked_add(C_HEADER))
+                    == Some(size)
+        });
+        let found = if let Some(e) = c_fit {
+            format!("`{e}`-byte elements in the C layout, capacity `{capacity}`")
+        } else if let Some(e) = size
+            .checked_sub(HEADER)
+            .filter(|&d| d > 0 && d.checked_rem(capacity) == Some(0))
+            .and_then(|d| d.checked_div(capacity))
+        {
+            format!("`{e}`-byte elements, capacity `{capacity}`")
+        } else {
+            return Err(corrupt(format!(
+                "capacity `{capacity}` does not fit the `{size}`-byte entry for any element size"
+            )));
+        };
+        Err(Error::TypeMismatch {
+            name: name.to_owned(),
+            expected: size_of::<T>(),
+            found,
+        })
+    }
+
+    /// Opens `name` if it exists (its capacity must equal `capacity`), otherwise creates it.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
+    pub fn open_or_create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+        let opened = match Self::open(segment, name) {
+            Err(Error::EntryNotFound { .. }) => match Self::create(segment, name, capacity) {
+                // Another process created it between our lookup and our creation.
+                Err(Error::DuplicateEntry { .. }) => Self::open(segment, name)?,
+                created => return created,
+            },
+            opened => opened?,
+        };
+        if opened.len != capacity {
+            return Err(Error::CapacityMismatch {
+                name: name.to_owned(),
+                requested: capacity as u64,
+                found: opened.len as u64,
+            });
+        }
+        Ok(opened)
+    }
+
+    fn from_region(
+        segment: &'seg Segment,
+        name: &str,
+        region: Region<'seg>,
+        header: u64,
+        capacity: u64,
+        format: ArrayFormat,
+    ) -> Result<Self> {
+        let data_len = (region.len() as u64).saturating_sub(header);
+        let data = region.sub(header, data_len);
+        let len = usize::try_from(capacity).ok();
+        match (data, len) {
+            (Some(data), Some(len)) => Ok(Self {
+                segment,
+                name: name.to_owned(),
+                data,
+                len,
+                format,
+                _elem: PhantomData,
+            }),
+            _ => Err(Error::CorruptStructure {
+                segment: segment.name().to_owned(),
+                name: name.to_owned(),
+                kind: "array",
+                reason: format!("capacity `{capacity}` does not fit this address space"),
+            }),
+        }
+    }
+
+    /// The entry name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the array has no elements (never true for arrays this crate opens).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Which header the stored array uses.
+    pub fn format(&self) -> ArrayFormat {
+        self.format
+    }
+
+    /// Byte offset of element `index` in the data region, or `None` when out of bounds.
+    fn offset(&self, index: usize) -> Option<usize> {
+        if index >= self.len {
+            return None;
+        }
+        index.checked_mul(size_of::<T>())
+    }
+
+    fn out_of_bounds(&self, index: usize) -> Error {
+        Error::IndexOutOfBounds {
+            name: self.name.clone(),
+            index,
+            len: self.len,
+        }
+    }
+
+    fn access(&self, access: Access, index: usize) -> Error {
+        match access {
+            Access::ReadOnly => Error::ReadOnly {
+                segment: self.segment.name().to_owned(),
+            },
+            Access::OutOfBounds | Access::Misaligned => self.out_of_bounds(index),
+        }
+    }
+
+    /// A copy of element `index`, or `None` when out of bounds.
+    pub fn get(&self, index: usize) -> Option<T> {
+        self.data.read::<T>(self.offset(index)?).ok()
+    }
+
+    /// Overwrites element `index`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IndexOutOfBounds`], [`Error::ReadOnly`].
+    pub fn set(&self, index: usize, value: T) -> Result<()> {
+        let offset = self
+            .offset(index)
+            .ok_or_else(|| self.out_of_bounds(index))?;
+        self.data
+            .write(offset, value)
+            .map_err(|a| self.access(a, index))
+    }
+
+    /// Copies `out.len()` elements starting at `start` into `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IndexOutOfBounds`] when `start + out.len()` exceeds the length.
+    pub fn copy_to_slice(&self, start: usize, out: &mut [T]) -> Result<()> {
+        let offset = self.range_offset(start, out.len())?;
+        self.data
+            .read_slice(offset, out)
+            .map_err(|a| self.access(a, start))
+    }
+
+    /// Copies `src` into the array starting at element `start`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IndexOutOfBounds`] when `start + src.len()` exceeds the length;
+    /// [`Error::ReadOnly`].
+    pub fn copy_from_slice(&self, start: usize, src: &[T]) -> Result<()> {
+        let offset = self.range_offset(start, src.len())?;
+        self.data
+            .write_slice(offset, src)
+            .map_err(|a| self.access(a, start))
+    }
+
+    fn range_offset(&self, start: usize, count: usize) -> Result<usize> {
+        match start.checked_add(count) {
+            Some(end) if end <= self.len => start
+                .checked_mul(size_of::<T>())
+                .ok_or_else(|| self.out_of_bounds(start)),
+            _ => Err(self.out_of_bounds(start.saturating_add(count).saturating_sub(1))),
+        }
+    }
+
+    /// Copies every element into a new vector.
+    pub fn to_vec(&self) -> Vec<T> {
+        let mut out = vec![T::zeroed(); self.len];
+        // Cannot fail: the data region holds exactly `len` elements.
+        let _ = self.data.read_slice(0, &mut out);
+        out
+    }
+
+    /// Sets every element to `value`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReadOnly`].
+    pub fn fill(&self, value: T) -> Result<()> {
+        for index in 0..self.len {
+            self.set(index, value)?;
+        }
+        Ok(())
+    }
+
+    /// An iterator over copies of the elements.
+    pub fn iter(&self) -> Iter<'_, 'seg, T> {
+        Iter {
+            array: self,
+            next: 0,
+            end: self.len,
+        }
+    }
+}
+
+/// Iterator over copies of an [`Array`]'s elements, from [`Array::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, 'seg, T: ShmLayout> {
+    array: &'a Array<'seg, T>,
+    next: usize,
+    end: usize,
+}
+
+impl<T: ShmLayout> Iterator for Iter<'_, '_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        if self.next >= self.end {
+            return None;
+        }
+        let value = self.array.get(self.next);
+        self.next = self.next.saturating_add(1);
+        value
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.end.saturating_sub(self.next);
+        (n, Some(n))
+    }
+}
+
+impl<T: ShmLayout> DoubleEndedIterator for Iter<'_, '_, T> {
+    fn next_back(&mut self) -> Option<T> {
+        if self.next >= self.end {
+            return None;
+        }
+        self.end = self.end.saturating_sub(1);
+        self.array.get(self.end)
+    }
+}
+
+impl<T: ShmLayout> ExactSizeIterator for Iter<'_, '_, T> {}
+
+impl<'a, 'seg, T: ShmLayout> IntoIterator for &'a Array<'seg, T> {
+    type Item = T;
+    type IntoIter = Iter<'a, 'seg, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// Atomic operations on arrays of 32- and 64-bit integers. The words are naturally aligned
+/// (structure bases are 8-aligned and both headers are multiples of 8), so they are the same
+/// hardware atomics that C11 `atomic_*` and C++ `std::atomic` use on the same bytes.
+macro_rules! atomic_ops {
+    ($ty:ty, $atomic:ident, $load:ident, $accessor:ident) => {
+        impl Array<'_, $ty> {
+            /// Atomically loads element `index`. Works on read-only segments.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::IndexOutOfBounds`].
+            pub fn load(&self, index: usize, order: Ordering) -> Result<$ty> {
+                let offset = self
+                    .offset(index)
+                    .ok_or_else(|| self.out_of_bounds(index))?;
+                let bits = self
+                    .data
+                    .$load(offset, order)
+                    .map_err(|a| self.access(a, index))?;
+                Ok(bytemuck::cast(bits))
+            }
+
+            /// Atomically stores `value` into element `index`.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::IndexOutOfBounds`], [`Error::ReadOnly`].
+            pub fn store(&self, index: usize, value: $ty, order: Ordering) -> Result<()> {
+                self.word(index)?.store(value, order);
+                Ok(())
+            }
+
+            /// Atomically adds `value` (wrapping) and returns the previous value.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::IndexOutOfBounds`], [`Error::ReadOnly`].
+            pub fn fetch_add(&self, index: usize, value: $ty, order: Ordering) -> Result<$ty> {
+                Ok(self.word(index)?.fetch_add(value, order))
+            }
+
+            /// Atomically subtracts `value` (wrapping) and returns the previous value.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::IndexOutOfBounds`], [`Error::ReadOnly`].
+            pub fn fetch_sub(&self, index: usize, value: $ty, order: Ordering) -> Result<$ty> {
+                Ok(self.word(index)?.fetch_sub(value, order))
+            }
+
+            /// Atomically replaces element `index` with `new` if it equals `current`. The inner
+            /// result is `Ok(previous)` on success and `Err(actual)` otherwise, as in
+            /// [`std::sync::atomic`].
+            ///
+            /// # Errors
+            ///
+            /// [`Error::IndexOutOfBounds`], [`Error::ReadOnly`].
+            pub fn compare_exchange(
+                &self,
+                index: usize,
+                current: $ty,
+                new: $ty,
+                success: Ordering,
+                failure: Ordering,
+            ) -> Result<std::result::Result<$ty, $ty>> {
+                Ok(self
+                    .word(index)?
+                    .compare_exchange(current, new, success, failure))
+            }
+
+            fn word(&self, index: usize) -> Result<&std::sync::atomic::$atomic> {
+                let offset = self
+                    .offset(index)
+                    .ok_or_else(|| self.out_of_bounds(index))?;
+                self.data
+                    .$accessor(offset)
+                    .map_err(|a| self.access(a, index))
+            }
+        }
+    };
+}
+
+atomic_ops!(u32, AtomicU32, load_u32, atomic_u32);
+atomic_ops!(i32, AtomicI32, load_u32, atomic_i32);
+atomic_ops!(u64, AtomicU64, load_u64, atomic_u64);
+atomic_ops!(i64, AtomicI64, load_u64, atomic_i64);

@@ -1,0 +1,329 @@
+//! `zeroipc`: inspect ZeroIPC shared-memory segments.
+//!
+//! ```text
+//! zeroipc ls                          ZeroIPC segments in /dev/shm
+//! zeroipc show SEG                    header and every entry
+//! zeroipc dump SEG NAME --dtype <f8   the values of an array
+//! zeroipc check SEG                   every defect of the header and table (exit 1 if any)
+//! zeroipc rm SEG                      unlink a segment
+//! ```
+//!
+//! Every command takes `--json`. Exit codes: 0 success, 1 a defect was found or something was
+//! not found or failed, 2 usage error. Read-only commands open segments read-only.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use zeroipc::{Array, ArrayFormat, Entry, HeaderInfo, Report, Scalar, Segment, ShmLayout};
+
+/// Inspect ZeroIPC shared-memory segments (format v2).
+#[derive(Debug, Parser)]
+#[command(name = "zeroipc", version, about, after_help = EXAMPLES)]
+struct Cli {
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  zeroipc ls
+  zeroipc show /sensors
+  zeroipc dump /sensors temps --dtype '<f4'
+  zeroipc check /sensors --json
+  zeroipc rm /sensors
+
+Exit codes: 0 ok, 1 defect found / not found / failure, 2 usage error.";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the ZeroIPC segments in /dev/shm (other files are skipped).
+    Ls,
+    /// Show a segment's header and every table entry.
+    Show {
+        /// Segment name, with or without the leading `/`.
+        segment: String,
+    },
+    /// Print the values of an array entry.
+    Dump {
+        /// Segment name.
+        segment: String,
+        /// Entry name.
+        name: String,
+        /// NumPy element type: `<i4`, `<f8`, `|u1`, `u2`, ...
+        #[arg(long)]
+        dtype: String,
+    },
+    /// Validate the header and table; list every defect (exit 1 if any).
+    Check {
+        /// Segment name.
+        segment: String,
+    },
+    /// Unlink a segment (refuses files that are not ZeroIPC segments).
+    Rm {
+        /// Segment name.
+        segment: String,
+        /// Remove the name even if it does not hold a ZeroIPC segment.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// A failure: the message goes to stderr, the exit code is 1.
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Ls => ls(cli.json),
+        Command::Show { segment } => show(segment, cli.json),
+        Command::Dump {
+            segment,
+            name,
+            dtype,
+        } => dump(segment, name, dtype, cli.json),
+        Command::Check { segment } => check(segment, cli.json),
+        Command::Rm { segment, force } => rm(segment, *force, cli.json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure(msg)) => {
+            eprintln!("zeroipc: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into())
+    );
+}
+
+fn header_json(h: &HeaderInfo) -> Value {
+    json!({
+        "magic": h.magic,
+        "version": h.version,
+        "entry_count": h.entry_count,
+        "max_entries": h.max_entries,
+        "memory_size": h.memory_size,
+        "next_offset": h.next_offset,
+    })
+}
+
+fn entry_json(e: &Entry) -> Value {
+    json!({
+        "index": e.index,
+        "name": e.name,
+        "offset": e.offset,
+        "size": e.size,
+        "defects": e.defects.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
+fn report_json(r: &Report) -> Value {
+    json!({
+        "segment": r.segment,
+        "file_size": r.file_size,
+        "header": r.header.as_ref().map(header_json),
+        "entries": r.entries.iter().map(entry_json).collect::<Vec<_>>(),
+        "defects": r.defects.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "sound": r.is_sound(),
+    })
+}
+
+fn ls(as_json: bool) -> Result<ExitCode, Failure> {
+    let mut found = Vec::new();
+    let dir =
+        std::fs::read_dir("/dev/shm").map_err(|e| Failure(format!("cannot list /dev/shm: {e}")))?;
+    let mut names: Vec<String> = dir
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    for name in names {
+        // Anything that cannot be opened or is not a ZeroIPC segment is skipped.
+        let Ok(report) = Segment::inspect(&name) else {
+            continue;
+        };
+        if report.is_zeroipc() {
+            found.push(report);
+        }
+    }
+    if as_json {
+        let list: Vec<Value> = found
+            .iter()
+            .map(|r| {
+                json!({
+                    "segment": r.segment,
+                    "size": r.file_size,
+                    "entry_count": r.header.map(|h| h.entry_count),
+                    "max_entries": r.header.map(|h| h.max_entries),
+                    "defects": r.defects.len(),
+                })
+            })
+            .collect();
+        print_json(&Value::Array(list));
+    } else {
+        println!(
+            "{:<32} {:>12} {:>9} {:>8}",
+            "SEGMENT", "SIZE", "ENTRIES", "DEFECTS"
+        );
+        for r in &found {
+            let (count, max) = r.header.map_or((0, 0), |h| (h.entry_count, h.max_entries));
+            println!(
+                "{:<32} {:>12} {:>9} {:>8}",
+                r.segment,
+                r.file_size,
+                format!("{count}/{max}"),
+                r.defects.len()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
+    let report = Segment::inspect(segment)?;
+    if !report.is_zeroipc() {
+        return Err(Failure(format!(
+            "`{}` is not a ZeroIPC segment",
+            report.segment
+        )));
+    }
+    if as_json {
+        print_json(&report_json(&report));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("segment      {}", report.segment);
+    println!("file size    {}", report.file_size);
+    if let Some(h) = &report.header {
+        println!("magic        {:#010x}", h.magic);
+        println!("version      {}", h.version);
+        println!("entries      {} of {}", h.entry_count, h.max_entries);
+        println!("memory_size  {}", h.memory_size);
+        println!("next_offset  {}", h.next_offset);
+    }
+    println!();
+    println!(
+        "{:>5}  {:<32} {:>12} {:>12}",
+        "INDEX", "NAME", "OFFSET", "SIZE"
+    );
+    for e in &report.entries {
+        let mark = if e.is_sound() {
+            String::new()
+        } else {
+            format!("  ({} defect(s))", e.defects.len())
+        };
+        println!(
+            "{:>5}  {:<32} {:>12} {:>12}{mark}",
+            e.index,
+            e.name.escape_debug(),
+            e.offset,
+            e.size
+        );
+    }
+    for d in &report.defects {
+        println!("defect: {d}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dump(segment: &str, name: &str, dtype: &str, as_json: bool) -> Result<ExitCode, Failure> {
+    let scalar = Scalar::from_numpy(dtype).ok_or_else(|| {
+        Failure(format!(
+            "unsupported dtype `{dtype}`: use a little-endian scalar such as <i4, <f8, |u1"
+        ))
+    })?;
+    let seg = Segment::open_read_only(segment)?;
+    let (format, values) = match scalar {
+        Scalar::U8 => values::<u8>(&seg, name)?,
+        Scalar::I8 => values::<i8>(&seg, name)?,
+        Scalar::U16 => values::<u16>(&seg, name)?,
+        Scalar::I16 => values::<i16>(&seg, name)?,
+        Scalar::U32 => values::<u32>(&seg, name)?,
+        Scalar::I32 => values::<i32>(&seg, name)?,
+        Scalar::U64 => values::<u64>(&seg, name)?,
+        Scalar::I64 => values::<i64>(&seg, name)?,
+        Scalar::F32 => values::<f32>(&seg, name)?,
+        Scalar::F64 => values::<f64>(&seg, name)?,
+        _ => return Err(Failure(format!("unsupported dtype `{dtype}`"))),
+    };
+    let format = match format {
+        ArrayFormat::CHeader => "c",
+        _ => "reference",
+    };
+    if as_json {
+        print_json(&json!({
+            "segment": seg.name(),
+            "name": name,
+            "dtype": scalar.numpy(),
+            "capacity": values.len(),
+            "header": format,
+            "values": values,
+        }));
+    } else {
+        for (i, v) in values.iter().enumerate() {
+            println!("{i}\t{v}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn values<T: ShmLayout + Into<Value>>(
+    seg: &Segment,
+    name: &str,
+) -> Result<(ArrayFormat, Vec<Value>), Failure> {
+    let array = Array::<T>::open(seg, name)?;
+    Ok((array.format(), array.iter().map(Into::into).collect()))
+}
+
+fn check(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
+    let report = Segment::inspect(segment)?;
+    if as_json {
+        print_json(&report_json(&report));
+    } else if report.is_sound() {
+        println!(
+            "{}: no defects ({} entries)",
+            report.segment,
+            report.entries.len()
+        );
+    } else {
+        for d in &report.defects {
+            println!("{}: {d}", report.segment);
+        }
+    }
+    Ok(if report.is_sound() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn rm(segment: &str, force: bool, as_json: bool) -> Result<ExitCode, Failure> {
+    let report = Segment::inspect(segment)?;
+    if !force && !report.is_zeroipc() {
+        return Err(Failure(format!(
+            "`{}` is not a ZeroIPC segment; pass --force to remove it anyway",
+            report.segment
+        )));
+    }
+    Segment::unlink(segment)?;
+    if as_json {
+        print_json(&json!({ "removed": report.segment }));
+    } else {
+        println!("removed {}", report.segment);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,422 @@
+//! The one error type of the crate.
+//!
+//! Every variant carries what a caller needs to act on it: the segment or entry name, the offset
+//! or index involved, and the sizes that did not agree. Messages are lower case with values in
+//! backticks, for example ``segment `/sensors` has no entry `temps` ``.
+
+use std::fmt;
+use std::io;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong when creating, opening or using a segment or a structure in it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A segment name was rejected before any system call was made.
+    #[error("invalid segment name `{name}`: {reason}")]
+    InvalidSegmentName {
+        /// The name as given (with control characters escaped).
+        name: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
+    /// A structure (table entry) name was rejected before the table was touched.
+    #[error("invalid entry name `{name}`: {reason}")]
+    InvalidEntryName {
+        /// The name as given (with control characters escaped).
+        name: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
+    /// An argument other than a name was out of range.
+    #[error("invalid argument `{what}`: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        what: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// `create` found an existing object with that name and left it untouched.
+    #[error("segment `{name}` already exists")]
+    AlreadyExists {
+        /// The segment name.
+        name: String,
+    },
+    /// No shared-memory object with that name exists.
+    #[error("segment `{name}` does not exist")]
+    NotFound {
+        /// The segment name.
+        name: String,
+    },
+    /// The object exists but its creator has not finished initialising it (zero length or a
+    /// zero magic word). Retrying shortly usually succeeds.
+    #[error("segment `{name}` is not initialised yet (its creator may still be setting it up)")]
+    NotReady {
+        /// The segment name.
+        name: String,
+    },
+    /// The caller lacks the permission to open or create the object.
+    #[error("permission denied for segment `{name}`")]
+    PermissionDenied {
+        /// The segment name.
+        name: String,
+    },
+    /// The name resolves to something that is not a regular file (a symlink, FIFO, directory,
+    /// socket or device): it was refused without being mapped.
+    #[error("segment `{name}` is not a regular file (found a {kind})")]
+    NotRegularFile {
+        /// The segment name.
+        name: String,
+        /// What was found instead.
+        kind: &'static str,
+    },
+    /// The system could not reserve memory for a new segment.
+    #[error("no space to create segment `{name}` of `{size}` bytes")]
+    NoSpace {
+        /// The segment name.
+        name: String,
+        /// The requested size in bytes.
+        size: u64,
+    },
+    /// An operating-system call failed for a reason not covered by another variant.
+    #[error("`{op}` failed for segment `{name}`: {source}")]
+    Io {
+        /// The system call or operation.
+        op: &'static str,
+        /// The segment name.
+        name: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The segment's table header is not a valid ZeroIPC v2 header.
+    #[error("segment `{segment}` has a corrupt header: {defect}")]
+    CorruptHeader {
+        /// The segment name.
+        segment: String,
+        /// What is wrong with it.
+        defect: HeaderDefect,
+    },
+    /// A table entry is malformed; the structure behind it cannot be opened.
+    #[error("segment `{segment}` entry {index} (`{name}`) is corrupt: {defect}")]
+    CorruptEntry {
+        /// The segment name.
+        segment: String,
+        /// Index of the entry in the table.
+        index: u32,
+        /// The entry's name, lossily decoded.
+        name: String,
+        /// What is wrong with it.
+        defect: EntryDefect,
+    },
+    /// A structure's own header disagrees with its table entry or is out of range.
+    #[error("segment `{segment}` entry `{name}` is not a valid {kind}: {reason}")]
+    CorruptStructure {
+        /// The segment name.
+        segment: String,
+        /// The entry name.
+        name: String,
+        /// The structure kind that was expected (`array`, `queue`, ...).
+        kind: &'static str,
+        /// What is inconsistent.
+        reason: String,
+    },
+    /// No entry with that name exists in the table.
+    #[error("segment `{segment}` has no entry `{name}`")]
+    EntryNotFound {
+        /// The segment name.
+        segment: String,
+        /// The entry name.
+        name: String,
+    },
+    /// An entry with that name already exists (nothing was changed).
+    #[error("segment `{segment}` already has an entry `{name}`")]
+    DuplicateEntry {
+        /// The segment name.
+        segment: String,
+        /// The entry name.
+        name: String,
+    },
+    /// Every table slot is in use (nothing was changed).
+    #[error("segment `{segment}` table is full (`{max_entries}` entries)")]
+    TableFull {
+        /// The segment name.
+        segment: String,
+        /// The table's capacity.
+        max_entries: u32,
+    },
+    /// The segment has too little free space left for the structure (nothing was changed).
+    #[error(
+        "segment `{segment}` has no room for `{name}`: needs `{requested}` bytes at offset \
+         `{offset}`, `{available}` available"
+    )]
+    OutOfSpace {
+        /// The segment name.
+        segment: String,
+        /// The entry that was being created.
+        name: String,
+        /// Bytes requested for the structure.
+        requested: u64,
+        /// Where the structure would have started.
+        offset: u64,
+        /// Bytes left from that offset to the end of the segment.
+        available: u64,
+    },
+    /// The element type does not match what is stored: its size disagrees with the entry.
+    #[error(
+        "entry `{name}` does not hold `{expected}`-byte elements ({found}); open it with the type \
+         it was created with"
+    )]
+    TypeMismatch {
+        /// The entry name.
+        name: String,
+        /// `size_of::<T>()` of the type the caller asked for.
+        expected: usize,
+        /// What the stored geometry says instead.
+        found: String,
+    },
+    /// `open_or_create` found an existing structure with a different capacity.
+    #[error("entry `{name}` exists with capacity `{found}`, not the requested `{requested}`")]
+    CapacityMismatch {
+        /// The entry name.
+        name: String,
+        /// The capacity asked for.
+        requested: u64,
+        /// The capacity stored.
+        found: u64,
+    },
+    /// An index was outside the structure.
+    #[error("index `{index}` is out of bounds for `{name}` of length `{len}`")]
+    IndexOutOfBounds {
+        /// The entry name.
+        name: String,
+        /// The index given.
+        index: usize,
+        /// The structure's length.
+        len: usize,
+    },
+    /// A write was attempted through a segment opened read-only.
+    #[error("segment `{segment}` was opened read-only")]
+    ReadOnly {
+        /// The segment name.
+        segment: String,
+    },
+}
+
+/// What is wrong with a segment's 32-byte table header (FORMAT.md §2.1, §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeaderDefect {
+    /// The file is shorter than the 32-byte header.
+    TooShort {
+        /// File length in bytes.
+        len: u64,
+    },
+    /// The magic word is not `0x5A49504D`.
+    BadMagic {
+        /// The word found.
+        found: u32,
+    },
+    /// The version is not 2.
+    BadVersion {
+        /// The version found.
+        found: u32,
+    },
+    /// `max_entries` is zero.
+    ZeroMaxEntries,
+    /// The entry table (`32 + 48 * max_entries` bytes) does not fit in the file.
+    TableTooLarge {
+        /// The `max_entries` found.
+        max_entries: u32,
+        /// File length in bytes.
+        file_size: u64,
+    },
+    /// More entries are in use than the table has slots.
+    EntryCountTooLarge {
+        /// The `entry_count` found.
+        entry_count: u32,
+        /// The table's `max_entries`.
+        max_entries: u32,
+    },
+    /// `memory_size` differs from the size of the file.
+    MemorySizeMismatch {
+        /// The `memory_size` found.
+        memory_size: u64,
+        /// File length in bytes.
+        file_size: u64,
+    },
+    /// `next_offset` lies inside the table or past `memory_size`.
+    NextOffsetOutOfRange {
+        /// The `next_offset` found.
+        next_offset: u64,
+        /// The end of the entry table.
+        table_end: u64,
+        /// The `memory_size` of the segment.
+        memory_size: u64,
+    },
+}
+
+impl fmt::Display for HeaderDefect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::TooShort { len } => {
+                write!(f, "file is `{len}` bytes, shorter than the 32-byte header")
+            }
+            Self::BadMagic { found } => {
+                write!(
+                    f,
+                    "magic is `{found:#010x}`, not `0x5a49504d` (not a ZeroIPC segment)"
+                )
+            }
+            Self::BadVersion { found } => {
+                write!(
+                    f,
+                    "format version is `{found}`, only version `2` is supported"
+                )
+            }
+            Self::ZeroMaxEntries => f.write_str("`max_entries` is `0`"),
+            Self::TableTooLarge {
+                max_entries,
+                file_size,
+            } => write!(
+                f,
+                "a table of `{max_entries}` entries does not fit in the `{file_size}`-byte file"
+            ),
+            Self::EntryCountTooLarge {
+                entry_count,
+                max_entries,
+            } => write!(
+                f,
+                "`entry_count` `{entry_count}` exceeds `max_entries` `{max_entries}`"
+            ),
+            Self::MemorySizeMismatch {
+                memory_size,
+                file_size,
+            } => write!(
+                f,
+                "`memory_size` `{memory_size}` differs from the file size `{file_size}`"
+            ),
+            Self::NextOffsetOutOfRange {
+                next_offset,
+                table_end,
+                memory_size,
+            } => write!(
+                f,
+                "`next_offset` `{next_offset}` is outside `{table_end}..={memory_size}`"
+            ),
+        }
+    }
+}
+
+/// What is wrong with one 48-byte table entry (FORMAT.md §2.2, §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntryDefect {
+    /// The 32 name bytes contain no NUL terminator.
+    NameNotTerminated,
+    /// The name is empty.
+    NameEmpty,
+    /// The name is not valid UTF-8.
+    NameNotUtf8,
+    /// Another entry has the same name, so a lookup by name is ambiguous.
+    DuplicateName {
+        /// Index of the other entry.
+        other: u32,
+    },
+    /// The structure starts inside the header or entry table.
+    OffsetInsideTable {
+        /// The offset found.
+        offset: u64,
+        /// The end of the entry table.
+        table_end: u64,
+    },
+    /// The offset is not a multiple of 8.
+    Misaligned {
+        /// The offset found.
+        offset: u64,
+    },
+    /// `offset + size` overflows or reaches past `memory_size`.
+    OutOfBounds {
+        /// The offset found.
+        offset: u64,
+        /// The size found.
+        size: u64,
+        /// The segment's `memory_size`.
+        memory_size: u64,
+    },
+    /// The structure reaches past `next_offset`, into space the allocator considers free.
+    BeyondNextOffset {
+        /// End of the structure.
+        end: u64,
+        /// The header's `next_offset`.
+        next_offset: u64,
+    },
+    /// The structure's bytes overlap another entry's.
+    Overlap {
+        /// Index of the other entry.
+        other: u32,
+    },
+}
+
+impl fmt::Display for EntryDefect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::NameNotTerminated => f.write_str("the 32 name bytes have no NUL terminator"),
+            Self::NameEmpty => f.write_str("the name is empty"),
+            Self::NameNotUtf8 => f.write_str("the name is not valid UTF-8"),
+            Self::DuplicateName { other } => write!(f, "entry {other} has the same name"),
+            Self::OffsetInsideTable { offset, table_end } => write!(
+                f,
+                "offset `{offset}` lies inside the table, which ends at `{table_end}`"
+            ),
+            Self::Misaligned { offset } => write!(f, "offset `{offset}` is not 8-aligned"),
+            Self::OutOfBounds {
+                offset,
+                size,
+                memory_size,
+            } => write!(
+                f,
+                "`{size}` bytes at offset `{offset}` reach past the segment end `{memory_size}`"
+            ),
+            Self::BeyondNextOffset { end, next_offset } => write!(
+                f,
+                "the structure ends at `{end}`, past `next_offset` `{next_offset}`"
+            ),
+            Self::Overlap { other } => write!(f, "its bytes overlap entry {other}"),
+        }
+    }
+}
+
+impl Error {
+    /// Maps an I/O error of a segment-level system call onto the most specific variant.
+    pub(crate) fn from_io(op: &'static str, name: &str, source: io::Error) -> Self {
+        let name = name.to_owned();
+        match source.kind() {
+            io::ErrorKind::NotFound => Self::NotFound { name },
+            io::ErrorKind::AlreadyExists => Self::AlreadyExists { name },
+            io::ErrorKind::PermissionDenied => Self::PermissionDenied { name },
+            _ => Self::Io { op, name, source },
+        }
+    }
+}
+
+/// Renders a possibly hostile name for an error message: control characters are escaped and
+/// the length is capped so that a message stays one readable line.
+pub(crate) fn printable(name: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if i == MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

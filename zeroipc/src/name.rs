@@ -1,0 +1,107 @@
+//! Validation of segment and entry names, done before any system call or table access.
+
+use crate::error::{Error, printable};
+
+/// The longest segment name accepted, in bytes without the leading `/` (Linux `NAME_MAX`).
+pub const MAX_SEGMENT_NAME_LEN: usize = 255;
+
+/// The longest entry name accepted, in bytes (the table stores 32 bytes including the NUL).
+pub const MAX_ENTRY_NAME_LEN: usize = 31;
+
+/// Checks a segment name and returns it in canonical form, with exactly one leading `/`.
+///
+/// Accepted: `"sensors"` and `"/sensors"` (both mean `/dev/shm/sensors`). Rejected: the empty
+/// name, `"/"`, names with another `/`, `"."` and `".."`, NUL or other control characters, and
+/// names longer than [`MAX_SEGMENT_NAME_LEN`] bytes.
+pub(crate) fn segment_name(name: &str) -> Result<String, Error> {
+    let bad = |reason| {
+        Err(Error::InvalidSegmentName {
+            name: printable(name),
+            reason,
+        })
+    };
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    if bare.is_empty() {
+        return bad("the name is empty");
+    }
+    if bare.contains('/') {
+        return bad("a segment name may not contain `/` after the leading one");
+    }
+    if bare == "." || bare == ".." {
+        return bad("`.` and `..` are not segment names");
+    }
+    if bare.chars().any(char::is_control) {
+        return bad("the name contains a NUL or control character");
+    }
+    if bare.len() > MAX_SEGMENT_NAME_LEN {
+        return bad("the name is longer than 255 bytes");
+    }
+    Ok(format!("/{bare}"))
+}
+
+/// The `/dev/shm` path of a canonical segment name.
+pub(crate) fn shm_path(canonical: &str) -> String {
+    format!("/dev/shm{canonical}")
+}
+
+/// Checks an entry name: 1 to 31 bytes, no NUL.
+pub(crate) fn entry_name(name: &str) -> Result<(), Error> {
+    let bad = |reason| {
+        Err(Error::InvalidEntryName {
+            name: printable(name),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("the name is empty");
+    }
+    if name.len() > MAX_ENTRY_NAME_LEN {
+        return bad("entry names are limited to 31 bytes");
+    }
+    if name.contains('\0') {
+        return bad("the name contains a NUL byte");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names() {
+        assert_eq!(segment_name("sensors").unwrap(), "/sensors");
+        assert_eq!(segment_name("/sensors").unwrap(), "/sensors");
+        assert_eq!(segment_name("/a.b-c_d").unwrap(), "/a.b-c_d");
+        for bad in [
+            "",
+            "/",
+            "/a/b",
+            "//a",
+            "/..",
+            "/.",
+            "..",
+            "/../../tmp/x",
+            "a\0b",
+            "a\nb",
+        ] {
+            assert!(
+                matches!(segment_name(bad), Err(Error::InvalidSegmentName { .. })),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(segment_name(&"x".repeat(255)).is_ok());
+        assert!(segment_name(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn entry_names() {
+        assert!(entry_name("temps").is_ok());
+        assert!(entry_name(&"n".repeat(31)).is_ok());
+        assert!(entry_name(&"n".repeat(32)).is_err());
+        assert!(entry_name("").is_err());
+        assert!(entry_name("a\0").is_err());
+        // 31 bytes of two-byte characters is too long even though it is 16 characters.
+        assert!(entry_name(&"é".repeat(16)).is_err());
+    }
+}

@@ -1,0 +1,764 @@
+//! Named POSIX shared-memory segments (FORMAT.md §1) and their metadata table.
+//!
+//! A [`Segment`] is one object in `/dev/shm`, mapped read-write (or read-only) into this
+//! process, with a validated ZeroIPC v2 table at offset 0. Structures ([`Array`](crate::Array),
+//! ...) borrow the segment, so none can outlive the mapping.
+//!
+//! Differences from the other ZeroIPC implementations, all deliberate:
+//! - `create` never clobbers: an existing name is [`Error::AlreadyExists`] and its bytes are left
+//!   alone (C++, Python and Go unlink and recreate; C silently reuses stale bytes);
+//! - the default mode is `0600`, applied with `fchmod` so that the umask cannot change it;
+//! - `max_entries` is read from the header at open, as the C implementation does, never taken
+//!   from the caller (FORMAT.md §1.2);
+//! - the size of the file (`fstat`), not the header's `memory_size`, bounds every access, and the
+//!   two must agree;
+//! - a failed structure creation changes nothing in the segment (FORMAT.md §2.5), and concurrent
+//!   creators in several processes are serialised (see [`crate::table`'s protocol](crate::table));
+//! - the header's magic is written last, so a concurrent opener sees [`Error::NotReady`] or a
+//!   valid table, never a torn one;
+//! - storage is reserved with `posix_fallocate` at creation, so that an over-large segment fails
+//!   with [`Error::NoSpace`] instead of a `SIGBUS` on first touch.
+//!
+//! Segments are opened with `O_NOFOLLOW` and refused unless `fstat` reports a regular file, so a
+//! planted symlink, FIFO or directory is never followed or mapped. A peer that shrinks the file
+//! after we mapped it can still make an access fault (`SIGBUS`); POSIX offers no way to prevent
+//! this for named shared memory.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rustix::fs::{FileType, FlockOperation, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::error::{EntryDefect, Error, HeaderDefect, Result, printable};
+use crate::name;
+use crate::raw::{Access, Mapping, Region};
+use crate::table::{self, AllocError, Entry, Geometry, HeaderInfo, Table};
+
+/// The default number of table slots, as in every other implementation.
+pub const DEFAULT_MAX_ENTRIES: u32 = 64;
+
+/// The default permission bits of a new segment: owner read and write only.
+pub const DEFAULT_MODE: u32 = 0o600;
+
+/// How long [`SegmentOptions::open_or_create`] waits for a concurrent creator to finish.
+const READY_WAIT: Duration = Duration::from_secs(1);
+
+/// Options for creating or opening a segment, in the style of [`std::fs::OpenOptions`].
+///
+/// ```no_run
+/// use zeroipc::SegmentOptions;
+///
+/// let seg = SegmentOptions::new().max_entries(16).mode(0o660).create("/sensors", 1 << 20)?;
+/// # Ok::<(), zeroipc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SegmentOptions {
+    max_entries: u32,
+    mode: u32,
+    read_only: bool,
+    unlink_on_drop: bool,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SegmentOptions {
+    /// Defaults: 64 table entries, mode `0600`, read-write, keep the segment on drop.
+    pub fn new() -> Self {
+        Self {
+            max_entries: DEFAULT_MAX_ENTRIES,
+            mode: DEFAULT_MODE,
+            read_only: false,
+            unlink_on_drop: false,
+        }
+    }
+
+    /// Number of table slots of a segment this creates (ignored by `open`, which reads it from
+    /// the header).
+    pub fn max_entries(&mut self, max_entries: u32) -> &mut Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// Permission bits of a segment this creates, applied exactly (the umask does not apply).
+    /// Use `0o660` or `0o666` to share with other users.
+    pub fn mode(&mut self, mode: u32) -> &mut Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Opens the segment read-only: every write returns [`Error::ReadOnly`].
+    pub fn read_only(&mut self, read_only: bool) -> &mut Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Unlinks the segment when the handle is dropped, but only when this handle created it.
+    pub fn unlink_on_drop(&mut self, unlink: bool) -> &mut Self {
+        self.unlink_on_drop = unlink;
+        self
+    }
+
+    /// Creates a new segment of `size` bytes with an empty table.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSegmentName`] before any system call; [`Error::InvalidArgument`] when
+    /// `size` cannot hold the table or `max_entries`/`mode` are out of range;
+    /// [`Error::AlreadyExists`] when the name is taken (the existing object is not touched);
+    /// [`Error::NoSpace`] when the system cannot back `size` bytes; [`Error::PermissionDenied`]
+    /// and [`Error::Io`] for other system failures. On error nothing is left behind.
+    pub fn create(&self, name: &str, size: u64) -> Result<Segment> {
+        let canonical = name::segment_name(name)?;
+        if self.read_only {
+            return Err(Error::InvalidArgument {
+                what: "read_only",
+                reason: "a segment cannot be created read-only".into(),
+            });
+        }
+        if self.mode & !0o777 != 0 {
+            return Err(Error::InvalidArgument {
+                what: "mode",
+                reason: format!("`{:#o}` has bits outside 0o777", self.mode),
+            });
+        }
+        if self.max_entries == 0 {
+            return Err(Error::InvalidArgument {
+                what: "max_entries",
+                reason: "a table needs at least one entry".into(),
+            });
+        }
+        let table_end = table::table_end(self.max_entries);
+        if size < table_end {
+            return Err(Error::InvalidArgument {
+                what: "size",
+                reason: format!(
+                    "`{size}` bytes cannot hold the `{table_end}`-byte table of `{}` entries",
+                    self.max_entries
+                ),
+            });
+        }
+        let len = usize::try_from(size).map_err(|_| Error::InvalidArgument {
+            what: "size",
+            reason: format!("`{size}` bytes do not fit in this address space"),
+        })?;
+
+        let path = name::shm_path(&canonical);
+        let flags =
+            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(&path, flags, Mode::from_raw_mode(0o600))
+            .map_err(|e| Error::from_io("open", &canonical, e.into()))?;
+        // From here on the object is ours: remove it again if anything fails.
+        let mut created = Created { path: Some(&path) };
+        let seg_name = canonical.as_str();
+        let sys = |op| move |e: Errno| Error::from_io(op, seg_name, e.into());
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode)).map_err(sys("fchmod"))?;
+        rustix::fs::ftruncate(&fd, size).map_err(sys("ftruncate"))?;
+        match rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, size) {
+            Ok(()) | Err(Errno::OPNOTSUPP) => {}
+            Err(Errno::NOSPC | Errno::FBIG | Errno::NOMEM) => {
+                return Err(Error::NoSpace {
+                    name: seg_name.to_owned(),
+                    size,
+                });
+            }
+            Err(e) => return Err(sys("fallocate")(e)),
+        }
+        let file = File::from(fd);
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw(&file)
+            .map_err(|e| Error::from_io("mmap", &canonical, e))?;
+        let mapping = Mapping::new(map, true);
+        table::init_header(mapping.region(), self.max_entries, size)
+            .map_err(|a| access_error(&canonical, "initialise the header", a))?;
+        created.path = None;
+        let geometry = Geometry {
+            max_entries: self.max_entries,
+            memory_size: size,
+            table_end,
+        };
+        Ok(Segment {
+            name: canonical,
+            file,
+            mapping,
+            file_size: size,
+            geometry,
+            lock: Mutex::new(()),
+            owned: true,
+            unlink_on_drop: self.unlink_on_drop,
+        })
+    }
+
+    /// Opens an existing segment and validates its table header.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSegmentName`], [`Error::NotFound`], [`Error::PermissionDenied`],
+    /// [`Error::NotRegularFile`] for symlinks, FIFOs, directories and devices,
+    /// [`Error::NotReady`] while a creator is still initialising it, and
+    /// [`Error::CorruptHeader`] naming the first header defect.
+    pub fn open(&self, name: &str) -> Result<Segment> {
+        let canonical = name::segment_name(name)?;
+        let (fd, file_size) = open_regular(&canonical, self.read_only)?;
+        if file_size == 0 {
+            return Err(Error::NotReady { name: canonical });
+        }
+        let file = File::from(fd);
+        let (mapping, file_size) = map_file(&file, &canonical, file_size, self.read_only)?;
+        let (_, geometry) =
+            table::validate_header(mapping.region(), file_size).map_err(|defect| match defect {
+                HeaderDefect::BadMagic { found: 0 } => Error::NotReady {
+                    name: canonical.clone(),
+                },
+                defect => Error::CorruptHeader {
+                    segment: canonical.clone(),
+                    defect,
+                },
+            })?;
+        Ok(Segment {
+            name: canonical,
+            file,
+            mapping,
+            file_size,
+            geometry,
+            lock: Mutex::new(()),
+            owned: false,
+            unlink_on_drop: false,
+        })
+    }
+
+    /// Opens the segment if it exists, otherwise creates it with `size` bytes. When another
+    /// process creates it at the same moment, waits up to a second for it to become ready.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create) and [`open`](Self::open); [`Error::NotReady`] when a
+    /// concurrent creator did not finish in time.
+    pub fn open_or_create(&self, name: &str, size: u64) -> Result<Segment> {
+        let deadline = Instant::now() + READY_WAIT;
+        loop {
+            let err = match self.open(name) {
+                Ok(seg) => return Ok(seg),
+                Err(Error::NotFound { .. }) => match self.create(name, size) {
+                    Ok(seg) => return Ok(seg),
+                    Err(e @ Error::AlreadyExists { .. }) => e,
+                    Err(e) => return Err(e),
+                },
+                Err(e @ Error::NotReady { .. }) => e,
+                Err(e) => return Err(e),
+            };
+            if Instant::now() >= deadline {
+                return Err(err);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Removes the name again unless disarmed (`path = None`).
+struct Created<'p> {
+    path: Option<&'p str>,
+}
+
+impl Drop for Created<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.path {
+            // Best effort: the object is ours and half-made; failing to remove it leaves a file
+            // that `open` reports as not ready.
+            let _ = rustix::fs::unlink(path);
+        }
+    }
+}
+
+/// Opens `/dev/shm/NAME` without following symlinks and checks that it is a regular file.
+fn open_regular(canonical: &str, read_only: bool) -> Result<(OwnedFd, u64)> {
+    let path = name::shm_path(canonical);
+    let access = if read_only {
+        OFlags::RDONLY
+    } else {
+        OFlags::RDWR
+    };
+    // NONBLOCK: opening a planted FIFO must not wait for a writer.
+    let flags = access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = rustix::fs::open(&path, flags, Mode::empty()).map_err(|e| match e {
+        Errno::LOOP => Error::NotRegularFile {
+            name: canonical.to_owned(),
+            kind: "symbolic link",
+        },
+        Errno::ISDIR => Error::NotRegularFile {
+            name: canonical.to_owned(),
+            kind: "directory",
+        },
+        Errno::NXIO => Error::NotRegularFile {
+            name: canonical.to_owned(),
+            kind: "special file",
+        },
+        e => Error::from_io("open", canonical, e.into()),
+    })?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| Error::from_io("fstat", canonical, e.into()))?;
+    let kind = match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => None,
+        FileType::Directory => Some("directory"),
+        FileType::Symlink => Some("symbolic link"),
+        FileType::Fifo => Some("FIFO"),
+        FileType::Socket => Some("socket"),
+        FileType::CharacterDevice | FileType::BlockDevice => Some("device"),
+        _ => Some("special file"),
+    };
+    if let Some(kind) = kind {
+        return Err(Error::NotRegularFile {
+            name: canonical.to_owned(),
+            kind,
+        });
+    }
+    let size = u64::try_from(stat.st_size).unwrap_or(0);
+    Ok((fd, size))
+}
+
+/// Maps a whole file of `size` bytes (non-zero).
+fn map_file(file: &File, canonical: &str, size: u64, read_only: bool) -> Result<(Mapping, u64)> {
+    let len = usize::try_from(size).map_err(|_| Error::InvalidArgument {
+        what: "size",
+        reason: format!("segment `{canonical}` of `{size}` bytes does not fit in memory"),
+    })?;
+    let mut opts = memmap2::MmapOptions::new();
+    opts.len(len);
+    let map = if read_only {
+        opts.map_raw_read_only(file)
+    } else {
+        opts.map_raw(file)
+    };
+    let map = map.map_err(|e| Error::from_io("mmap", canonical, e))?;
+    Ok((Mapping::new(map, !read_only), size))
+}
+
+/// Turns a refused raw access during a segment-level operation into an error.
+pub(crate) fn access_error(segment: &str, what: &str, access: Access) -> Error {
+    match access {
+        Access::ReadOnly => Error::ReadOnly {
+            segment: segment.to_owned(),
+        },
+        Access::OutOfBounds | Access::Misaligned => Error::Io {
+            op: "map",
+            name: segment.to_owned(),
+            source: std::io::Error::other(format!("could not {what}: {access:?} access")),
+        },
+    }
+}
+
+/// A mapped ZeroIPC segment with a validated table.
+///
+/// ```no_run
+/// use zeroipc::{Array, Segment};
+///
+/// let seg = Segment::create("/sensors", 1 << 20)?;
+/// let temps = Array::<f32>::create(&seg, "temps", 1000)?;
+/// temps.set(0, 21.5)?;
+/// for e in seg.entries()? {
+///     println!("{} at {} ({} bytes)", e.name, e.offset, e.size);
+/// }
+/// # Ok::<(), zeroipc::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Segment {
+    name: String,
+    file: File,
+    mapping: Mapping,
+    file_size: u64,
+    geometry: Geometry,
+    lock: Mutex<()>,
+    owned: bool,
+    unlink_on_drop: bool,
+}
+
+impl Segment {
+    /// [`SegmentOptions`] with their defaults.
+    pub fn options() -> SegmentOptions {
+        SegmentOptions::new()
+    }
+
+    /// Creates a new segment of `size` bytes with the default options (64 entries, mode
+    /// `0600`). See [`SegmentOptions::create`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SegmentOptions::create`].
+    pub fn create(name: &str, size: u64) -> Result<Self> {
+        SegmentOptions::new().create(name, size)
+    }
+
+    /// Opens an existing segment read-write. See [`SegmentOptions::open`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SegmentOptions::open`].
+    pub fn open(name: &str) -> Result<Self> {
+        SegmentOptions::new().open(name)
+    }
+
+    /// Opens an existing segment read-only.
+    ///
+    /// # Errors
+    ///
+    /// As [`SegmentOptions::open`].
+    pub fn open_read_only(name: &str) -> Result<Self> {
+        SegmentOptions::new().read_only(true).open(name)
+    }
+
+    /// Opens the segment or creates it with `size` bytes. See
+    /// [`SegmentOptions::open_or_create`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SegmentOptions::open_or_create`].
+    pub fn open_or_create(name: &str, size: u64) -> Result<Self> {
+        SegmentOptions::new().open_or_create(name, size)
+    }
+
+    /// Removes the name from `/dev/shm`. Processes that have it mapped keep their mapping.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSegmentName`], [`Error::NotFound`], [`Error::PermissionDenied`].
+    pub fn unlink(name: &str) -> Result<()> {
+        let canonical = name::segment_name(name)?;
+        rustix::fs::unlink(name::shm_path(&canonical))
+            .map_err(|e| Error::from_io("unlink", &canonical, e.into()))
+    }
+
+    /// Checks an existing segment without trusting its header, listing every defect of the
+    /// header and of each entry. The segment is opened read-only.
+    ///
+    /// # Errors
+    ///
+    /// Only for failures to open the object at all ([`Error::NotFound`],
+    /// [`Error::NotRegularFile`], ...). Corruption is reported in the [`Report`].
+    pub fn inspect(name: &str) -> Result<Report> {
+        let canonical = name::segment_name(name)?;
+        let (fd, file_size) = open_regular(&canonical, true)?;
+        if file_size == 0 {
+            return Ok(Report {
+                segment: canonical,
+                file_size,
+                header: None,
+                entries: Vec::new(),
+                defects: vec![Defect::Header(HeaderDefect::TooShort { len: 0 })],
+            });
+        }
+        let file = File::from(fd);
+        let (mapping, file_size) = map_file(&file, &canonical, file_size, true)?;
+        Ok(build_report(canonical, mapping.region(), file_size))
+    }
+
+    /// The canonical name, with its leading `/`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Size of the segment in bytes.
+    pub fn size(&self) -> u64 {
+        self.file_size
+    }
+
+    /// Number of table slots.
+    pub fn max_entries(&self) -> u32 {
+        self.geometry.max_entries
+    }
+
+    /// Whether the segment was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        !self.mapping.region().writable()
+    }
+
+    /// Whether this handle created the segment.
+    pub fn created(&self) -> bool {
+        self.owned
+    }
+
+    /// The header as it is now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CorruptHeader`] when the header no longer reads (it was validated at open).
+    pub fn header(&self) -> Result<HeaderInfo> {
+        let (info, defects) = table::inspect_header(self.mapping.region(), self.file_size);
+        info.ok_or_else(|| Error::CorruptHeader {
+            segment: self.name.clone(),
+            defect: defects
+                .first()
+                .copied()
+                .unwrap_or(HeaderDefect::TooShort { len: 0 }),
+        })
+    }
+
+    /// Every entry of the table, with the defects found in each.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CorruptHeader`] when `entry_count` was rewritten beyond `max_entries`.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        self.table()
+            .entries()
+            .map_err(|defect| self.corrupt_header(defect))
+    }
+
+    /// The entry named `name`, if any, with its defects.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEntryName`], [`Error::CorruptHeader`].
+    pub fn entry(&self, name: &str) -> Result<Option<Entry>> {
+        name::entry_name(name)?;
+        let found = self
+            .table()
+            .find(name)
+            .map_err(|defect| self.corrupt_header(defect))?;
+        Ok(found.map(|(entry, _)| entry))
+    }
+
+    /// Every defect of the header and the table, as [`Segment::inspect`] reports them.
+    pub fn check(&self) -> Report {
+        build_report(self.name.clone(), self.mapping.region(), self.file_size)
+    }
+
+    fn table(&self) -> Table<'_> {
+        Table::new(self.mapping.region(), self.geometry)
+    }
+
+    fn corrupt_header(&self, defect: HeaderDefect) -> Error {
+        Error::CorruptHeader {
+            segment: self.name.clone(),
+            defect,
+        }
+    }
+
+    /// The bytes of the sound entry `name`.
+    pub(crate) fn open_entry(&self, name: &str) -> Result<Region<'_>> {
+        name::entry_name(name)?;
+        let Some((entry, raw)) = self
+            .table()
+            .find(name)
+            .map_err(|defect| self.corrupt_header(defect))?
+        else {
+            return Err(Error::EntryNotFound {
+                segment: self.name.clone(),
+                name: name.to_owned(),
+            });
+        };
+        if let Some(&defect) = entry.defects.first() {
+            return Err(Error::CorruptEntry {
+                segment: self.name.clone(),
+                index: entry.index,
+                name: printable(&entry.name),
+                defect,
+            });
+        }
+        self.mapping
+            .region()
+            .sub(raw.offset, raw.size)
+            .ok_or_else(|| Error::CorruptEntry {
+                segment: self.name.clone(),
+                index: entry.index,
+                name: printable(&entry.name),
+                defect: EntryDefect::OutOfBounds {
+                    offset: raw.offset,
+                    size: raw.size,
+                    memory_size: self.file_size,
+                },
+            })
+    }
+
+    /// Creates the entry `name` of `size` bytes, initialising its bytes with `init` before the
+    /// entry becomes visible. Nothing changes on error.
+    pub(crate) fn create_entry(
+        &self,
+        name: &str,
+        size: u64,
+        init: impl FnOnce(Region<'_>) -> Result<(), Access>,
+    ) -> Result<Region<'_>> {
+        name::entry_name(name)?;
+        if self.is_read_only() {
+            return Err(Error::ReadOnly {
+                segment: self.name.clone(),
+            });
+        }
+        let _lock = self.lock_table()?;
+        self.table()
+            .allocate(name, size, init)
+            .map_err(|e| match e {
+                AllocError::Header(defect) => self.corrupt_header(defect),
+                AllocError::Entry {
+                    index,
+                    name,
+                    defect,
+                } => Error::CorruptEntry {
+                    segment: self.name.clone(),
+                    index,
+                    name: printable(&name),
+                    defect,
+                },
+                AllocError::Duplicate => Error::DuplicateEntry {
+                    segment: self.name.clone(),
+                    name: name.to_owned(),
+                },
+                AllocError::TableFull => Error::TableFull {
+                    segment: self.name.clone(),
+                    max_entries: self.geometry.max_entries,
+                },
+                AllocError::OutOfSpace { offset, available } => Error::OutOfSpace {
+                    segment: self.name.clone(),
+                    name: name.to_owned(),
+                    requested: size,
+                    offset,
+                    available,
+                },
+                AllocError::Access(a) => access_error(&self.name, "write the entry", a),
+            })
+    }
+
+    /// Takes the table lock: a process-local mutex (threads share one open file description,
+    /// on which `flock` would not exclude them) plus an exclusive `flock` (other processes and
+    /// other handles). Both are released when the guard drops; the kernel releases the `flock`
+    /// if this process dies.
+    fn lock_table(&self) -> Result<TableLock<'_>> {
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match rustix::fs::flock(&self.file, FlockOperation::LockExclusive) {
+                Ok(()) => break,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(Error::from_io("flock", &self.name, e.into())),
+            }
+        }
+        Ok(TableLock {
+            file: &self.file,
+            _guard: guard,
+        })
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.owned && self.unlink_on_drop {
+            // Best effort: someone may have unlinked it already.
+            let _ = rustix::fs::unlink(name::shm_path(&self.name));
+        }
+    }
+}
+
+/// Holds the table lock.
+struct TableLock<'s> {
+    file: &'s File,
+    _guard: MutexGuard<'s, ()>,
+}
+
+impl Drop for TableLock<'_> {
+    fn drop(&mut self) {
+        // Unlocking an flock we hold on a valid descriptor cannot fail in a way we could act on;
+        // closing the descriptor would release it anyway.
+        let _ = rustix::fs::flock(self.file.as_fd(), FlockOperation::Unlock);
+    }
+}
+
+/// One problem found by [`Segment::inspect`] or [`Segment::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Defect {
+    /// A header field is wrong.
+    Header(HeaderDefect),
+    /// An entry is wrong.
+    Entry {
+        /// The entry's index.
+        index: u32,
+        /// The entry's name, lossily decoded.
+        name: String,
+        /// What is wrong.
+        defect: EntryDefect,
+    },
+}
+
+impl std::fmt::Display for Defect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Header(d) => write!(f, "header: {d}"),
+            Self::Entry {
+                index,
+                name,
+                defect,
+            } => {
+                write!(f, "entry {index} (`{}`): {defect}", printable(name))
+            }
+        }
+    }
+}
+
+/// The result of checking a segment: its header, its entries and every defect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Report {
+    /// The canonical segment name.
+    pub segment: String,
+    /// Size of the file in bytes.
+    pub file_size: u64,
+    /// The header's raw values (`None` when the file is shorter than the header).
+    pub header: Option<HeaderInfo>,
+    /// The entries that could be read, with their defects.
+    pub entries: Vec<Entry>,
+    /// Every defect, header defects first.
+    pub defects: Vec<Defect>,
+}
+
+impl Report {
+    /// Whether no defect was found.
+    pub fn is_sound(&self) -> bool {
+        self.defects.is_empty()
+    }
+
+    /// Whether the header carries the ZeroIPC magic (the file is meant to be a segment).
+    pub fn is_zeroipc(&self) -> bool {
+        self.header.is_some_and(|h| h.magic == table::MAGIC)
+    }
+}
+
+/// Checks the header and, as far as it can be trusted, every entry.
+fn build_report(segment: String, region: Region<'_>, file_size: u64) -> Report {
+    let (header, header_defects) = table::inspect_header(region, file_size);
+    let mut defects: Vec<Defect> = header_defects.into_iter().map(Defect::Header).collect();
+    let mut entries = Vec::new();
+    if let Some(info) = header {
+        let table_end = table::table_end(info.max_entries);
+        if info.max_entries > 0 && table_end <= file_size {
+            // Clamp to what can be trusted: the file bounds every entry, and only slots that
+            // exist are listed (an oversized entry_count is already reported above).
+            let geometry = Geometry {
+                max_entries: info.max_entries,
+                memory_size: info.memory_size.min(file_size),
+                table_end,
+            };
+            let table = Table::new(region, geometry);
+            entries = table.entries_clamped();
+            for e in &entries {
+                for &defect in &e.defects {
+                    defects.push(Defect::Entry {
+                        index: e.index,
+                        name: e.name.clone(),
+                        defect,
+                    });
+                }
+            }
+        }
+    }
+    Report {
+        segment,
+        file_size,
+        header,
+        entries,
+        defects,
+    }
+}

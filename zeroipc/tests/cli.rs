@@ -1,0 +1,262 @@
+//! The `zeroipc` inspector: every command, `--json`, exit codes, read-only use (B6) and corrupt
+//! input (A6).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use zeroipc::{Array, Segment, SegmentOptions};
+use zeroipc_tests::{
+    describe, guarded, read_raw, run, shm_path, unique_name, vectors_dir, write_raw,
+};
+
+fn zeroipc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_zeroipc"))
+}
+
+fn cli(args: &[&str]) -> (Output, String) {
+    let mut cmd = zeroipc();
+    cmd.args(args);
+    let out = run(&mut cmd);
+    let text = describe(&cmd, &out);
+    (out, text)
+}
+
+fn json_of(out: &Output, text: &str) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn sample(name: &str) -> Segment {
+    let seg = SegmentOptions::new()
+        .max_entries(8)
+        .create(name, 8192)
+        .unwrap();
+    Array::<i32>::create(&seg, "ints", 3)
+        .unwrap()
+        .copy_from_slice(0, &[-1, 0, 7])
+        .unwrap();
+    Array::<f64>::create(&seg, "floats", 2)
+        .unwrap()
+        .copy_from_slice(0, &[0.5, -2.25])
+        .unwrap();
+    seg
+}
+
+#[test]
+fn show_lists_header_and_entries() {
+    let (name, _g) = guarded("show");
+    let _seg = sample(&name);
+    let (out, text) = cli(&["show", &name, "--json"]);
+    assert!(out.status.success(), "{text}");
+    let v = json_of(&out, &text);
+    assert_eq!(v["header"]["max_entries"], 8);
+    assert_eq!(v["header"]["entry_count"], 2);
+    assert_eq!(v["entries"][0]["name"], "ints");
+    assert_eq!(v["entries"][0]["offset"], 32 + 48 * 8);
+    assert_eq!(v["entries"][1]["size"], 8 + 16);
+    let (out, text) = cli(&["show", &name]);
+    assert!(out.status.success(), "{text}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("floats") && stdout.contains("entries      2 of 8"),
+        "{text}"
+    );
+}
+
+#[test]
+fn dump_prints_array_values() {
+    let (name, _g) = guarded("dump");
+    let _seg = sample(&name);
+    let (out, text) = cli(&["dump", &name, "ints", "--dtype", "<i4", "--json"]);
+    assert!(out.status.success(), "{text}");
+    let v = json_of(&out, &text);
+    assert_eq!(v["values"], serde_json::json!([-1, 0, 7]));
+    assert_eq!(v["header"], "reference");
+    let (out, text) = cli(&["dump", &name, "floats", "--dtype", "f8"]);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\t0.5\n1\t-2.25\n");
+    // Wrong element size: a clear error and exit 1.
+    let (out, text) = cli(&["dump", &name, "ints", "--dtype", "<f8"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not hold `8`-byte elements"),
+        "{text}"
+    );
+    let (out, text) = cli(&["dump", &name, "nope", "--dtype", "<i4"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (out, text) = cli(&["dump", &name, "ints", "--dtype", ">i4"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+#[test]
+fn check_exits_1_and_lists_every_defect() {
+    let (name, _g) = guarded("check");
+    drop(sample(&name));
+    let (out, text) = cli(&["check", &name, "--json"]);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(json_of(&out, &text)["sound"], true);
+
+    let mut bytes = read_raw(&name);
+    bytes[16..24].copy_from_slice(&1u64.to_le_bytes()); // memory_size
+    bytes[32 + 48 + 32..32 + 48 + 40].copy_from_slice(&3u64.to_le_bytes()); // entry 1 offset
+    let bad = unique_name("checkbad");
+    let _g2 = write_raw(&bad, &bytes);
+    let (out, text) = cli(&["check", &bad, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let v = json_of(&out, &text);
+    let defects: Vec<String> = v["defects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        defects.iter().any(|d| d.contains("memory_size")),
+        "{defects:?}"
+    );
+    assert!(
+        defects.iter().any(|d| d.contains("inside the table")),
+        "{defects:?}"
+    );
+    assert!(
+        defects.iter().any(|d| d.contains("not 8-aligned")),
+        "{defects:?}"
+    );
+    let (out, text) = cli(&["check", &bad]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+#[test]
+fn ls_lists_zeroipc_segments_only() {
+    let (name, _g) = guarded("ls");
+    let _seg = sample(&name);
+    let other = unique_name("lsother");
+    let _g2 = write_raw(
+        &other,
+        b"hello, not a segment at all, but long enough to read a header",
+    );
+    let (out, text) = cli(&["ls", "--json"]);
+    assert!(out.status.success(), "{text}");
+    let v = json_of(&out, &text);
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["segment"].as_str())
+        .collect();
+    assert!(names.contains(&name.as_str()), "{names:?}");
+    assert!(!names.contains(&other.as_str()), "{names:?}");
+    let mine = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["segment"] == name.as_str())
+        .unwrap();
+    assert_eq!(
+        (mine["entry_count"].as_u64(), mine["size"].as_u64()),
+        (Some(2), Some(8192))
+    );
+    let (out, text) = cli(&["ls"]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&name),
+        "{text}"
+    );
+}
+
+#[test]
+fn rm_removes_segments_but_not_foreign_files() {
+    let (name, _g) = guarded("rm");
+    drop(sample(&name));
+    let other = unique_name("rmother");
+    let _g2 = write_raw(&other, &[0u8; 64]);
+    let (out, text) = cli(&["rm", &other]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(shm_path(&other).exists());
+    let (out, text) = cli(&["rm", &name, "--json"]);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(json_of(&out, &text)["removed"], name.as_str());
+    assert!(!shm_path(&name).exists());
+    let (out, text) = cli(&["rm", &name]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_missing_segments_exit_1() {
+    let (out, text) = cli(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let (out, text) = cli(&["dump", "/x", "y"]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let (out, text) = cli(&["show", &unique_name("absent")]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{text}"
+    );
+    let (out, text) = cli(&["check", "/a/b"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (out, text) = cli(&["--help"]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Exit codes"),
+        "{text}"
+    );
+}
+
+#[test]
+fn b6_read_only_commands_work_on_a_0400_segment_and_change_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let (name, _g) = guarded("ro");
+    drop(sample(&name));
+    std::fs::set_permissions(shm_path(&name), std::fs::Permissions::from_mode(0o400)).unwrap();
+    let before = read_raw(&name);
+    for args in [
+        vec!["show", name.as_str()],
+        vec!["check", name.as_str()],
+        vec!["dump", name.as_str(), "ints", "--dtype", "<i4"],
+        vec!["ls"],
+    ] {
+        let (out, text) = cli(&args);
+        assert!(out.status.success(), "{text}");
+    }
+    assert_eq!(read_raw(&name), before);
+}
+
+#[test]
+fn a6_check_on_corrupt_input_exits_0_or_1_with_valid_json() {
+    let Some(dir) = vectors_dir() else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "golden vectors not found"
+        );
+        return;
+    };
+    let seed = std::fs::read(dir.join("cpp_arrays.bin")).unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for case in 0..60 {
+        let mut bytes = seed.clone();
+        // Mutate header and table bytes; sometimes truncate.
+        for _ in 0..1 + case % 6 {
+            let at = (next() % 1024) as usize;
+            bytes[at] = next() as u8;
+        }
+        if case % 10 == 9 {
+            bytes.truncate((next() % 900) as usize);
+        }
+        let name = unique_name("a6");
+        let _g = write_raw(&name, &bytes);
+        for cmd in ["check", "show"] {
+            let (out, text) = cli(&[cmd, &name, "--json"]);
+            let code = out.status.code();
+            assert!(matches!(code, Some(0 | 1)), "case {case}: {text}");
+            if cmd == "check" || code == Some(0) {
+                json_of(&out, &text);
+            }
+        }
+    }
+}
