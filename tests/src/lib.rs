@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use zeroipc::{Array, Error, Segment};
 
+pub mod types;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A segment name unique to this process and call: `/zipc-test-<pid>-<n>-<tag>`.

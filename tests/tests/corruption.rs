@@ -83,9 +83,9 @@ fn a1_header_corruption() {
     );
     assert_eq!(
         header_defect(|b| put_u32(b, 12, u32::MAX)),
-        HeaderDefect::TableTooLarge {
+        HeaderDefect::MaxEntriesTooLarge {
             max_entries: u32::MAX,
-            file_size: 4096
+            limit: 1 << 20
         }
     );
     assert_eq!(

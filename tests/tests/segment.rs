@@ -541,3 +541,72 @@ fn open_errors_name_what_is_wrong() {
         format!("segment `{name}` has no entry `temps`")
     );
 }
+
+#[test]
+fn b4_segments_of_another_user_are_refused_unless_allowed() {
+    if !rustix::process::geteuid().is_root() {
+        println!(
+            "b4 owner check needs root to chown a planted segment; not run as uid {}",
+            rustix::process::geteuid().as_raw()
+        );
+        return;
+    }
+    let (name, _g) = guarded("b4o");
+    drop(Segment::create(&name, 4096).unwrap());
+    std::os::unix::fs::chown(shm_path(&name), Some(65534), Some(65534)).unwrap();
+    let e = Segment::open(&name).unwrap_err();
+    assert!(
+        matches!(e, Error::ForeignOwner { owner: 65534, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("allow_foreign_owner"), "{e}");
+    assert!(
+        SegmentOptions::new()
+            .allow_foreign_owner(true)
+            .open(&name)
+            .is_ok()
+    );
+    assert!(
+        Segment::inspect(&name).unwrap().is_sound(),
+        "inspection reads foreign segments"
+    );
+}
+
+#[test]
+fn a_stalled_lock_holder_makes_creation_time_out() {
+    let (name, _g) = guarded("lockto");
+    let seg = SegmentOptions::new()
+        .lock_timeout(std::time::Duration::from_millis(50))
+        .create(&name, 8192)
+        .unwrap();
+    // Another "process" (an independent open file description) holds the table lock.
+    let holder = std::fs::File::open(shm_path(&name)).unwrap();
+    rustix::fs::flock(&holder, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let before = read_raw(&name);
+    let started = std::time::Instant::now();
+    let e = Array::<u8>::create(&seg, "a", 1).unwrap_err();
+    assert!(matches!(e, Error::LockTimeout { .. }), "{e:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(read_raw(&name), before);
+    drop(holder);
+    Array::<u8>::create(&seg, "a", 1).unwrap();
+}
+
+#[test]
+fn unlink_on_drop_spares_a_replacement_under_the_same_name() {
+    let (name, _g) = guarded("replaced");
+    let first = SegmentOptions::new()
+        .unlink_on_drop(true)
+        .create(&name, 4096)
+        .unwrap();
+    // A peer (C++ and Go do this on EEXIST) unlinks the name and creates its own segment.
+    Segment::unlink(&name).unwrap();
+    let second = Segment::create(&name, 8192).unwrap();
+    drop(first);
+    assert!(
+        shm_path(&name).exists(),
+        "dropping the first handle removed the peer's segment"
+    );
+    assert_eq!(Segment::open(&name).unwrap().size(), 8192);
+    drop(second);
+}

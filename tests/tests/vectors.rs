@@ -19,36 +19,17 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::Value;
-use zeroipc::{Array, Field, Layout, Scalar, Segment, SegmentOptions, ShmLayout, StructLayout};
+use zeroipc::{Array, Scalar, Segment, SegmentOptions, ShmLayout};
 use zeroipc_tests::{guarded, read_raw, unique_name, vectors_dir, write_raw};
 
 /// The record type of the `records` case: `struct Rec { float temperature; float humidity;
 /// uint64_t timestamp; }`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Debug, Clone, Copy, PartialEq, ShmLayout)]
 struct Rec {
     temperature: f32,
     humidity: f32,
     timestamp: u64,
-}
-
-// SAFETY:
-// - `Rec` is `repr(C)` with fields at 0, 4 and 8 and no padding (16 bytes, align 8), exactly as
-//   the descriptor below states; `bytemuck::Pod` is derived and checked by bytemuck.
-unsafe impl ShmLayout for Rec {
-    const LAYOUT: &'static Layout = &Layout::structure(
-        16,
-        8,
-        &StructLayout::new(
-            "Rec",
-            "",
-            &[
-                Field::new("temperature", 0, f32::LAYOUT, ""),
-                Field::new("humidity", 4, f32::LAYOUT, ""),
-                Field::new("timestamp", 8, u64::LAYOUT, ""),
-            ],
-        ),
-    );
 }
 
 /// Element types the manifest uses, parsed from its JSON values.

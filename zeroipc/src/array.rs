@@ -8,7 +8,10 @@
 //!
 //! The format stores no element type; the entry size and the capacity must agree with
 //! `size_of::<T>()`, which is how a wrong type is caught at open ([`Error::TypeMismatch`]). The C
-//! implementation's 16-byte header is recognised by its `elem_size` word and the entry size.
+//! implementation's 16-byte header is recognised by its `elem_size` word and the entry size, and
+//! only when the reference layout does not fit: a reference array whose first element happens to
+//! equal the element size of the requested type can, for one capacity, also pass as a C array of
+//! a smaller type. Both readings stay inside the entry; open arrays with the type they hold.
 //!
 //! Elements are plain memory with no concurrency protocol: [`get`](Array::get) and
 //! [`set`](Array::set) copy whole values, and a concurrent writer in another process can make a
@@ -448,6 +451,10 @@ macro_rules! atomic_ops {
             /// # Errors
             ///
             /// [`Error::IndexOutOfBounds`].
+            ///
+            /// # Panics
+            ///
+            /// When `order` is `Release` or `AcqRel`, as the standard atomics do.
             pub fn load(&self, index: usize, order: Ordering) -> Result<$ty> {
                 let offset = self
                     .offset(index)
@@ -464,6 +471,10 @@ macro_rules! atomic_ops {
             /// # Errors
             ///
             /// [`Error::IndexOutOfBounds`], [`Error::ReadOnly`].
+            ///
+            /// # Panics
+            ///
+            /// When `order` is `Acquire` or `AcqRel`, as the standard atomics do.
             pub fn store(&self, index: usize, value: $ty, order: Ordering) -> Result<()> {
                 self.word(index)?.store(value, order);
                 Ok(())
@@ -494,6 +505,10 @@ macro_rules! atomic_ops {
             /// # Errors
             ///
             /// [`Error::IndexOutOfBounds`], [`Error::ReadOnly`].
+            ///
+            /// # Panics
+            ///
+            /// When `failure` is `Release` or `AcqRel`, as the standard atomics do.
             pub fn compare_exchange(
                 &self,
                 index: usize,

@@ -197,6 +197,28 @@ pub enum Error {
         /// The structure's length.
         len: usize,
     },
+    /// The segment belongs to another user and the options did not allow that.
+    #[error(
+        "segment `{name}` is owned by uid `{owner}`, not by this process (uid `{euid}`); allow it \
+         with `SegmentOptions::allow_foreign_owner(true)`"
+    )]
+    ForeignOwner {
+        /// The segment name.
+        name: String,
+        /// The file's owner.
+        owner: u32,
+        /// This process's effective uid.
+        euid: u32,
+    },
+    /// The table lock could not be taken in time: another process holds it (or is stopped
+    /// while holding it).
+    #[error("timed out after `{waited_ms}` ms waiting for the table lock of segment `{segment}`")]
+    LockTimeout {
+        /// The segment name.
+        segment: String,
+        /// How long this call waited.
+        waited_ms: u64,
+    },
     /// A write was attempted through a segment opened read-only.
     #[error("segment `{segment}` was opened read-only")]
     ReadOnly {
@@ -224,8 +246,16 @@ pub enum HeaderDefect {
         /// The version found.
         found: u32,
     },
-    /// `max_entries` is zero.
+    /// `max_entries` is zero. (FORMAT.md §9 suggests reading 0 as 64; no implementation writes
+    /// 0, so this crate treats it as corruption.)
     ZeroMaxEntries,
+    /// `max_entries` exceeds [`MAX_ENTRIES_LIMIT`](crate::table::MAX_ENTRIES_LIMIT).
+    MaxEntriesTooLarge {
+        /// The `max_entries` found.
+        max_entries: u32,
+        /// The limit.
+        limit: u32,
+    },
     /// The entry table (`32 + 48 * max_entries` bytes) does not fit in the file.
     TableTooLarge {
         /// The `max_entries` found.
@@ -277,6 +307,10 @@ impl fmt::Display for HeaderDefect {
                 )
             }
             Self::ZeroMaxEntries => f.write_str("`max_entries` is `0`"),
+            Self::MaxEntriesTooLarge { max_entries, limit } => write!(
+                f,
+                "`max_entries` `{max_entries}` exceeds the supported `{limit}`"
+            ),
             Self::TableTooLarge {
                 max_entries,
                 file_size,

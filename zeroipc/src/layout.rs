@@ -16,6 +16,63 @@ use std::mem::{align_of, size_of};
 
 /// A type whose bytes mean the same thing to every process and language that maps them.
 ///
+/// Implemented for `u8`, `i8`, `u16`, `i16`, `u32`, `i32`, `u64`, `i64`, `f32`, `f64` and arrays
+/// `[T; N]` (`N > 0`) of `ShmLayout` types. For your own structs, derive it:
+///
+/// ```
+/// use zeroipc::ShmLayout;
+///
+/// /// One sample from a sensor.
+/// #[repr(C)]
+/// #[derive(Clone, Copy, Debug, ShmLayout)]
+/// struct SensorReading {
+///     /// Degrees Celsius.
+///     temperature: f32,
+///     humidity: f32,
+///     /// Milliseconds since the Unix epoch.
+///     timestamp: u64,
+/// }
+///
+/// assert_eq!(SensorReading::LAYOUT.size(), 16);
+/// ```
+///
+/// # What the derive accepts
+///
+/// - structs with named fields and tuple structs, `#[repr(C)]` (optionally with `align(N)`,
+///   `N <= 8`) or `#[repr(transparent)]`;
+/// - whose fields are all `ShmLayout`: the scalars above, arrays of them, and other derived
+///   structs, nested to any depth;
+/// - with no implicit padding: every byte belongs to a field. Write padding as an explicit field,
+///   `_pad: [u8; 3]`, so that C and NumPy see it too.
+///
+/// The struct must also derive (or implement) `Clone` and `Copy`; the derive emits the
+/// `bytemuck::Zeroable` and `bytemuck::Pod` impls itself, so you need no bytemuck dependency.
+///
+/// `#[shm(rename = "...")]` on the struct or a field sets the name used in the generated Python
+/// and C; it must be an identifier valid in both and not a keyword of Python, C or C++ (a field
+/// named `lambda` or `class` needs a rename). Tuple fields are named `f0`, `f1`, ...
+///
+/// # What it rejects, and the fix
+///
+/// | written | why | fix |
+/// |---|---|---|
+/// | no `#[repr(C)]`, or `#[repr(Rust)]` | Rust may reorder fields | add `#[repr(C)]` |
+/// | `#[repr(packed)]` | misaligned fields; atomics cannot use them | remove it, add `_pad` fields |
+/// | `#[repr(align(16))]` | segments only guarantee 8-byte alignment | at most `align(8)` |
+/// | implicit padding, e.g. `u8` then `u32` | the padding bytes are undefined and NumPy ignores them | `_pad: [u8; 3]` |
+/// | `bool`, `char` | not every bit pattern is valid | `u8`, `u32` |
+/// | `usize`, `isize` | width differs between 32- and 64-bit processes | `u64`, `i64` |
+/// | `u128`, `i128` | alignment differs between Rust, C and NumPy | two `u64` fields |
+/// | `&T`, `*const T`, `fn()`, `Box`, `Vec`, `String` | addresses mean nothing in another process | an index or offset, `[T; N]` |
+/// | tuples | no guaranteed layout | a derived struct or an array |
+/// | `()`, `[T; 0]`, `PhantomData` | zero-sized: no bytes to share | remove the field |
+/// | enums, unions | invalid bit patterns / unknown live field | a struct with an integer tag |
+/// | generic structs | a descriptor needs concrete types (not supported yet) | a concrete struct |
+/// | other types without `ShmLayout` | unknown layout | derive `ShmLayout` for them |
+/// | unknown or repeated `#[shm(...)]` keys | probably a typo | `#[shm(rename = "...")]` once |
+///
+/// Every problem is reported at once, each at the offending span.
+///
 /// # Safety
 ///
 /// Implementors promise that
@@ -28,6 +85,12 @@ use std::mem::{align_of, size_of};
 ///
 /// Do not implement this by hand: use `#[derive(ShmLayout)]`, which proves all three at compile
 /// time.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be placed in shared memory: it does not implement `ShmLayout`",
+    label = "not `ShmLayout`",
+    note = "shareable types are the fixed-width integers, `f32`, `f64`, arrays of them, and \
+            `#[repr(C)]` structs with `#[derive(ShmLayout)]`"
+)]
 pub unsafe trait ShmLayout: bytemuck::Pod {
     /// The descriptor of `Self`.
     const LAYOUT: &'static Layout;
@@ -244,6 +307,21 @@ impl Layout {
         self.kind
     }
 
+    /// A stable 64-bit fingerprint of the layout: equal fingerprints mean the same names,
+    /// offsets, sizes and scalar kinds, so two processes (or languages) that agree on it agree on
+    /// every byte. Doc comments do not contribute.
+    ///
+    /// The value is FNV-1a 64 (offset basis `0xcbf29ce484222325`, prime `0x100000001b3`) over
+    /// this byte encoding, where integers are unsigned 64-bit little-endian and strings are their
+    /// length followed by their UTF-8 bytes:
+    /// - scalar: `b'S'`, then its NumPy type string (`"<u4"`, `"|u1"`, ...);
+    /// - array: `b'A'`, the length, then the element's encoding;
+    /// - struct: `b'T'`, the name, the size, the alignment, the field count, then per field its
+    ///   name, its offset and its layout's encoding.
+    pub const fn fingerprint(&self) -> u64 {
+        fnv_layout(FNV_OFFSET, self)
+    }
+
     /// A short human-readable type name: `u32`, `[f32; 3]`, `SensorReading`.
     pub fn type_name(&self) -> String {
         match self.kind {
@@ -310,6 +388,51 @@ impl Field {
     /// The doc comment, trimmed, or `""`.
     pub const fn doc(&self) -> &'static str {
         self.doc
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+const fn fnv_bytes(mut hash: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    hash
+}
+
+const fn fnv_u64(hash: u64, value: u64) -> u64 {
+    fnv_bytes(hash, &value.to_le_bytes())
+}
+
+const fn fnv_str(hash: u64, s: &str) -> u64 {
+    fnv_bytes(fnv_u64(hash, s.len() as u64), s.as_bytes())
+}
+
+const fn fnv_layout(hash: u64, layout: &Layout) -> u64 {
+    match layout.kind {
+        LayoutKind::Scalar(s) => fnv_str(fnv_bytes(hash, b"S"), s.numpy()),
+        LayoutKind::Array { elem, len } => {
+            fnv_layout(fnv_u64(fnv_bytes(hash, b"A"), len as u64), elem)
+        }
+        LayoutKind::Struct(st) => {
+            let mut h = fnv_str(fnv_bytes(hash, b"T"), st.name);
+            h = fnv_u64(h, layout.size as u64);
+            h = fnv_u64(h, layout.align as u64);
+            h = fnv_u64(h, st.fields.len() as u64);
+            let mut i = 0;
+            while i < st.fields.len() {
+                let f = &st.fields[i];
+                h = fnv_str(h, f.name);
+                h = fnv_u64(h, f.offset as u64);
+                h = fnv_layout(h, f.layout);
+                i += 1;
+            }
+            h
+        }
     }
 }
 

@@ -29,6 +29,14 @@
 //! Element types implement [`ShmLayout`]: the fixed-width integers, `f32`, `f64`, arrays of
 //! them, and `#[repr(C)]` structs with `#[derive(ShmLayout)]`.
 
+// The format is little-endian (FORMAT.md §0) and its 64-bit fields are accessed atomically.
+#[cfg(not(all(
+    target_endian = "little",
+    target_has_atomic = "64",
+    target_pointer_width = "64"
+)))]
+compile_error!("zeroipc supports 64-bit little-endian targets with 64-bit atomics only");
+
 mod array;
 mod error;
 mod layout;
@@ -41,8 +49,20 @@ pub use array::{Array, ArrayFormat, Iter};
 pub use error::{EntryDefect, Error, HeaderDefect, Result};
 pub use layout::{Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout};
 pub use name::{MAX_ENTRY_NAME_LEN, MAX_SEGMENT_NAME_LEN};
-pub use segment::{DEFAULT_MAX_ENTRIES, DEFAULT_MODE, Defect, Report, Segment, SegmentOptions};
+pub use segment::{
+    DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ENTRIES, DEFAULT_MODE, Defect, Report, Segment,
+    SegmentOptions,
+};
 pub use table::{Entry, HeaderInfo};
+pub use zeroipc_derive::ShmLayout;
+
+/// Paths used by the code `#[derive(ShmLayout)]` generates. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::layout::{Field, Layout, Scalar, ShmLayout, StructLayout};
+    pub use bytemuck;
+    pub use core::mem::{align_of, offset_of, size_of};
+}
 
 /// Compiles the README's Rust examples as doctests.
 #[cfg(doctest)]

@@ -6,12 +6,18 @@
 //! that another process may write: such references would promise the compiler an immutability or
 //! exclusivity that shared memory cannot give.
 //!
-//! Non-atomic copies (`read`, `write`, `read_bytes`, ...) compile to plain loads and stores, the
-//! same `memcpy` the C, C++, Go and Python implementations use. When a peer writes the same bytes
-//! concurrently the copy may observe a torn value; because every type copied is
-//! `bytemuck::Pod`, any bit pattern is a valid value, so the worst outcome is a meaningless value,
-//! never undefined behaviour in our process's own data. Structures that need more than that use
+//! Copies (`read`, `write`, `read_bytes`, ...) move data in the widest naturally aligned units
+//! (8, 4, 2 or 1 bytes) with `Relaxed` atomic loads and stores, which compile to the same plain
+//! moves as the `memcpy` of the C, C++, Go and Python implementations. Because every access is
+//! atomic, two threads of this process copying into the same element race only in the sense that
+//! one wins, never in the undefined-behaviour sense of the Rust memory model, and copies do not
+//! mix atomic and non-atomic accesses with the atomic accessors on the same words. A value larger
+//! than one unit can still be torn by a concurrent writer; every type copied is `bytemuck::Pod`,
+//! so a torn value is a meaningless value, never an invalid one. Structures that need more use
 //! the atomic accessors and document their protocol.
+//!
+//! On a read-only mapping no `&Atomic*` is ever formed (their methods may write); loads there are
+//! volatile reads of aligned words, followed by a fence when the caller asked for ordering.
 
 #![deny(
     clippy::arithmetic_side_effects,
@@ -20,9 +26,11 @@
 )]
 
 use std::marker::PhantomData;
-use std::mem::{align_of, size_of};
+use std::mem::size_of;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64};
+use std::sync::atomic::{
+    AtomicI32, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering, fence,
+};
 
 use memmap2::MmapRaw;
 
@@ -96,16 +104,17 @@ macro_rules! atomic_accessor {
         $(#[$doc])*
         pub(crate) fn $fn(&self, offset: usize) -> Result<&'a $atomic, Access> {
             let ptr = self.ptr_for(offset, size_of::<$prim>(), true)?;
-            if ptr.align_offset(align_of::<$atomic>()) != 0 {
+            if !ptr.cast::<$prim>().is_aligned() {
                 return Err(Access::Misaligned);
             }
             // SAFETY:
             // - `ptr` is in bounds for `size_of::<$prim>()` bytes (checked by `ptr_for`) and
             //   aligned for `$atomic` (checked above);
-            // - the mapping outlives `'a`, so the reference cannot dangle;
-            // - the word is shared with other processes which access it with atomic instructions
-            //   as well (FORMAT.md marks these fields "atomic"); non-atomic peers (pure Python)
-            //   only affect the values we read, not memory safety, on the targets we support.
+            // - the mapping is writable (checked by `ptr_for`) and outlives `'a`, so the reference
+            //   cannot dangle;
+            // - every access of this crate to shared bytes is atomic (module docs), and other
+            //   processes use atomic instructions on these fields too (FORMAT.md marks them
+            //   "atomic"); non-atomic peers (pure Python) only affect the values we read.
             Ok(unsafe { <$atomic>::from_ptr(ptr.cast::<$prim>()) })
         }
     };
@@ -176,94 +185,163 @@ impl<'a> Region<'a> {
         atomic_i64, AtomicI64, i64
     );
 
-    /// Atomically loads the `u32` at `offset`; works on read-only mappings too.
-    pub(crate) fn load_u32(
-        &self,
-        offset: usize,
-        order: std::sync::atomic::Ordering,
-    ) -> Result<u32, Access> {
-        let ptr = self.ptr_for(offset, size_of::<u32>(), false)?;
-        if ptr.align_offset(align_of::<AtomicU32>()) != 0 {
+    /// Loads the `u32` at `offset` with `order`; works on read-only mappings too.
+    ///
+    /// # Panics
+    ///
+    /// When `order` is `Release` or `AcqRel`, as [`AtomicU32::load`] does.
+    pub(crate) fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32, Access> {
+        let ptr = self.ptr_for(offset, size_of::<u32>(), false)?.cast::<u32>();
+        if !ptr.is_aligned() {
             return Err(Access::Misaligned);
+        }
+        if self.writable {
+            // SAFETY:
+            // - in bounds (checked by `ptr_for`) and aligned (checked above), in a writable
+            //   mapping that outlives this call; all our accesses to it are atomic.
+            return Ok(unsafe { AtomicU32::from_ptr(ptr) }.load(order));
         }
         // SAFETY:
         // - in bounds and aligned (checked above), inside a mapping that outlives this call;
-        // - the reference is only used for one load, which on every supported target is a plain
-        //   load instruction and therefore valid on read-only pages as well.
-        let atomic = unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) };
-        Ok(atomic.load(order))
+        // - an aligned 4-byte volatile read is a single load instruction on every supported
+        //   target (see the `compile_error!` in lib.rs), so it cannot tear.
+        let value = unsafe { ptr.read_volatile() };
+        load_fence(order);
+        Ok(value)
     }
 
-    /// Atomically loads the `u64` at `offset`; works on read-only mappings too.
-    pub(crate) fn load_u64(
-        &self,
-        offset: usize,
-        order: std::sync::atomic::Ordering,
-    ) -> Result<u64, Access> {
-        let ptr = self.ptr_for(offset, size_of::<u64>(), false)?;
-        if ptr.align_offset(align_of::<AtomicU64>()) != 0 {
+    /// Loads the `u64` at `offset` with `order`; works on read-only mappings too.
+    ///
+    /// # Panics
+    ///
+    /// When `order` is `Release` or `AcqRel`, as [`AtomicU64::load`] does.
+    pub(crate) fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64, Access> {
+        let ptr = self.ptr_for(offset, size_of::<u64>(), false)?.cast::<u64>();
+        if !ptr.is_aligned() {
             return Err(Access::Misaligned);
+        }
+        if self.writable {
+            // SAFETY:
+            // - in bounds (checked by `ptr_for`) and aligned (checked above), in a writable
+            //   mapping that outlives this call; all our accesses to it are atomic.
+            return Ok(unsafe { AtomicU64::from_ptr(ptr) }.load(order));
         }
         // SAFETY:
         // - in bounds and aligned (checked above), inside a mapping that outlives this call;
-        // - used for one load only, a plain load instruction on 64-bit targets (valid on
-        //   read-only pages).
-        let atomic = unsafe { AtomicU64::from_ptr(ptr.cast::<u64>()) };
-        Ok(atomic.load(order))
+        // - an aligned 8-byte volatile read is a single load instruction on the 64-bit targets
+        //   the crate supports (lib.rs refuses others), so it cannot tear.
+        let value = unsafe { ptr.read_volatile() };
+        load_fence(order);
+        Ok(value)
     }
 
     /// Copies the `Pod` value at `offset` out of the mapping.
     pub(crate) fn read<T: bytemuck::Pod>(&self, offset: usize) -> Result<T, Access> {
-        let ptr = self.ptr_for(offset, size_of::<T>(), false)?;
-        // SAFETY:
-        // - `size_of::<T>()` bytes at `ptr` are inside the mapping (checked by `ptr_for`);
-        // - `read_unaligned` places no alignment requirement on `ptr`;
-        // - `T: Pod`, so whatever bytes are there form a valid `T`.
-        Ok(unsafe { ptr.cast::<T>().read_unaligned() })
+        let mut value = T::zeroed();
+        self.read_bytes(offset, bytemuck::bytes_of_mut(&mut value))?;
+        Ok(value)
     }
 
     /// Copies `value` into the mapping at `offset`.
     pub(crate) fn write<T: bytemuck::Pod>(&self, offset: usize, value: T) -> Result<(), Access> {
-        let ptr = self.ptr_for(offset, size_of::<T>(), true)?;
-        // SAFETY:
-        // - `size_of::<T>()` bytes at `ptr` are inside a writable mapping (checked by
-        //   `ptr_for`), and no Rust reference to them exists (see the module docs);
-        // - `write_unaligned` places no alignment requirement on `ptr`.
-        unsafe { ptr.cast::<T>().write_unaligned(value) };
-        Ok(())
+        self.write_bytes(offset, bytemuck::bytes_of(&value))
     }
 
     /// Copies `out.len()` bytes starting at `offset` into `out`.
     pub(crate) fn read_bytes(&self, offset: usize, out: &mut [u8]) -> Result<(), Access> {
-        let ptr = self.ptr_for(offset, out.len(), false)?;
-        // SAFETY:
-        // - the source range is inside the mapping (checked by `ptr_for`);
-        // - `out` is a distinct, exclusively borrowed local buffer of the same length, so the
-        //   ranges do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(ptr.cast_const(), out.as_mut_ptr(), out.len()) };
-        Ok(())
+        let src = self.ptr_for(offset, out.len(), false)?;
+        match unit_for(src, out.len()) {
+            8 => self.read_units::<u64>(offset, out),
+            4 => self.read_units::<u32>(offset, out),
+            2 => self.read_units::<u16>(offset, out),
+            _ => self.read_units::<u8>(offset, out),
+        }
     }
 
     /// Copies `data` into the mapping at `offset`.
     pub(crate) fn write_bytes(&self, offset: usize, data: &[u8]) -> Result<(), Access> {
-        let ptr = self.ptr_for(offset, data.len(), true)?;
-        // SAFETY:
-        // - the destination range is inside a writable mapping (checked by `ptr_for`);
-        // - `data` is caller memory outside the mapping's write path, so the ranges do not
-        //   overlap (a caller cannot hold a `&[u8]` into the mapping: none is ever handed out).
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), ptr, data.len()) };
-        Ok(())
+        let dst = self.ptr_for(offset, data.len(), true)?;
+        match unit_for(dst, data.len()) {
+            8 => self.write_units::<u64>(offset, data),
+            4 => self.write_units::<u32>(offset, data),
+            2 => self.write_units::<u16>(offset, data),
+            _ => self.write_units::<u8>(offset, data),
+        }
     }
 
     /// Sets `len` bytes starting at `offset` to zero.
     pub(crate) fn zero(&self, offset: usize, len: usize) -> Result<(), Access> {
-        let ptr = self.ptr_for(offset, len, true)?;
-        // SAFETY:
-        // - the range is inside a writable mapping (checked by `ptr_for`).
-        unsafe { ptr.write_bytes(0, len) };
+        const ZEROS: [u8; 256] = [0; 256];
+        self.ptr_for(offset, len, true)?;
+        let mut done = 0usize;
+        while let Some(left) = len.checked_sub(done).filter(|&l| l > 0) {
+            let n = left.min(ZEROS.len());
+            let at = offset.checked_add(done).ok_or(Access::OutOfBounds)?;
+            self.write_bytes(at, ZEROS.get(..n).unwrap_or(&ZEROS))?;
+            done = done.saturating_add(n);
+        }
         Ok(())
     }
 
+    /// [`read_bytes`](Self::read_bytes) in units of `U`.
+    fn read_units<U: Unit>(&self, offset: usize, out: &mut [u8]) -> Result<(), Access> {
+        let src = self.ptr_for(offset, out.len(), false)?;
+        let unit = size_of::<U>();
+        if !src.cast::<U>().is_aligned() || out.len().checked_rem(unit) != Some(0) {
+            return Err(Access::Misaligned);
+        }
+        for (chunk, at) in out.chunks_exact_mut(unit).zip((0..).step_by(unit)) {
+            // SAFETY:
+            // - `at + unit <= out.len()` (`chunks_exact`) and `[src, src + out.len())` was
+            //   checked by `ptr_for`, so the unit is inside the mapping;
+            // - `src` is `U`-aligned (checked above) and `at` is a multiple of `unit`.
+            let value = unsafe { self.load_unit::<U>(src, at) };
+            chunk.copy_from_slice(bytemuck::bytes_of(&value));
+        }
+        Ok(())
+    }
+
+    /// [`write_bytes`](Self::write_bytes) in units of `U`.
+    fn write_units<U: Unit>(&self, offset: usize, data: &[u8]) -> Result<(), Access> {
+        let dst = self.ptr_for(offset, data.len(), true)?;
+        let unit = size_of::<U>();
+        if !dst.cast::<U>().is_aligned() || data.len().checked_rem(unit) != Some(0) {
+            return Err(Access::Misaligned);
+        }
+        for (chunk, at) in data.chunks_exact(unit).zip((0..).step_by(unit)) {
+            let value: U = bytemuck::pod_read_unaligned(chunk);
+            // SAFETY:
+            // - `at + unit <= data.len()` (`chunks_exact`) and `[dst, dst + data.len())` was
+            //   checked by `ptr_for` with `write = true`, so the unit is inside a writable
+            //   mapping;
+            // - `dst` is `U`-aligned (checked above) and `at` is a multiple of `unit`.
+            unsafe { store_unit(dst, at, value) };
+        }
+        Ok(())
+    }
+
+    /// Loads the unit of type `U` at `base + at`: a `Relaxed` atomic load on a writable mapping,
+    /// a volatile read on a read-only one.
+    ///
+    /// # Safety
+    ///
+    /// `base + at .. base + at + size_of::<U>()` must lie inside this region's mapping and
+    /// `base + at` must be aligned for `U`.
+    unsafe fn load_unit<U: Unit>(&self, base: *mut u8, at: usize) -> U {
+        // SAFETY:
+        // - the caller guarantees `base + at` is in bounds of the mapping.
+        let ptr = unsafe { base.add(at) }.cast::<U>();
+        if self.writable {
+            // SAFETY:
+            // - in bounds and aligned (caller), in a writable mapping that outlives this call.
+            unsafe { U::load_relaxed(ptr) }
+        } else {
+            // SAFETY:
+            // - in bounds and aligned (see above), in a mapping that outlives this call; a
+            //   volatile read never writes, so it is valid on read-only pages.
+            unsafe { ptr.read_volatile() }
+        }
+    }
     /// Copies `out.len()` values of `T` starting at byte `offset`.
     pub(crate) fn read_slice<T: bytemuck::Pod>(
         &self,
@@ -282,6 +360,78 @@ impl<'a> Region<'a> {
         self.write_bytes(offset, bytemuck::cast_slice(data))
     }
 }
+
+/// The fence that gives a plain (volatile) load the ordering the caller asked for.
+fn load_fence(order: Ordering) {
+    match order {
+        Ordering::Relaxed => {}
+        Ordering::Acquire => fence(Ordering::Acquire),
+        Ordering::SeqCst => fence(Ordering::SeqCst),
+        // Mirror `AtomicU32::load`, which panics for these orderings.
+        _ => panic!("there is no such thing as a release load"),
+    }
+}
+
+/// The widest unit (8, 4, 2 or 1 bytes) that divides both the address and the length.
+fn unit_for(ptr: *mut u8, len: usize) -> usize {
+    [8, 4, 2]
+        .into_iter()
+        .find(|&u| ptr.align_offset(u) == 0 && len.checked_rem(u) == Some(0))
+        .unwrap_or(1)
+}
+
+/// Stores one unit with a `Relaxed` atomic store at `base + at`.
+///
+/// # Safety
+///
+/// `base + at .. base + at + size_of::<U>()` must lie inside a writable mapping that outlives the
+/// call, and `base + at` must be aligned for `U`.
+unsafe fn store_unit<U: Unit>(base: *mut u8, at: usize, value: U) {
+    // SAFETY:
+    // - the caller guarantees `base + at` is in bounds of the mapping.
+    let ptr = unsafe { base.add(at) }.cast::<U>();
+    // SAFETY:
+    // - in bounds, aligned and writable (caller).
+    unsafe { U::store_relaxed(ptr, value) };
+}
+
+/// The integer widths copies move, each with its atomic counterpart.
+trait Unit: bytemuck::Pod {
+    /// `Relaxed` atomic load.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be aligned and point into a writable mapping that outlives the call.
+    unsafe fn load_relaxed(ptr: *mut Self) -> Self;
+
+    /// `Relaxed` atomic store.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be aligned and point into a writable mapping that outlives the call.
+    unsafe fn store_relaxed(ptr: *mut Self, value: Self);
+}
+
+macro_rules! unit_impl {
+    ($($prim:ty => $atomic:ty),*) => {$(
+        impl Unit for $prim {
+            unsafe fn load_relaxed(ptr: *mut Self) -> Self {
+                // SAFETY:
+                // - aligned and valid for reads and writes for the call (caller); every access
+                //   of this crate to shared words is atomic, so no non-atomic access races it.
+                unsafe { <$atomic>::from_ptr(ptr) }.load(Ordering::Relaxed)
+            }
+            unsafe fn store_relaxed(ptr: *mut Self, value: Self) {
+                // SAFETY:
+                // - aligned and valid for reads and writes for the call (caller); every access
+                //   of this crate to shared words is atomic, so no non-atomic access races it.
+                unsafe { <$atomic>::from_ptr(ptr) }.store(value, Ordering::Relaxed);
+            }
+        }
+    )*};
+}
+
+unit_impl!(u8 => AtomicU8, u16 => AtomicU16, u32 => AtomicU32, u64 => AtomicU64);
 
 #[cfg(test)]
 mod tests {

@@ -25,7 +25,7 @@
 //! this for named shared memory.
 
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,9 @@ pub const DEFAULT_MODE: u32 = 0o600;
 /// How long [`SegmentOptions::open_or_create`] waits for a concurrent creator to finish.
 const READY_WAIT: Duration = Duration::from_secs(1);
 
+/// The default bound on waiting for the table lock ([`SegmentOptions::lock_timeout`]).
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Options for creating or opening a segment, in the style of [`std::fs::OpenOptions`].
 ///
 /// ```no_run
@@ -60,6 +63,8 @@ pub struct SegmentOptions {
     mode: u32,
     read_only: bool,
     unlink_on_drop: bool,
+    allow_foreign_owner: bool,
+    lock_timeout: Duration,
 }
 
 impl Default for SegmentOptions {
@@ -69,14 +74,34 @@ impl Default for SegmentOptions {
 }
 
 impl SegmentOptions {
-    /// Defaults: 64 table entries, mode `0600`, read-write, keep the segment on drop.
+    /// Defaults: 64 table entries, mode `0600`, read-write, keep the segment on drop, refuse
+    /// segments owned by another user, wait at most 5 s for the table lock.
     pub fn new() -> Self {
         Self {
             max_entries: DEFAULT_MAX_ENTRIES,
             mode: DEFAULT_MODE,
             read_only: false,
             unlink_on_drop: false,
+            allow_foreign_owner: false,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
+    }
+
+    /// Accepts segments whose file belongs to another user. By default `open` refuses them
+    /// ([`Error::ForeignOwner`]), so that an object planted under an expected name by someone else
+    /// is not trusted; allow it when sharing across users on purpose (with a mode such as
+    /// `0o660`).
+    pub fn allow_foreign_owner(&mut self, allow: bool) -> &mut Self {
+        self.allow_foreign_owner = allow;
+        self
+    }
+
+    /// How long creating a structure may wait for the table lock before it fails with
+    /// [`Error::LockTimeout`]. The lock is held for microseconds by a live creator; a long wait
+    /// means a peer is stopped or hostile.
+    pub fn lock_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.lock_timeout = timeout;
+        self
     }
 
     /// Number of table slots of a segment this creates (ignored by `open`, which reads it from
@@ -128,10 +153,14 @@ impl SegmentOptions {
                 reason: format!("`{:#o}` has bits outside 0o777", self.mode),
             });
         }
-        if self.max_entries == 0 {
+        if self.max_entries == 0 || self.max_entries > table::MAX_ENTRIES_LIMIT {
             return Err(Error::InvalidArgument {
                 what: "max_entries",
-                reason: "a table needs at least one entry".into(),
+                reason: format!(
+                    "`{}` is outside `1..={}`",
+                    self.max_entries,
+                    table::MAX_ENTRIES_LIMIT
+                ),
             });
         }
         let table_end = table::table_end(self.max_entries);
@@ -150,25 +179,36 @@ impl SegmentOptions {
         })?;
 
         let path = name::shm_path(&canonical);
-        let flags =
-            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let flags = OFlags::CREATE
+            | OFlags::EXCL
+            | OFlags::RDWR
+            | OFlags::NOFOLLOW
+            | OFlags::CLOEXEC
+            | OFlags::NOCTTY;
         let fd = rustix::fs::open(&path, flags, Mode::from_raw_mode(0o600))
             .map_err(|e| Error::from_io("open", &canonical, e.into()))?;
-        // From here on the object is ours: remove it again if anything fails.
-        let mut created = Created { path: Some(&path) };
         let seg_name = canonical.as_str();
         let sys = |op| move |e: Errno| Error::from_io(op, seg_name, e.into());
+        let identity = file_identity(&fd).map_err(sys("fstat"))?;
+        // From here on the object is ours: remove it again if anything fails.
+        let mut created = Created {
+            path: Some(&path),
+            identity,
+        };
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode)).map_err(sys("fchmod"))?;
         rustix::fs::ftruncate(&fd, size).map_err(sys("ftruncate"))?;
-        match rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, size) {
-            Ok(()) | Err(Errno::OPNOTSUPP) => {}
-            Err(Errno::NOSPC | Errno::FBIG | Errno::NOMEM) => {
-                return Err(Error::NoSpace {
-                    name: seg_name.to_owned(),
-                    size,
-                });
+        loop {
+            match rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, size) {
+                Ok(()) | Err(Errno::OPNOTSUPP) => break,
+                Err(Errno::INTR) => continue,
+                Err(Errno::NOSPC | Errno::FBIG | Errno::NOMEM) => {
+                    return Err(Error::NoSpace {
+                        name: seg_name.to_owned(),
+                        size,
+                    });
+                }
+                Err(e) => return Err(sys("fallocate")(e)),
             }
-            Err(e) => return Err(sys("fallocate")(e)),
         }
         let file = File::from(fd);
         let map = memmap2::MmapOptions::new()
@@ -191,6 +231,8 @@ impl SegmentOptions {
             file_size: size,
             geometry,
             lock: Mutex::new(()),
+            lock_timeout: self.lock_timeout,
+            identity,
             owned: true,
             unlink_on_drop: self.unlink_on_drop,
         })
@@ -206,7 +248,8 @@ impl SegmentOptions {
     /// [`Error::CorruptHeader`] naming the first header defect.
     pub fn open(&self, name: &str) -> Result<Segment> {
         let canonical = name::segment_name(name)?;
-        let (fd, file_size) = open_regular(&canonical, self.read_only)?;
+        let (fd, file_size, identity) =
+            open_regular(&canonical, self.read_only, self.allow_foreign_owner)?;
         if file_size == 0 {
             return Err(Error::NotReady { name: canonical });
         }
@@ -229,6 +272,8 @@ impl SegmentOptions {
             file_size,
             geometry,
             lock: Mutex::new(()),
+            lock_timeout: self.lock_timeout,
+            identity,
             owned: false,
             unlink_on_drop: false,
         })
@@ -265,6 +310,7 @@ impl SegmentOptions {
 /// Removes the name again unless disarmed (`path = None`).
 struct Created<'p> {
     path: Option<&'p str>,
+    identity: Identity,
 }
 
 impl Drop for Created<'_> {
@@ -272,13 +318,47 @@ impl Drop for Created<'_> {
         if let Some(path) = self.path {
             // Best effort: the object is ours and half-made; failing to remove it leaves a file
             // that `open` reports as not ready.
-            let _ = rustix::fs::unlink(path);
+            unlink_if_same(path, self.identity);
         }
     }
 }
 
-/// Opens `/dev/shm/NAME` without following symlinks and checks that it is a regular file.
-fn open_regular(canonical: &str, read_only: bool) -> Result<(OwnedFd, u64)> {
+/// Device and inode of a file: what a name must still point to before we unlink it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+}
+
+fn file_identity(fd: impl AsFd) -> std::result::Result<Identity, Errno> {
+    let stat = rustix::fs::fstat(fd)?;
+    Ok(Identity {
+        dev: stat.st_dev,
+        ino: stat.st_ino,
+    })
+}
+
+/// Unlinks `path` only if it still names the file `identity`: another implementation may have
+/// unlinked our segment and created a new one under the same name (C++ and Go do on `EEXIST`),
+/// and that one is not ours to remove. A replacement in the microseconds between the check and
+/// the unlink cannot be excluded by POSIX.
+fn unlink_if_same(path: &str, identity: Identity) {
+    let Ok(stat) = rustix::fs::statat(rustix::fs::CWD, path, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+    else {
+        return;
+    };
+    if (stat.st_dev, stat.st_ino) == (identity.dev, identity.ino) {
+        let _ = rustix::fs::unlink(path);
+    }
+}
+
+/// Opens `/dev/shm/NAME` without following symlinks and checks that it is a regular file owned
+/// by this process's user (unless `allow_foreign_owner`).
+fn open_regular(
+    canonical: &str,
+    read_only: bool,
+    allow_foreign_owner: bool,
+) -> Result<(OwnedFd, u64, Identity)> {
     let path = name::shm_path(canonical);
     let access = if read_only {
         OFlags::RDONLY
@@ -286,7 +366,7 @@ fn open_regular(canonical: &str, read_only: bool) -> Result<(OwnedFd, u64)> {
         OFlags::RDWR
     };
     // NONBLOCK: opening a planted FIFO must not wait for a writer.
-    let flags = access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let flags = access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
     let fd = rustix::fs::open(&path, flags, Mode::empty()).map_err(|e| match e {
         Errno::LOOP => Error::NotRegularFile {
             name: canonical.to_owned(),
@@ -318,8 +398,20 @@ fn open_regular(canonical: &str, read_only: bool) -> Result<(OwnedFd, u64)> {
             kind,
         });
     }
+    let euid = rustix::process::geteuid().as_raw();
+    if !allow_foreign_owner && stat.st_uid != euid {
+        return Err(Error::ForeignOwner {
+            name: canonical.to_owned(),
+            owner: stat.st_uid,
+            euid,
+        });
+    }
     let size = u64::try_from(stat.st_size).unwrap_or(0);
-    Ok((fd, size))
+    let identity = Identity {
+        dev: stat.st_dev,
+        ino: stat.st_ino,
+    };
+    Ok((fd, size, identity))
 }
 
 /// Maps a whole file of `size` bytes (non-zero).
@@ -374,6 +466,8 @@ pub struct Segment {
     file_size: u64,
     geometry: Geometry,
     lock: Mutex<()>,
+    lock_timeout: Duration,
+    identity: Identity,
     owned: bool,
     unlink_on_drop: bool,
 }
@@ -442,7 +536,8 @@ impl Segment {
     /// [`Error::NotRegularFile`], ...). Corruption is reported in the [`Report`].
     pub fn inspect(name: &str) -> Result<Report> {
         let canonical = name::segment_name(name)?;
-        let (fd, file_size) = open_regular(&canonical, true)?;
+        // Inspection only reads, so foreign owners are fine here.
+        let (fd, file_size, _) = open_regular(&canonical, true, true)?;
         if file_size == 0 {
             return Ok(Report {
                 segment: canonical,
@@ -623,21 +718,46 @@ impl Segment {
             })
     }
 
-    /// Takes the table lock: a process-local mutex (threads share one open file description,
-    /// on which `flock` would not exclude them) plus an exclusive `flock` (other processes and
-    /// other handles). Both are released when the guard drops; the kernel releases the `flock`
-    /// if this process dies.
+    /// Takes the table lock: a process-local mutex, then an exclusive `flock` on a fresh open
+    /// file description of the segment (reopened through `/proc/self/fd`). A fresh description
+    /// matters: an `flock` belongs to the description, which threads of one process and a forked
+    /// child share with its parent, so locking `self.file` itself would not exclude them. Where
+    /// `/proc` is unavailable the segment's own descriptor is used, which still excludes other
+    /// processes that opened the segment themselves. The kernel drops the `flock` if the holder
+    /// dies. Waits at most the configured lock timeout.
     fn lock_table(&self) -> Result<TableLock<'_>> {
         let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = rustix::fs::open(
+            format!("/proc/self/fd/{}", self.file.as_raw_fd()),
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .ok()
+        .filter(|fd| file_identity(fd).is_ok_and(|id| id == self.identity));
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(10);
         loop {
-            match rustix::fs::flock(&self.file, FlockOperation::LockExclusive) {
+            let fd = fresh.as_ref().map_or(self.file.as_fd(), AsFd::as_fd);
+            match rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => break,
                 Err(Errno::INTR) => continue,
+                Err(Errno::WOULDBLOCK) => {
+                    let waited = start.elapsed();
+                    if waited >= self.lock_timeout {
+                        return Err(Error::LockTimeout {
+                            segment: self.name.clone(),
+                            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                        });
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(1));
+                }
                 Err(e) => return Err(Error::from_io("flock", &self.name, e.into())),
             }
         }
         Ok(TableLock {
             file: &self.file,
+            fresh,
             _guard: guard,
         })
     }
@@ -646,8 +766,8 @@ impl Segment {
 impl Drop for Segment {
     fn drop(&mut self) {
         if self.owned && self.unlink_on_drop {
-            // Best effort: someone may have unlinked it already.
-            let _ = rustix::fs::unlink(name::shm_path(&self.name));
+            // Best effort: someone may have unlinked it already, or replaced it.
+            unlink_if_same(&name::shm_path(&self.name), self.identity);
         }
     }
 }
@@ -655,14 +775,17 @@ impl Drop for Segment {
 /// Holds the table lock.
 struct TableLock<'s> {
     file: &'s File,
+    /// The description the `flock` is on, when it is not `file`'s own.
+    fresh: Option<OwnedFd>,
     _guard: MutexGuard<'s, ()>,
 }
 
 impl Drop for TableLock<'_> {
     fn drop(&mut self) {
         // Unlocking an flock we hold on a valid descriptor cannot fail in a way we could act on;
-        // closing the descriptor would release it anyway.
-        let _ = rustix::fs::flock(self.file.as_fd(), FlockOperation::Unlock);
+        // closing the descriptor releases it anyway.
+        let fd = self.fresh.as_ref().map_or(self.file.as_fd(), AsFd::as_fd);
+        let _ = rustix::fs::flock(fd, FlockOperation::Unlock);
     }
 }
 

@@ -49,6 +49,10 @@ pub const VERSION: u32 = 2;
 pub const HEADER_SIZE: u64 = 32;
 /// Size of one table entry in bytes.
 pub const ENTRY_SIZE: u64 = 48;
+/// The largest `max_entries` this crate creates or accepts. The format allows up to `u32::MAX`,
+/// but every lookup scans the table, so a hostile segment claiming billions of (sparse, free to
+/// fake) slots would cost gigabytes of reads; real tables hold at most a few thousand entries.
+pub const MAX_ENTRIES_LIMIT: u32 = 1 << 20;
 /// Bytes reserved for an entry's name, including the terminating NUL.
 pub const NAME_FIELD: usize = 32;
 
@@ -121,6 +125,11 @@ pub(crate) fn inspect_header(
     let table_end = table_end(info.max_entries);
     if info.max_entries == 0 {
         defects.push(HeaderDefect::ZeroMaxEntries);
+    } else if info.max_entries > MAX_ENTRIES_LIMIT {
+        defects.push(HeaderDefect::MaxEntriesTooLarge {
+            max_entries: info.max_entries,
+            limit: MAX_ENTRIES_LIMIT,
+        });
     } else if table_end > file_size {
         defects.push(HeaderDefect::TableTooLarge {
             max_entries: info.max_entries,
@@ -317,9 +326,9 @@ impl<'a> Table<'a> {
     }
 
     /// Every used entry, raw.
-    fn raw_entries(&self) -> Result<Vec<RawEntry>, HeaderDefect> {
-        let count = self.entry_count()?;
-        Ok((0..count).filter_map(|i| self.raw_entry(i)).collect())
+    fn raw_entries(&self, count: u32) -> Vec<RawEntry> {
+        // `count <= max_entries`, whose slots lie inside the validated table: every read works.
+        (0..count).map_while(|i| self.raw_entry(i)).collect()
     }
 
     /// The defects of `entries[index]` that concern the entry alone.
@@ -378,7 +387,7 @@ impl<'a> Table<'a> {
     }
 
     fn entries_up_to(&self, count: u32) -> Vec<Entry> {
-        let raws: Vec<RawEntry> = (0..count).filter_map(|i| self.raw_entry(i)).collect();
+        let raws = self.raw_entries(count);
         let next_offset = self.next_offset();
         let mut entries: Vec<Entry> = raws
             .iter()
@@ -433,20 +442,17 @@ impl<'a> Table<'a> {
 
     /// The first entry named `name`, with every defect that concerns it.
     pub(crate) fn find(&self, name: &str) -> Result<Option<(Entry, RawEntry)>, HeaderDefect> {
-        let raws = self.raw_entries()?;
-        let Some(index) = raws.iter().position(|r| r.name_bytes() == name.as_bytes()) else {
-            return Ok(None);
-        };
-        let index = u32::try_from(index).map_err(|_| HeaderDefect::EntryCountTooLarge {
-            entry_count: u32::MAX,
-            max_entries: self.geometry.max_entries,
-        })?;
-        let Some(raw) = raws.get(index as usize).copied() else {
+        // Two streaming passes with O(1) memory: a hostile table can be large.
+        let count = self.entry_count()?;
+        let Some((index, raw)) = (0..count)
+            .map_while(|i| Some((i, self.raw_entry(i)?)))
+            .find(|(_, r)| r.name_bytes() == name.as_bytes())
+        else {
             return Ok(None);
         };
         let mut defects = Vec::new();
         self.own_defects(&raw, self.next_offset(), &mut defects);
-        for (other, j) in raws.iter().zip(0u32..) {
+        for (j, other) in (0..count).map_while(|j| Some((j, self.raw_entry(j)?))) {
             if j == index {
                 continue;
             }
@@ -494,7 +500,9 @@ impl<'a> Table<'a> {
                 memory_size,
             }));
         }
-        let raws = self.raw_entries().map_err(AllocError::Header)?;
+        // The same `count` as above: a peer that does not take the lock (FORMAT.md §2.6) may
+        // change the header meanwhile, and the slot index must match the entries checked.
+        let raws = self.raw_entries(count);
         if raws.iter().any(|r| r.name_bytes() == name.as_bytes()) {
             return Err(AllocError::Duplicate);
         }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use zeroipc::{Array, Error, Segment};
+use zeroipc_tests::types::SensorReading;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
         ["create-arrays", seg, prefix, count] => create_arrays(seg, prefix, count),
         ["array-rw", seg, name] => array_rw(seg, name),
         ["fetch-add", seg, name, count] => fetch_add(seg, name, count),
+        ["readings-rw", seg, name] => readings_rw(seg, name),
         _ => Err(format!("unknown role {args:?}")),
     };
     match result {
@@ -74,4 +76,20 @@ fn fetch_add(seg: &str, name: &str, count: &str) -> Result<String, String> {
             .map_err(|e| e.to_string())?;
     }
     Ok("done=1".into())
+}
+
+/// Checks that reading `i` is `SensorReading::nth(i)`, then writes `nth(i + 100)`.
+fn readings_rw(seg: &str, name: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let a = Array::<SensorReading>::open(&seg, name).map_err(|e| e.to_string())?;
+    for (i, r) in a.iter().enumerate() {
+        if r != SensorReading::nth(i) {
+            return Err(format!("reading {i} is {r:?}"));
+        }
+    }
+    for i in 0..a.len() {
+        a.set(i, SensorReading::nth(i + 100))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(format!("checked={}", a.len()))
 }

@@ -246,7 +246,11 @@ fn dump(segment: &str, name: &str, dtype: &str, as_json: bool) -> Result<ExitCod
             "unsupported dtype `{dtype}`: use a little-endian scalar such as <i4, <f8, |u1"
         ))
     })?;
-    let seg = Segment::open_read_only(segment)?;
+    // Read-only inspection: segments of other users may be dumped too.
+    let seg = Segment::options()
+        .read_only(true)
+        .allow_foreign_owner(true)
+        .open(segment)?;
     let (format, values) = match scalar {
         Scalar::U8 => values::<u8>(&seg, name)?,
         Scalar::I8 => values::<i8>(&seg, name)?,

@@ -1,0 +1,10 @@
+use zeroipc::ShmLayout;
+
+#[repr(C)]
+#[derive(Clone, Copy, ShmLayout)]
+#[shm(rename = "class")]
+struct Klass {
+    x: f64,
+}
+
+fn main() {}

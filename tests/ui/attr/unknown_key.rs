@@ -1,0 +1,10 @@
+use zeroipc::ShmLayout;
+
+#[repr(C)]
+#[derive(Clone, Copy, ShmLayout)]
+#[shm(name = "Other")]
+struct Point {
+    x: f64,
+}
+
+fn main() {}

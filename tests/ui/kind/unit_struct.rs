@@ -1,0 +1,7 @@
+use zeroipc::ShmLayout;
+
+#[repr(C)]
+#[derive(Clone, Copy, ShmLayout)]
+struct Nothing;
+
+fn main() {}

@@ -1,0 +1,10 @@
+use zeroipc::ShmLayout;
+
+#[repr(Rust)]
+#[derive(Clone, Copy, ShmLayout)]
+struct Point {
+    x: f64,
+    y: f64,
+}
+
+fn main() {}
