@@ -212,10 +212,7 @@ fn nested_descriptors_point_at_the_nested_types() {
 fn names_docs_and_renames_are_carried() {
     let s = fields_of(SensorReading::LAYOUT);
     assert_eq!(s.name(), "SensorReading");
-    assert_eq!(
-        s.doc(),
-        "The record of issue examples: 16 bytes, no padding."
-    );
+    assert_eq!(s.doc(), "A sensor sample: 16 bytes, no padding.");
     assert_eq!(s.fields()[0].doc(), "Degrees Celsius.");
     let r = fields_of(RenameMe::LAYOUT);
     assert_eq!(r.name(), "Renamed");
@@ -357,4 +354,19 @@ fn derived_records_cross_processes() {
     );
     // A type of the same size is the caller's responsibility: sizes match, so it opens.
     assert!(Array::<[u64; 2]>::open(&seg, "readings").is_ok());
+}
+
+#[test]
+fn the_derive_and_the_runtime_reject_the_same_keywords() {
+    let source =
+        std::fs::read_to_string(zeroipc_tests::workspace_root().join("zeroipc-derive/src/attr.rs"))
+            .unwrap();
+    let start = source.find("const KEYWORDS: &[&str] = &[").unwrap();
+    let end = start + source[start..].find("];").unwrap();
+    let derive_list: Vec<&str> = source[start..end].split('"').skip(1).step_by(2).collect();
+    assert_eq!(
+        derive_list,
+        zeroipc::BINDING_KEYWORDS,
+        "keep zeroipc-derive/src/attr.rs and zeroipc/src/layout.rs in sync"
+    );
 }

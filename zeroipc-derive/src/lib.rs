@@ -1,9 +1,47 @@
-//! `#[derive(ShmLayout)]` for `zeroipc`. Use it through `zeroipc`, which re-exports it and
-//! documents the accepted and rejected forms on its `ShmLayout` trait.
+//! `#[derive(ShmLayout)]` for `zeroipc`: a struct that other processes and languages can read
+//! byte for byte. Use it through `zeroipc`, which re-exports it:
 //!
-//! The derive runs in three phases: `ast` turns the input into a typed model, `check` applies
-//! every rule and collects all problems, and then either `expand` emits the impls, descriptor
-//! and compile-time assertions, or `fallback` emits the combined errors with a stub impl.
+//! ```
+//! use zeroipc::ShmLayout;
+//!
+//! /// One sample from a sensor.
+//! #[repr(C)]
+//! #[derive(Clone, Copy, ShmLayout)]
+//! struct SensorReading {
+//!     temperature: f32,
+//!     humidity: f32,
+//!     #[shm(rename = "time_ms")]
+//!     timestamp: u64,
+//! }
+//! ```
+//!
+//! # Accepted
+//!
+//! `#[repr(C)]` (optionally `align(N)`, `N <= 8`) or `#[repr(transparent)]` structs, with named
+//! or tuple fields, whose fields are all `ShmLayout` (fixed-width integers, `f32`, `f64`,
+//! arrays, other derived structs), with no implicit padding, deriving `Clone` and `Copy`.
+//!
+//! # Rejected, with the fix in the error
+//!
+//! - missing `#[repr(C)]`: add it; `#[repr(packed)]`: remove it and add `_pad` fields;
+//!   `align(N)` over 8: at most `align(8)`;
+//! - implicit padding: `N byte(s) of implicit padding before `field`; add `_pad: [u8; N]``;
+//! - `bool` (use `u8`), `char` (use `u32`), `usize`/`isize` (use `u64`/`i64`), `u128`/`i128`,
+//!   references, raw and function pointers, `Box`/`Vec`/`String`, tuples, zero-sized types,
+//!   and any type that is not `ShmLayout`;
+//! - enums, unions, generic structs;
+//! - unknown or repeated `#[shm(...)]` keys, and names (after `rename`) that are not identifiers
+//!   in both Python and C or are keywords of Python, C or C++.
+//!
+//! All problems are reported together, each at its span; a failed derive adds stub impls so that
+//! uses of the type add no errors of their own. The full table is on `zeroipc::ShmLayout`.
+//!
+//! # Implementation
+//!
+//! Three phases, after serde_derive: `ast` turns the input into a typed model, `check` applies
+//! every rule and collects all problems, then `expand` emits the impls, the descriptor and the
+//! compile-time assertions inside one `const _: () = { ... };`, or `fallback` emits the combined
+//! errors with stub impls.
 
 mod ast;
 mod attr;

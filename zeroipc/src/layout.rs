@@ -436,6 +436,154 @@ const fn fnv_layout(hash: u64, layout: &Layout) -> u64 {
     }
 }
 
+/// Keywords (and reserved words) of Python 3, C11 and C++17: none may name a generated type or
+/// field, since the bindings would not compile or import.
+pub const BINDING_KEYWORDS: &[&str] = &[
+    // Python
+    "False",
+    "None",
+    "True",
+    "and",
+    "as",
+    "assert",
+    "async",
+    "await",
+    "break",
+    "class",
+    "continue",
+    "def",
+    "del",
+    "elif",
+    "else",
+    "except",
+    "finally",
+    "for",
+    "from",
+    "global",
+    "if",
+    "import",
+    "in",
+    "is",
+    "lambda",
+    "nonlocal",
+    "not",
+    "or",
+    "pass",
+    "raise",
+    "return",
+    "try",
+    "while",
+    "with",
+    "yield",
+    // C11
+    "auto",
+    "case",
+    "char",
+    "const",
+    "default",
+    "do",
+    "double",
+    "enum",
+    "extern",
+    "float",
+    "goto",
+    "inline",
+    "int",
+    "long",
+    "register",
+    "restrict",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "struct",
+    "switch",
+    "typedef",
+    "union",
+    "unsigned",
+    "void",
+    "volatile",
+    "_Alignas",
+    "_Alignof",
+    "_Atomic",
+    "_Bool",
+    "_Complex",
+    "_Generic",
+    "_Imaginary",
+    "_Noreturn",
+    "_Static_assert",
+    "_Thread_local",
+    // C++17
+    "alignas",
+    "alignof",
+    "asm",
+    "bool",
+    "catch",
+    "char16_t",
+    "char32_t",
+    "const_cast",
+    "constexpr",
+    "decltype",
+    "delete",
+    "dynamic_cast",
+    "explicit",
+    "export",
+    "false",
+    "friend",
+    "mutable",
+    "namespace",
+    "new",
+    "noexcept",
+    "nullptr",
+    "operator",
+    "private",
+    "protected",
+    "public",
+    "reinterpret_cast",
+    "static_assert",
+    "static_cast",
+    "template",
+    "this",
+    "thread_local",
+    "throw",
+    "true",
+    "typeid",
+    "typename",
+    "using",
+    "virtual",
+    "wchar_t",
+];
+
+/// Why `name` cannot name a type or field in generated Python and C, if it cannot: it must be an
+/// ASCII identifier, not a keyword of Python, C or C++, and not start with `__`.
+///
+/// `#[derive(ShmLayout)]` applies the same rule at compile time (a test keeps the two lists
+/// equal).
+pub fn binding_name_problem(name: &str) -> Option<String> {
+    let mut chars = name.chars();
+    let valid = match chars.next() {
+        Some(c) if c == '_' || c.is_ascii_alphabetic() => {
+            chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+        }
+        _ => false,
+    };
+    if !valid {
+        return Some(format!(
+            "`{name}` is not a valid identifier in both Python and C (ASCII letters, digits and `_`, \
+             not starting with a digit)"
+        ));
+    }
+    if BINDING_KEYWORDS.contains(&name) {
+        return Some(format!("`{name}` is a keyword in Python, C or C++"));
+    }
+    if name.starts_with("__") {
+        return Some(format!(
+            "`{name}` starts with `__`, which C and C++ reserve"
+        ));
+    }
+    None
+}
+
 macro_rules! scalar_impls {
     ($($ty:ty => $scalar:ident),* $(,)?) => {$(
         // SAFETY:

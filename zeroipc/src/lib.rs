@@ -47,7 +47,10 @@ pub mod table;
 
 pub use array::{Array, ArrayFormat, Iter};
 pub use error::{EntryDefect, Error, HeaderDefect, Result};
-pub use layout::{Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout};
+pub use layout::{
+    BINDING_KEYWORDS, Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout,
+    binding_name_problem,
+};
 pub use name::{MAX_ENTRY_NAME_LEN, MAX_SEGMENT_NAME_LEN};
 pub use segment::{
     DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ENTRIES, DEFAULT_MODE, Defect, Report, Segment,

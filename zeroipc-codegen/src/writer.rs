@@ -1,0 +1,59 @@
+//! An indentation-aware line writer shared by the backends.
+
+/// Accumulates lines at the current indentation; blank lines carry no trailing spaces.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    out: String,
+    indent: usize,
+    unit: &'static str,
+}
+
+impl Writer {
+    /// A writer indenting by `unit` per level.
+    pub(crate) fn new(unit: &'static str) -> Self {
+        Self {
+            out: String::new(),
+            indent: 0,
+            unit,
+        }
+    }
+
+    /// Writes one line (or several, each indented) at the current level.
+    pub(crate) fn line(&mut self, text: impl AsRef<str>) {
+        for line in text.as_ref().split('\n') {
+            if !line.is_empty() {
+                for _ in 0..self.indent {
+                    self.out.push_str(self.unit);
+                }
+                self.out.push_str(line);
+            }
+            self.out.push('\n');
+        }
+    }
+
+    /// An empty line.
+    pub(crate) fn blank(&mut self) {
+        self.out.push('\n');
+    }
+
+    /// Writes `open`, then `body` one level deeper, then `close`.
+    pub(crate) fn block(&mut self, open: &str, close: &str, body: impl FnOnce(&mut Self)) {
+        self.line(open);
+        self.indent += 1;
+        body(self);
+        self.indent -= 1;
+        self.line(close);
+    }
+
+    /// Writes `text` as comment lines with `prefix` (`"# "`, `" * "`), one per line of `text`.
+    pub(crate) fn comment(&mut self, prefix: &str, text: &str) {
+        for line in text.lines() {
+            self.line(format!("{prefix}{line}").trim_end());
+        }
+    }
+
+    /// The text written so far.
+    pub(crate) fn finish(self) -> String {
+        self.out
+    }
+}
