@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::Value;
-use zeroipc::{Array, Scalar, Segment, SegmentOptions, ShmLayout};
+use zeroipc::{Array, PushError, Queue, Scalar, Segment, SegmentOptions, ShmLayout, Stack};
 use zeroipc_tests::{guarded, read_raw, unique_name, vectors_dir, write_raw};
 
 /// The record type of the `records` case: `struct Rec { float temperature; float humidity;
@@ -225,12 +225,119 @@ fn check_array<T: FromJson>(seg: &Segment, s: &Value) -> Result<(), String> {
     Ok(())
 }
 
+fn parse_values<T: FromJson>(v: &Value, what: &str) -> Result<Vec<T>, String> {
+    v.as_array()
+        .ok_or_else(|| format!("no {what}"))?
+        .iter()
+        .map(|x| T::from_json(x).ok_or_else(|| format!("bad manifest value {x}")))
+        .collect()
+}
+
+/// The little-endian u32 words at `offset` in the original file.
+fn words(bytes: &[u8], offset: u64, count: usize) -> Vec<u64> {
+    (0..count)
+        .map(|i| {
+            let at = offset as usize + 4 * i;
+            u64::from(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()))
+        })
+        .collect()
+}
+
+fn expect_words(what: &str, got: Vec<u64>, want: &Value) -> Result<(), String> {
+    let want: Vec<u64> = parse_values(want, what)?;
+    if got != want {
+        return Err(format!("{what}: {got:?} != {want:?}"));
+    }
+    Ok(())
+}
+
+fn check_queue<T: FromJson>(seg: &Segment, bytes: &[u8], s: &Value) -> Result<(), String> {
+    let name = str_of(s, "name");
+    let q = Queue::<T>::open(seg, name).map_err(|e| format!("{name}: {e}"))?;
+    let expected = &s["expected"];
+    let base = seg
+        .entry(name)
+        .map_err(|e| e.to_string())?
+        .ok_or("no entry")?
+        .offset;
+    if q.capacity() as u64 != u64_of(expected, "capacity") {
+        return Err(format!(
+            "{name}: capacity {} != {}",
+            q.capacity(),
+            expected["capacity"]
+        ));
+    }
+    let head_tail = words(bytes, base, 2);
+    if head_tail != [u64_of(expected, "head"), u64_of(expected, "tail")] {
+        return Err(format!(
+            "{name}: head/tail {head_tail:?} != {}/{}",
+            expected["head"], expected["tail"]
+        ));
+    }
+    let seq_offset =
+        base + 16 + ((q.capacity() * std::mem::size_of::<T>()) as u64).next_multiple_of(8);
+    expect_words(
+        "seq",
+        words(bytes, seq_offset, q.capacity()),
+        &s["layout_details"]["seq"],
+    )?;
+    let want: Vec<T> = parse_values(&expected["items_in_dequeue_order"], "items")?;
+    if q.len() != want.len() {
+        return Err(format!("{name}: len {} != {}", q.len(), want.len()));
+    }
+    let got: Vec<T> = std::iter::from_fn(|| q.pop()).collect();
+    if got != want {
+        return Err(format!("{name}: dequeued {got:?} != {want:?}"));
+    }
+    Ok(())
+}
+
+fn check_stack<T: FromJson>(seg: &Segment, bytes: &[u8], s: &Value) -> Result<(), String> {
+    let name = str_of(s, "name");
+    let st = Stack::<T>::open(seg, name).map_err(|e| format!("{name}: {e}"))?;
+    let expected = &s["expected"];
+    let base = seg
+        .entry(name)
+        .map_err(|e| e.to_string())?
+        .ok_or("no entry")?
+        .offset;
+    if st.capacity() as u64 != u64_of(expected, "capacity") {
+        return Err(format!(
+            "{name}: capacity {} != {}",
+            st.capacity(),
+            expected["capacity"]
+        ));
+    }
+    let top = i64::from(u32::from_le_bytes(bytes[base as usize..][..4].try_into().unwrap()) as i32);
+    if Some(top) != expected["top"].as_i64() {
+        return Err(format!("{name}: top {top} != {}", expected["top"]));
+    }
+    let state_offset =
+        base + 16 + ((st.capacity() * std::mem::size_of::<T>()) as u64).next_multiple_of(8);
+    expect_words(
+        "states",
+        words(bytes, state_offset, st.capacity()),
+        &s["layout_details"]["states"],
+    )?;
+    let want: Vec<T> = parse_values(&expected["items_in_pop_order"], "items")?;
+    let mut got = Vec::new();
+    while let Some(v) = st.pop().map_err(|e| e.to_string())? {
+        got.push(v);
+    }
+    if got != want {
+        return Err(format!("{name}: popped {got:?} != {want:?}"));
+    }
+    Ok(())
+}
+
 /// (a) Every structure of one kind against its expected contents.
-fn check_kind(seg: &Segment, kind: &str, structures: &[&Value]) -> Outcome {
+fn check_kind(seg: &Segment, bytes: &[u8], kind: &str, structures: &[&Value]) -> Outcome {
     for s in structures {
+        let unknown = || Err(format!("unknown dtype {}", s["dtype"]));
         let result = match kind {
-            "array" => with_dtype!(&s["dtype"], T => check_array::<T>(seg, s),
-                Err(format!("unknown dtype {}", s["dtype"]))),
+            "array" => with_dtype!(&s["dtype"], T => check_array::<T>(seg, s), unknown()),
+            "queue" => with_dtype!(&s["dtype"], T => check_queue::<T>(seg, bytes, s), unknown()),
+            "stack" => with_dtype!(&s["dtype"], T => check_stack::<T>(seg, bytes, s), unknown()),
             _ => return Outcome::Skip("kind not implemented".into()),
         };
         if let Err(why) = result {
@@ -252,7 +359,7 @@ fn op_kind(op: &str) -> Option<&str> {
     }
 }
 
-const IMPLEMENTED: &[&str] = &["array"];
+const IMPLEMENTED: &[&str] = &["array", "queue", "stack"];
 
 fn replay_step(
     seg: &Segment,
@@ -279,8 +386,81 @@ fn replay_step(
                 a.copy_from_slice(start, &vals).map_err(|e| e.to_string())
             }, Err(format!("unknown dtype {dtype}")))
         }
+        "queue_create" | "stack_create" => {
+            let dtype = step["dtype"].clone();
+            let cap = usize::try_from(u64_of(step, "capacity")).map_err(|e| e.to_string())?;
+            let created = if str_of(step, "op") == "queue_create" {
+                with_dtype!(&dtype, T => Queue::<T>::create(seg, &name, cap).map(drop), return Err(format!("unknown dtype {dtype}")))
+            } else {
+                with_dtype!(&dtype, T => Stack::<T>::create(seg, &name, cap).map(drop), return Err(format!("unknown dtype {dtype}")))
+            };
+            created.map_err(|e| e.to_string())?;
+            dtypes.insert(name, dtype);
+            Ok(())
+        }
+        op @ ("queue_push" | "queue_pop" | "stack_push" | "stack_pop") => {
+            let dtype = dtypes
+                .get(&name)
+                .cloned()
+                .ok_or("operation before create")?;
+            with_dtype!(&dtype, T => replay_container::<T>(seg, &name, op, step), Err(format!("unknown dtype {dtype}")))
+        }
         op => Err(format!("op {op} not implemented")),
     }
+}
+
+/// One push or pop on a queue or stack, checked against the step's `expect`.
+fn replay_container<T: FromJson>(
+    seg: &Segment,
+    name: &str,
+    op: &str,
+    step: &Value,
+) -> Result<(), String> {
+    let expect = &step["expect"];
+    match op {
+        "queue_push" | "stack_push" => {
+            let value = T::from_json(&step["value"]).ok_or("bad value")?;
+            let pushed = if op == "queue_push" {
+                Queue::<T>::open(seg, name)
+                    .map_err(|e| e.to_string())?
+                    .push(value)
+                    .is_ok()
+            } else {
+                match Stack::<T>::open(seg, name)
+                    .map_err(|e| e.to_string())?
+                    .push(value)
+                {
+                    Ok(()) => true,
+                    Err(PushError::Full(_)) => false,
+                    Err(PushError::Failed(_, e)) => return Err(e.to_string()),
+                }
+            };
+            if Some(pushed) != expect.as_bool() {
+                return Err(format!("push returned {pushed}, expected {expect}"));
+            }
+        }
+        _ => {
+            let popped = if op == "queue_pop" {
+                Queue::<T>::open(seg, name)
+                    .map_err(|e| e.to_string())?
+                    .pop()
+            } else {
+                Stack::<T>::open(seg, name)
+                    .map_err(|e| e.to_string())?
+                    .pop()
+                    .map_err(|e| e.to_string())?
+            };
+            let want = if expect.is_null() {
+                None
+            } else {
+                Some(T::from_json(expect).ok_or("bad expect")?)
+            };
+            if popped != want {
+                return Err(format!("pop returned {popped:?}, expected {want:?}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Byte ranges `(start, end)` from manifest range objects.
@@ -431,7 +611,7 @@ fn golden_vectors() {
                         .iter()
                         .filter(|s| str_of(s, "kind") == kind)
                         .collect();
-                    report(kind, check_kind(&seg, kind, &of_kind));
+                    report(kind, check_kind(&seg, &bytes, kind, &of_kind));
                 }
             }
             Err(e) => report("table", Outcome::Fail(format!("open: {e}"))),
@@ -439,20 +619,35 @@ fn golden_vectors() {
         report("replay", replay(&dir, file, &files, &bytes));
     }
     assert!(failures.is_empty(), "golden vector failures: {failures:?}");
-    // The table of every file, and every array, must pass.
+    // The table of every file, every structure of an implemented kind, and the replay of every
+    // file whose steps are all implemented must pass.
     for file in &files {
         let fname = str_of(file, "file").to_owned();
         assert!(
             passes.contains(&(fname.clone(), "table".into())),
             "{fname}: table did not pass"
         );
-        let has_arrays = file["structures"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|s| s["kind"] == "array"));
-        if has_arrays {
+        for kind in IMPLEMENTED {
+            let has = file["structures"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["kind"] == *kind));
+            if has {
+                assert!(
+                    passes.contains(&(fname.clone(), (*kind).to_owned())),
+                    "{fname}: {kind} did not pass"
+                );
+            }
+        }
+        let replayable = file["steps"].as_array().is_some_and(|steps| {
+            steps
+                .iter()
+                .filter_map(|s| op_kind(str_of(s, "op")))
+                .all(|k| IMPLEMENTED.contains(&k))
+        });
+        if replayable {
             assert!(
-                passes.contains(&(fname.clone(), "array".into())),
-                "{fname}: arrays did not pass"
+                passes.contains(&(fname.clone(), "replay".into())),
+                "{fname}: replay did not pass"
             );
         }
     }

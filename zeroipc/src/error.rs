@@ -219,6 +219,24 @@ pub enum Error {
         /// How long this call waited.
         waited_ms: u64,
     },
+    /// A slot stayed in an intermediate state (being written or read by another process) for
+    /// longer than the operation's bound: that peer is stalled or died mid-operation.
+    #[error(
+        "entry `{name}` of segment `{segment}`: slot `{slot}` stayed in state `{state}` for \
+         `{waited_ms}` ms; the process using it is stalled or died"
+    )]
+    PeerStalled {
+        /// The segment name.
+        segment: String,
+        /// The entry name.
+        name: String,
+        /// The slot index.
+        slot: u32,
+        /// The state it was stuck in.
+        state: u32,
+        /// How long the operation waited.
+        waited_ms: u64,
+    },
     /// A write was attempted through a segment opened read-only.
     #[error("segment `{segment}` was opened read-only")]
     ReadOnly {

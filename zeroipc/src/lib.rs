@@ -37,13 +37,17 @@
 )))]
 compile_error!("zeroipc supports 64-bit little-endian targets with 64-bit atomics only");
 
+mod algo;
 mod array;
 mod error;
 mod layout;
 mod name;
+mod queue;
 mod raw;
 mod segment;
+mod stack;
 pub mod table;
+mod wait;
 
 pub use array::{Array, ArrayFormat, Iter};
 pub use error::{EntryDefect, Error, HeaderDefect, Result};
@@ -52,10 +56,12 @@ pub use layout::{
     binding_name_problem,
 };
 pub use name::{MAX_ENTRY_NAME_LEN, MAX_SEGMENT_NAME_LEN};
+pub use queue::Queue;
 pub use segment::{
     DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ENTRIES, DEFAULT_MODE, Defect, Report, Segment,
     SegmentOptions,
 };
+pub use stack::{DEFAULT_STALL_TIMEOUT, PushError, Stack};
 pub use table::{Entry, HeaderInfo};
 pub use zeroipc_derive::ShmLayout;
 

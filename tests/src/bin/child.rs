@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
-use zeroipc::{Array, Error, Segment};
+use zeroipc::{Array, Error, Queue, Segment};
 use zeroipc_tests::types::SensorReading;
 
 fn main() -> ExitCode {
@@ -17,6 +17,8 @@ fn main() -> ExitCode {
         ["array-rw", seg, name] => array_rw(seg, name),
         ["fetch-add", seg, name, count] => fetch_add(seg, name, count),
         ["readings-rw", seg, name] => readings_rw(seg, name),
+        ["queue-produce", seg, name, id, count] => queue_produce(seg, name, id, count),
+        ["queue-consume", seg, name, total, out] => queue_consume(seg, name, total, out),
         _ => Err(format!("unknown role {args:?}")),
     };
     match result {
@@ -92,4 +94,72 @@ fn readings_rw(seg: &str, name: &str) -> Result<String, String> {
             .map_err(|e| e.to_string())?;
     }
     Ok(format!("checked={}", a.len()))
+}
+
+/// Pushes `(id << 32) | seq` for `seq in 0..count`, retrying while the queue is full.
+fn queue_produce(seg: &str, name: &str, id: &str, count: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let q = Queue::<u64>::open(&seg, name).map_err(|e| e.to_string())?;
+    let id = parse(id)? as u64;
+    let mut full = 0u64;
+    for seq in 0..parse(count)? as u64 {
+        let mut item = (id << 32) | seq;
+        while let Err(back) = q.push(item) {
+            item = back;
+            full += 1;
+            std::hint::spin_loop();
+            if full % 64 == 0 {
+                std::thread::yield_now();
+            }
+        }
+    }
+    Ok(format!("full_retries={full}"))
+}
+
+/// Pops until the shared counter `consumed` reaches `total`; checks that each producer's items
+/// arrive in increasing order; writes every item (u64 little-endian) to `out`.
+fn queue_consume(seg: &str, name: &str, total: &str, out: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let q = Queue::<u64>::open(&seg, name).map_err(|e| e.to_string())?;
+    let consumed = Array::<u64>::open(&seg, "consumed").map_err(|e| e.to_string())?;
+    let total = parse(total)? as u64;
+    let mut items: Vec<u64> = Vec::new();
+    let mut last: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    let mut empty = 0u64;
+    loop {
+        match q.pop() {
+            Some(item) => {
+                let (producer, seq) = (item >> 32, item & 0xFFFF_FFFF);
+                if let Some(&prev) = last.get(&producer) {
+                    if seq <= prev {
+                        return Err(format!(
+                            "order violation: producer {producer} seq {seq} after {prev}"
+                        ));
+                    }
+                }
+                last.insert(producer, seq);
+                items.push(item);
+                consumed
+                    .fetch_add(0, 1, Ordering::AcqRel)
+                    .map_err(|e| e.to_string())?;
+            }
+            None => {
+                if consumed
+                    .load(0, Ordering::Acquire)
+                    .map_err(|e| e.to_string())?
+                    >= total
+                {
+                    break;
+                }
+                empty += 1;
+                std::hint::spin_loop();
+                if empty % 64 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+    let bytes: Vec<u8> = items.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(out, bytes).map_err(|e| e.to_string())?;
+    Ok(format!("popped={} empty_polls={empty}", items.len()))
 }

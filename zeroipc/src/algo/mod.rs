@@ -1,0 +1,58 @@
+//! The lock-free algorithms of the structures, written against small traits instead of the
+//! mapping, so that the very same code runs on shared memory and, in `tests/loom.rs`, under the
+//! `loom` model checker (which swaps in its own atomics and checks every interleaving).
+//!
+//! Nothing in here is `unsafe` or touches memory directly: the stores hand out words and copy
+//! items. This module must not refer to other crate modules, because the loom tests include it
+//! by path.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub(crate) mod stack;
+pub(crate) mod vyukov;
+
+/// A shared 32-bit word.
+pub(crate) trait Word {
+    /// `AtomicU32::load`.
+    fn load(&self, order: Ordering) -> u32;
+    /// `AtomicU32::store`.
+    fn store(&self, value: u32, order: Ordering);
+    /// `AtomicU32::compare_exchange_weak`.
+    fn cas_weak(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32>;
+    /// `AtomicU32::compare_exchange`.
+    fn cas(&self, current: u32, new: u32, success: Ordering, failure: Ordering)
+    -> Result<u32, u32>;
+}
+
+impl Word for AtomicU32 {
+    fn load(&self, order: Ordering) -> u32 {
+        AtomicU32::load(self, order)
+    }
+    fn store(&self, value: u32, order: Ordering) {
+        AtomicU32::store(self, value, order);
+    }
+    fn cas_weak(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32> {
+        self.compare_exchange_weak(current, new, success, failure)
+    }
+    fn cas(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32> {
+        self.compare_exchange(current, new, success, failure)
+    }
+}

@@ -1,0 +1,359 @@
+//! A bounded lock-free MPMC queue of `T` (FORMAT.md §4.2), byte-compatible with every ZeroIPC
+//! implementation.
+//!
+//! ```text
+//! +0  atomic u32 head       dequeue counter, wraps at 2^32
+//! +4  atomic u32 tail       enqueue counter, wraps at 2^32
+//! +8  u32 capacity          a power of two, 2 ..= 2^31
+//! +12 u32 elem_size
+//! +16 slots                 capacity * elem_size bytes
+//! +16 + align8(slots)       atomic u32 seq[capacity]
+//! ```
+//!
+//! The algorithm is Dmitry Vyukov's bounded MPMC queue (see `algo/vyukov.rs` for the invariant
+//! and every memory ordering); it is the one the C++, C, Go and Python (FFI) implementations use,
+//! so processes of all of them can push and pop on one queue at once.
+//!
+//! Differences from the other implementations: `create` rounds the capacity up to a power of two
+//! *and at least 2* (a capacity of 1 breaks the algorithm, FORMAT.md §4.2; the others accept it);
+//! `open` rejects a stored capacity that is not a power of two or is 1, an element size that is
+//! not `size_of::<T>()`, and an entry whose size disagrees with the geometry. The geometry is
+//! copied into the handle at open.
+//!
+//! # Crashes
+//!
+//! A producer that dies between claiming a position and publishing its slot leaves that slot
+//! unpublished forever: consumers then see the queue as empty from that position on (`pop`
+//! returns `None`, `len` stays above zero), and producers see it full one lap later. Nothing
+//! spins: every operation returns. A consumer that dies after claiming leaves one slot unusable
+//! for producers in the same way. Items already popped are never duplicated and items handed to
+//! a live consumer are never lost.
+
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::size_of;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use crate::algo::vyukov;
+use crate::error::{Error, Result};
+use crate::layout::ShmLayout;
+use crate::raw::Region;
+use crate::segment::Segment;
+use crate::table::align8;
+use crate::wait::{Backoff, deadline};
+
+/// Size of the queue header.
+const HEADER: u64 = 16;
+const OFF_HEAD: usize = 0;
+const OFF_TAIL: usize = 4;
+const OFF_CAPACITY: usize = 8;
+const OFF_ELEM_SIZE: usize = 12;
+/// The largest capacity: differences of positions must fit in an `i32`.
+const MAX_CAPACITY: u64 = 1 << 31;
+
+/// Byte sizes of a queue's sections: `(slots, seq offset, total)`, or `None` on overflow.
+fn geometry(capacity: u64, elem: u64) -> Option<(u64, u64, u64)> {
+    let slots = capacity.checked_mul(elem)?;
+    let seq_offset = align8(slots)?.checked_add(HEADER)?;
+    let total = capacity.checked_mul(4)?.checked_add(seq_offset)?;
+    Some((slots, seq_offset, total))
+}
+
+/// A bounded MPMC queue of `T` in a [`Segment`].
+///
+/// ```no_run
+/// use zeroipc::{Queue, Segment};
+///
+/// let seg = Segment::create("/jobs", 1 << 20)?;
+/// let jobs = Queue::<u64>::create(&seg, "jobs", 1000)?; // capacity 1024
+/// jobs.push(7).expect("not full");
+/// assert_eq!(jobs.pop(), Some(7));
+/// # Ok::<(), zeroipc::Error>(())
+/// ```
+pub struct Queue<'seg, T: ShmLayout> {
+    segment: &'seg Segment,
+    name: String,
+    head: &'seg AtomicU32,
+    tail: &'seg AtomicU32,
+    slots: Region<'seg>,
+    seqs: Region<'seg>,
+    capacity: u32,
+    _elem: PhantomData<fn() -> T>,
+}
+
+impl<T: ShmLayout> fmt::Debug for Queue<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("segment", &self.segment.name())
+            .field("name", &self.name)
+            .field("elem", &T::LAYOUT.type_name())
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl<'seg, T: ShmLayout> Queue<'seg, T> {
+    /// Creates the queue `name` with room for `capacity` items, rounded up to a power of two
+    /// (at least 2).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for capacity 0, above 2^31, or elements larger than 4 GiB;
+    /// [`Error::InvalidEntryName`], [`Error::DuplicateEntry`], [`Error::TableFull`],
+    /// [`Error::OutOfSpace`], [`Error::ReadOnly`]: the segment is unchanged.
+    pub fn create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidArgument {
+            what: "capacity",
+            reason,
+        };
+        let requested = u64::try_from(capacity).unwrap_or(u64::MAX);
+        if requested == 0 || requested > MAX_CAPACITY {
+            return Err(invalid(format!("`{capacity}` is outside `1..=2^31`")));
+        }
+        let rounded = requested.max(2).next_power_of_two();
+        let elem = u64::try_from(size_of::<T>()).unwrap_or(u64::MAX);
+        let elem_u32 = u32::try_from(elem)
+            .ok()
+            .filter(|&e| e > 0)
+            .ok_or_else(|| invalid(format!("elements of `{elem}` bytes cannot be queued")))?;
+        let cap_u32 = u32::try_from(rounded).map_err(|_| invalid("too large".into()))?;
+        let (_, seq_offset, total) = geometry(rounded, elem)
+            .ok_or_else(|| invalid(format!("`{capacity}` items overflow")))?;
+        let region = segment.create_entry(name, total, |r| {
+            r.write::<u32>(OFF_HEAD, 0)?;
+            r.write::<u32>(OFF_TAIL, 0)?;
+            r.write::<u32>(OFF_CAPACITY, cap_u32)?;
+            r.write::<u32>(OFF_ELEM_SIZE, elem_u32)?;
+            let seq_at =
+                usize::try_from(seq_offset).map_err(|_| crate::raw::Access::OutOfBounds)?;
+            r.zero(16, seq_at.saturating_sub(16))?;
+            for i in 0..cap_u32 {
+                let at = (i as usize)
+                    .checked_mul(4)
+                    .and_then(|o| o.checked_add(seq_at));
+                r.write::<u32>(at.ok_or(crate::raw::Access::OutOfBounds)?, i)?;
+            }
+            Ok(())
+        })?;
+        Self::from_region(segment, name, region)
+    }
+
+    /// Opens the existing queue `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EntryNotFound`]; [`Error::TypeMismatch`] when the stored element size is not
+    /// `size_of::<T>()`; [`Error::CorruptStructure`] for a capacity that is not a power of two
+    /// in `2..=2^31` or a geometry that disagrees with the entry; [`Error::ReadOnly`] on a
+    /// read-only segment (every queue operation writes).
+    pub fn open(segment: &'seg Segment, name: &str) -> Result<Self> {
+        let region = segment.open_entry(name)?;
+        Self::from_region(segment, name, region)
+    }
+
+    /// Opens `name` if it exists (its capacity must equal `capacity` rounded as by
+    /// [`create`](Self::create)), otherwise creates it.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
+    pub fn open_or_create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+        let opened = match Self::open(segment, name) {
+            Err(Error::EntryNotFound { .. }) => match Self::create(segment, name, capacity) {
+                Err(Error::DuplicateEntry { .. }) => Self::open(segment, name)?,
+                created => return created,
+            },
+            opened => opened?,
+        };
+        let wanted = capacity
+            .max(2)
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX);
+        if opened.capacity() != wanted {
+            return Err(Error::CapacityMismatch {
+                name: name.to_owned(),
+                requested: wanted as u64,
+                found: opened.capacity() as u64,
+            });
+        }
+        Ok(opened)
+    }
+
+    fn from_region(segment: &'seg Segment, name: &str, region: Region<'seg>) -> Result<Self> {
+        let corrupt = |reason: String| Error::CorruptStructure {
+            segment: segment.name().to_owned(),
+            name: name.to_owned(),
+            kind: "queue",
+            reason,
+        };
+        let size = region.len() as u64;
+        let header = |off| {
+            region.read::<u32>(off).map_err(|_| {
+                corrupt(format!(
+                    "the entry has `{size}` bytes, less than the 16-byte header"
+                ))
+            })
+        };
+        let capacity = header(OFF_CAPACITY)?;
+        let elem = header(OFF_ELEM_SIZE)?;
+        if capacity < 2 || !capacity.is_power_of_two() || u64::from(capacity) > MAX_CAPACITY {
+            return Err(corrupt(format!(
+                "capacity `{capacity}` is not a power of two in `2..=2^31`"
+            )));
+        }
+        if elem as usize != size_of::<T>() {
+            return Err(Error::TypeMismatch {
+                name: name.to_owned(),
+                expected: size_of::<T>(),
+                found: format!("`{elem}`-byte elements, capacity `{capacity}`"),
+            });
+        }
+        let (slots, seq_offset, total) = geometry(u64::from(capacity), u64::from(elem))
+            .ok_or_else(|| corrupt("the geometry overflows".into()))?;
+        if total != size {
+            return Err(corrupt(format!(
+                "capacity `{capacity}` of `{elem}`-byte elements needs `{total}` bytes, the entry has `{size}`"
+            )));
+        }
+        let access = |a| match a {
+            crate::raw::Access::ReadOnly => Error::ReadOnly {
+                segment: segment.name().to_owned(),
+            },
+            _ => corrupt("a counter is misaligned".into()),
+        };
+        let slots = region
+            .sub(HEADER, slots)
+            .ok_or_else(|| corrupt("slots out of range".into()))?;
+        let seqs = region
+            .sub(seq_offset, u64::from(capacity).saturating_mul(4))
+            .ok_or_else(|| corrupt("sequence words out of range".into()))?;
+        Ok(Self {
+            segment,
+            name: name.to_owned(),
+            head: region.atomic_u32(OFF_HEAD).map_err(access)?,
+            tail: region.atomic_u32(OFF_TAIL).map_err(access)?,
+            slots,
+            seqs,
+            capacity,
+            _elem: PhantomData,
+        })
+    }
+
+    /// The entry name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of slots (a power of two).
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// Items in the queue. Approximate: other processes may push and pop while it is computed.
+    pub fn len(&self) -> usize {
+        vyukov::len(self) as usize
+    }
+
+    /// Whether the queue is empty (approximate, as [`len`](Self::len)).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the queue is full (approximate, as [`len`](Self::len)).
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.capacity()
+    }
+
+    /// Enqueues `value`; when the queue is full the value comes back as `Err(value)`.
+    ///
+    /// # Errors
+    ///
+    /// `Err(value)` when full (also when the queue's words are corrupt).
+    pub fn push(&self, value: T) -> std::result::Result<(), T> {
+        vyukov::push(self, value)
+    }
+
+    /// Dequeues the oldest item, or `None` when the queue is empty.
+    pub fn pop(&self) -> Option<T> {
+        vyukov::pop(self)
+    }
+
+    /// Enqueues `value`, waiting up to `timeout` for room (spinning, then sleeping in steps of up
+    /// to 1 ms).
+    ///
+    /// # Errors
+    ///
+    /// `Err(value)` when the queue stayed full until the timeout.
+    pub fn push_timeout(&self, value: T, timeout: Duration) -> std::result::Result<(), T> {
+        let deadline = deadline(timeout);
+        let mut backoff = Backoff::new();
+        let mut value = value;
+        loop {
+            match self.push(value) {
+                Ok(()) => return Ok(()),
+                Err(back) => value = back,
+            }
+            if !backoff.snooze(deadline) {
+                return Err(value);
+            }
+        }
+    }
+
+    /// Dequeues an item, waiting up to `timeout` for one (spinning, then sleeping in steps of up
+    /// to 1 ms). `None` when the queue stayed empty.
+    pub fn pop_timeout(&self, timeout: Duration) -> Option<T> {
+        let deadline = deadline(timeout);
+        let mut backoff = Backoff::new();
+        loop {
+            if let Some(item) = self.pop() {
+                return Some(item);
+            }
+            if !backoff.snooze(deadline) {
+                return None;
+            }
+        }
+    }
+}
+
+impl<T: ShmLayout> vyukov::Store for Queue<'_, T> {
+    type W = AtomicU32;
+    type Item = T;
+
+    fn head(&self) -> &AtomicU32 {
+        self.head
+    }
+
+    fn tail(&self) -> &AtomicU32 {
+        self.tail
+    }
+
+    fn seq(&self, slot: u32) -> Option<&AtomicU32> {
+        self.seqs.atomic_u32((slot as usize).checked_mul(4)?).ok()
+    }
+
+    fn mask(&self) -> u32 {
+        self.capacity.wrapping_sub(1)
+    }
+
+    fn write(&self, slot: u32, item: T) {
+        // The slot lies inside the validated slot region, so this cannot fail.
+        if let Some(at) = (slot as usize).checked_mul(size_of::<T>()) {
+            let _ = self.slots.write(at, item);
+        }
+    }
+
+    fn read(&self, slot: u32) -> T {
+        (slot as usize)
+            .checked_mul(size_of::<T>())
+            .and_then(|at| self.slots.read(at).ok())
+            .unwrap_or_else(T::zeroed)
+    }
+}

@@ -1,0 +1,417 @@
+//! A bounded lock-free LIFO stack of `T` (FORMAT.md §4.3), byte-compatible with every ZeroIPC
+//! implementation.
+//!
+//! ```text
+//! +0  atomic i32 top        index of the top element, -1 when empty
+//! +4  u32 capacity          1 ..= 2^31 - 1
+//! +8  u32 elem_size
+//! +12 u32 reserved (0)
+//! +16 slots                 capacity * elem_size bytes
+//! +16 + align8(slots)       atomic u32 state[capacity]: 0 EMPTY, 1 WRITING, 2 READY, 3 READING
+//! ```
+//!
+//! The algorithm (`algo/stack.rs`) claims a position by CAS on `top`, then the slot by CAS on its
+//! state word, so a slot is never read while written or written while read.
+//!
+//! # Crashes
+//!
+//! A peer that dies between moving `top` and finishing its slot leaves the slot in WRITING or
+//! READING. Operations that reach such a slot wait a bounded time (the stall timeout, 100 ms by
+//! default), try to undo their own `top` move, and fail with [`Error::PeerStalled`] naming the
+//! slot and its state. They never hang. As in every implementation of this format, the stack is
+//! not automatically repaired: the slot stays stuck until someone resets the structure.
+//!
+//! The format records no owner, so a dead peer and one the scheduler has descheduled between two
+//! steps look the same. The stall timeout trades detection time against spurious failures: with
+//! more runnable threads than cores a live peer can be descheduled for tens of milliseconds, and
+//! a timed-out operation whose undo loses a race leaves an element stranded above `top` (the
+//! reference implementations behave the same way). Keep the timeout well above the longest
+//! scheduling delay you expect; lower it only where peers are known to run on dedicated cores.
+
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::size_of;
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+use crate::algo::stack::{self as algo, Failure};
+use crate::error::{Error, Result};
+use crate::layout::ShmLayout;
+use crate::raw::{Access, Region};
+use crate::segment::Segment;
+use crate::table::align8;
+
+const HEADER: u64 = 16;
+const OFF_TOP: usize = 0;
+const OFF_CAPACITY: usize = 4;
+const OFF_ELEM_SIZE: usize = 8;
+const OFF_RESERVED: usize = 12;
+/// `top` is an `i32`, so indices stop at `i32::MAX`.
+const MAX_CAPACITY: u64 = i32::MAX as u64;
+
+/// The default bound on waiting for a slot held by another process.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_millis(100);
+
+fn geometry(capacity: u64, elem: u64) -> Option<(u64, u64, u64)> {
+    let slots = capacity.checked_mul(elem)?;
+    let state_offset = align8(slots)?.checked_add(HEADER)?;
+    let total = capacity.checked_mul(4)?.checked_add(state_offset)?;
+    Some((slots, state_offset, total))
+}
+
+/// Why [`Stack::push`] handed the value back.
+#[derive(Debug)]
+pub enum PushError<T> {
+    /// The stack is full.
+    Full(T),
+    /// The push could not complete: a slot held by a stalled peer, or a corrupt stack.
+    Failed(T, Error),
+}
+
+impl<T> PushError<T> {
+    /// The value that was not pushed.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(v) | Self::Failed(v, _) => v,
+        }
+    }
+}
+
+impl<T> fmt::Display for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("the stack is full"),
+            Self::Failed(_, e) => write!(f, "push failed: {e}"),
+        }
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for PushError<T> {}
+
+/// A bounded LIFO stack of `T` in a [`Segment`].
+///
+/// ```no_run
+/// use zeroipc::{Segment, Stack};
+///
+/// let seg = Segment::create("/work", 1 << 16)?;
+/// let undo = Stack::<u32>::create(&seg, "undo", 64)?;
+/// undo.push(1).expect("room");
+/// undo.push(2).expect("room");
+/// assert_eq!(undo.pop()?, Some(2));
+/// # Ok::<(), zeroipc::Error>(())
+/// ```
+pub struct Stack<'seg, T: ShmLayout> {
+    segment: &'seg Segment,
+    name: String,
+    top: &'seg AtomicU32,
+    slots: Region<'seg>,
+    states: Region<'seg>,
+    capacity: u32,
+    stall_timeout: Duration,
+    _elem: PhantomData<fn() -> T>,
+}
+
+impl<T: ShmLayout> fmt::Debug for Stack<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("segment", &self.segment.name())
+            .field("name", &self.name)
+            .field("elem", &T::LAYOUT.type_name())
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl<'seg, T: ShmLayout> Stack<'seg, T> {
+    /// Creates the empty stack `name` with `capacity` slots.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for capacity 0 or above `i32::MAX`, or oversized elements;
+    /// [`Error::InvalidEntryName`], [`Error::DuplicateEntry`], [`Error::TableFull`],
+    /// [`Error::OutOfSpace`], [`Error::ReadOnly`]: the segment is unchanged.
+    pub fn create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidArgument {
+            what: "capacity",
+            reason,
+        };
+        let cap = u64::try_from(capacity).unwrap_or(u64::MAX);
+        if cap == 0 || cap > MAX_CAPACITY {
+            return Err(invalid(format!("`{capacity}` is outside `1..=2^31-1`")));
+        }
+        let elem = u64::try_from(size_of::<T>()).unwrap_or(u64::MAX);
+        let elem_u32 = u32::try_from(elem)
+            .ok()
+            .filter(|&e| e > 0)
+            .ok_or_else(|| invalid(format!("elements of `{elem}` bytes cannot be stacked")))?;
+        let cap_u32 = u32::try_from(cap).map_err(|_| invalid("too large".into()))?;
+        let (_, _, total) =
+            geometry(cap, elem).ok_or_else(|| invalid(format!("`{capacity}` items overflow")))?;
+        let region = segment.create_entry(name, total, |r| {
+            r.write::<i32>(OFF_TOP, -1)?;
+            r.write::<u32>(OFF_CAPACITY, cap_u32)?;
+            r.write::<u32>(OFF_ELEM_SIZE, elem_u32)?;
+            r.write::<u32>(OFF_RESERVED, 0)?;
+            let len = usize::try_from(total).map_err(|_| Access::OutOfBounds)?;
+            // Slots, alignment gap and every state word (EMPTY is 0).
+            r.zero(16, len.saturating_sub(16))
+        })?;
+        Self::from_region(segment, name, region)
+    }
+
+    /// Opens the existing stack `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EntryNotFound`]; [`Error::TypeMismatch`] when the stored element size is not
+    /// `size_of::<T>()`; [`Error::CorruptStructure`] for a capacity of 0, a geometry that
+    /// disagrees with the entry, `top` outside `-1..capacity`, or a slot state above 3;
+    /// [`Error::ReadOnly`] on a read-only segment.
+    pub fn open(segment: &'seg Segment, name: &str) -> Result<Self> {
+        let region = segment.open_entry(name)?;
+        Self::from_region(segment, name, region)
+    }
+
+    /// Opens `name` if it exists (its capacity must equal `capacity`), otherwise creates it.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
+    pub fn open_or_create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+        let opened = match Self::open(segment, name) {
+            Err(Error::EntryNotFound { .. }) => match Self::create(segment, name, capacity) {
+                Err(Error::DuplicateEntry { .. }) => Self::open(segment, name)?,
+                created => return created,
+            },
+            opened => opened?,
+        };
+        if opened.capacity() != capacity {
+            return Err(Error::CapacityMismatch {
+                name: name.to_owned(),
+                requested: capacity as u64,
+                found: opened.capacity() as u64,
+            });
+        }
+        Ok(opened)
+    }
+
+    fn from_region(segment: &'seg Segment, name: &str, region: Region<'seg>) -> Result<Self> {
+        let corrupt = |reason: String| Error::CorruptStructure {
+            segment: segment.name().to_owned(),
+            name: name.to_owned(),
+            kind: "stack",
+            reason,
+        };
+        let size = region.len() as u64;
+        let header = |off| {
+            region.read::<u32>(off).map_err(|_| {
+                corrupt(format!(
+                    "the entry has `{size}` bytes, less than the 16-byte header"
+                ))
+            })
+        };
+        let capacity = header(OFF_CAPACITY)?;
+        let elem = header(OFF_ELEM_SIZE)?;
+        let top = header(OFF_TOP)? as i32;
+        if capacity == 0 || u64::from(capacity) > MAX_CAPACITY {
+            return Err(corrupt(format!(
+                "capacity `{capacity}` is outside `1..=2^31-1`"
+            )));
+        }
+        if elem as usize != size_of::<T>() {
+            return Err(Error::TypeMismatch {
+                name: name.to_owned(),
+                expected: size_of::<T>(),
+                found: format!("`{elem}`-byte elements, capacity `{capacity}`"),
+            });
+        }
+        let (slots, state_offset, total) = geometry(u64::from(capacity), u64::from(elem))
+            .ok_or_else(|| corrupt("the geometry overflows".into()))?;
+        if total != size {
+            return Err(corrupt(format!(
+                "capacity `{capacity}` of `{elem}`-byte elements needs `{total}` bytes, the entry has `{size}`"
+            )));
+        }
+        if top < -1 || i64::from(top) >= i64::from(capacity) {
+            return Err(corrupt(format!("top `{top}` is outside `-1..{capacity}`")));
+        }
+        let slots = region
+            .sub(HEADER, slots)
+            .ok_or_else(|| corrupt("slots out of range".into()))?;
+        let states = region
+            .sub(state_offset, u64::from(capacity).saturating_mul(4))
+            .ok_or_else(|| corrupt("state words out of range".into()))?;
+        for i in 0..capacity {
+            let at = (i as usize).saturating_mul(4);
+            let state = states.read::<u32>(at).unwrap_or(u32::MAX);
+            if state > algo::READING {
+                return Err(corrupt(format!(
+                    "slot `{i}` has state `{state}`, not 0 ..= 3"
+                )));
+            }
+        }
+        let top = region.atomic_u32(OFF_TOP).map_err(|a| match a {
+            Access::ReadOnly => Error::ReadOnly {
+                segment: segment.name().to_owned(),
+            },
+            _ => corrupt("`top` is misaligned".into()),
+        })?;
+        Ok(Self {
+            segment,
+            name: name.to_owned(),
+            top,
+            slots,
+            states,
+            capacity,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            _elem: PhantomData,
+        })
+    }
+
+    /// How long an operation waits for a slot that another process holds mid-operation before
+    /// failing with [`Error::PeerStalled`] (default 100 ms; see the module docs on choosing it).
+    pub fn set_stall_timeout(&mut self, timeout: Duration) {
+        self.stall_timeout = timeout;
+    }
+
+    /// The entry name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// Elements on the stack (approximate while other processes push and pop).
+    pub fn len(&self) -> usize {
+        algo::len(&self.op()) as usize
+    }
+
+    /// Whether the stack is empty (approximate).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the stack is full (approximate).
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.capacity()
+    }
+
+    /// Pushes `value`.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] with the value when there is no room; [`PushError::Failed`] with the
+    /// value and [`Error::PeerStalled`] or [`Error::CorruptStructure`] when the slot stayed busy
+    /// past the stall timeout or the stack's words are corrupt.
+    pub fn push(&self, value: T) -> std::result::Result<(), PushError<T>> {
+        algo::push(&self.op(), value).map_err(|(value, failure)| match failure {
+            Failure::Full => PushError::Full(value),
+            other => PushError::Failed(value, self.failure(other)),
+        })
+    }
+
+    /// Pops the top element; `Ok(None)` when the stack is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PeerStalled`] when the top slot stayed busy past the stall timeout,
+    /// [`Error::CorruptStructure`] when `top` is out of range.
+    pub fn pop(&self) -> Result<Option<T>> {
+        algo::pop(&self.op()).map_err(|f| self.failure(f))
+    }
+
+    fn failure(&self, failure: Failure) -> Error {
+        match failure {
+            Failure::Stalled { slot, state } => Error::PeerStalled {
+                segment: self.segment.name().to_owned(),
+                name: self.name.clone(),
+                slot,
+                state,
+                waited_ms: u64::try_from(self.stall_timeout.as_millis()).unwrap_or(u64::MAX),
+            },
+            Failure::Corrupt { top } => Error::CorruptStructure {
+                segment: self.segment.name().to_owned(),
+                name: self.name.clone(),
+                kind: "stack",
+                reason: format!("top `{top}` is outside `-1..{}`", self.capacity),
+            },
+            Failure::Full => Error::InvalidArgument {
+                what: "value",
+                reason: "the stack is full".into(),
+            },
+        }
+    }
+
+    fn op(&self) -> Op<'_, 'seg, T> {
+        Op {
+            stack: self,
+            started: std::cell::Cell::new(None),
+        }
+    }
+}
+
+/// One operation's view of the stack: the algorithm's store plus its stall clock.
+struct Op<'a, 'seg, T: ShmLayout> {
+    stack: &'a Stack<'seg, T>,
+    started: std::cell::Cell<Option<Instant>>,
+}
+
+impl<T: ShmLayout> algo::Store for Op<'_, '_, T> {
+    type W = AtomicU32;
+    type Item = T;
+
+    fn top(&self) -> &AtomicU32 {
+        self.stack.top
+    }
+
+    fn state(&self, slot: u32) -> Option<&AtomicU32> {
+        self.stack
+            .states
+            .atomic_u32((slot as usize).checked_mul(4)?)
+            .ok()
+    }
+
+    fn capacity(&self) -> u32 {
+        self.stack.capacity
+    }
+
+    fn write(&self, slot: u32, item: T) {
+        if let Some(at) = (slot as usize).checked_mul(size_of::<T>()) {
+            let _ = self.stack.slots.write(at, item);
+        }
+    }
+
+    fn read(&self, slot: u32) -> T {
+        (slot as usize)
+            .checked_mul(size_of::<T>())
+            .and_then(|at| self.stack.slots.read(at).ok())
+            .unwrap_or_else(T::zeroed)
+    }
+
+    fn keep_waiting(&self, attempt: u32) -> bool {
+        let started = match self.started.get() {
+            Some(t) => t,
+            None => {
+                let now = Instant::now();
+                self.started.set(Some(now));
+                now
+            }
+        };
+        if attempt < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+        started.elapsed() < self.stack.stall_timeout
+    }
+}
