@@ -85,6 +85,83 @@ fn queue_basics() {
 }
 
 #[test]
+fn batches_interleave_with_single_operations() {
+    let (name, _g) = guarded("batch");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let q = Queue::<u32>::create(&seg, "q", 8).unwrap();
+    assert_eq!(q.push_slice(&[]), 0);
+    assert_eq!(q.push_slice(&[1, 2, 3]), 3);
+    q.push(4).unwrap();
+    assert_eq!(
+        q.push_slice(&[5, 6, 7, 8, 9, 10]),
+        4,
+        "only the prefix that fits"
+    );
+    assert_eq!(q.push_slice(&[11]), 0, "full");
+    let mut out = [0u32; 3];
+    assert_eq!(q.pop_into(&mut out), 3);
+    assert_eq!(out, [1, 2, 3]);
+    assert_eq!(q.pop(), Some(4));
+    assert_eq!(
+        q.push_slice(&[11, 12, 13, 14, 15]),
+        4,
+        "across the end of the ring"
+    );
+    let mut rest = [0u32; 16];
+    assert_eq!(q.pop_into(&mut rest), 8);
+    assert_eq!(rest[..8], [5, 6, 7, 8, 11, 12, 13, 14]);
+    assert_eq!(q.pop_into(&mut rest), 0, "empty");
+    // The bytes are those of single operations: a fresh queue fed one by one looks the same.
+    let single = Queue::<u32>::create(&seg, "single", 8).unwrap();
+    for v in [1, 2, 3, 4, 5, 6, 7, 8] {
+        single.push(v).unwrap();
+    }
+    for _ in 0..4 {
+        single.pop();
+    }
+    for v in [11, 12, 13, 14] {
+        single.push(v).unwrap();
+    }
+    for _ in 0..8 {
+        single.pop();
+    }
+    let a = seg.entry("q").unwrap().unwrap();
+    let b = seg.entry("single").unwrap().unwrap();
+    let bytes = read_raw(&name);
+    let (a, b) = (a.offset as usize, b.offset as usize);
+    assert_eq!(bytes[a..a + 16 + 32 + 32], bytes[b..b + 16 + 32 + 32]);
+}
+
+#[test]
+fn c3_batched_processes_lose_and_duplicate_nothing() {
+    // Batches on one side, single operations on the other, across processes.
+    let per = soak_items() / 2;
+    let (name, _g) = guarded("c3b");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let q = Queue::<u64>::create(&seg, "q", 64).unwrap();
+    Array::<u64>::create(&seg, "consumed", 1).unwrap();
+    let producer = Command::new(CHILD)
+        .args(["queue-produce", &name, "q", "0", &per.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u64; 48];
+    let mut next = 0u64;
+    while next < per {
+        let n = q.pop_into(&mut buf);
+        for &v in &buf[..n] {
+            assert_eq!(v, next, "lost, duplicated or reordered");
+            next += 1;
+        }
+        if n == 0 {
+            std::thread::yield_now();
+        }
+    }
+    assert!(producer.wait_with_output().unwrap().status.success());
+    assert_eq!(q.pop(), None);
+}
+
+#[test]
 fn queue_timeouts_are_kept() {
     let (name, _g) = guarded("qto");
     let seg = Segment::create(&name, 1 << 16).unwrap();
@@ -185,10 +262,20 @@ fn a3_corrupt_queue_and_stack_headers_are_refused() {
         stack_err(272, (-2i32) as u32),
         Error::CorruptStructure { .. }
     ));
-    assert!(
-        matches!(stack_err(272 + 16 + 16, 7), Error::CorruptStructure { .. }),
-        "bad slot state"
-    );
+    {
+        // A slot state that is not a state: the operation that meets it fails at once.
+        let (name, _g) = case(272 + 16 + 16 + 4, 7);
+        let seg = Segment::open(&name).unwrap();
+        let s = Stack::<u32>::open(&seg, "s").unwrap();
+        s.push(1).unwrap();
+        let t = Instant::now();
+        match s.push(2) {
+            Err(PushError::Failed(2, Error::CorruptStructure { kind: "stack", .. })) => {}
+            other => panic!("expected a corrupt-state failure, got {other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_millis(10));
+        assert_eq!(s.len(), 1, "the failed push undid its claim");
+    }
     assert!(matches!(stack_err(272 + 8, 2), Error::TypeMismatch { .. }));
 }
 

@@ -44,7 +44,7 @@ use std::time::Duration;
 use crate::algo::vyukov;
 use crate::error::{Error, Result};
 use crate::layout::ShmLayout;
-use crate::raw::Region;
+use crate::raw::{Region, Slots, Words};
 use crate::segment::Segment;
 use crate::table::align8;
 use crate::wait::{Backoff, deadline};
@@ -55,8 +55,12 @@ const OFF_HEAD: usize = 0;
 const OFF_TAIL: usize = 4;
 const OFF_CAPACITY: usize = 8;
 const OFF_ELEM_SIZE: usize = 12;
-/// The largest capacity: differences of positions must fit in an `i32`.
+/// The largest capacity accepted at open: differences of positions must fit in an `i32`.
 const MAX_CAPACITY: u64 = 1 << 31;
+/// The largest capacity created: at exactly 2^31, `t - cap` and `t + cap` are the same u32, so
+/// a producer with an old `tail` can mistake a free slot for a full one (the reference has the
+/// same edge); one power of two less avoids it.
+const MAX_CREATE_CAPACITY: u64 = 1 << 30;
 
 /// Byte sizes of a queue's sections: `(slots, seq offset, total)`, or `None` on overflow.
 fn geometry(capacity: u64, elem: u64) -> Option<(u64, u64, u64)> {
@@ -82,9 +86,12 @@ pub struct Queue<'seg, T: ShmLayout> {
     name: String,
     head: &'seg AtomicU32,
     tail: &'seg AtomicU32,
-    slots: Region<'seg>,
-    seqs: Region<'seg>,
+    slots: Slots<'seg, T>,
+    seqs: Words<'seg>,
     capacity: u32,
+    /// Process-local guesses of the counters (see `vyukov::Store::tail_guess`).
+    head_hint: AtomicU32,
+    tail_hint: AtomicU32,
     _elem: PhantomData<fn() -> T>,
 }
 
@@ -106,7 +113,7 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for capacity 0, above 2^31, or elements larger than 4 GiB;
+    /// [`Error::InvalidArgument`] for capacity 0, above 2^30, or elements larger than 4 GiB;
     /// [`Error::InvalidEntryName`], [`Error::DuplicateEntry`], [`Error::TableFull`],
     /// [`Error::OutOfSpace`], [`Error::ReadOnly`]: the segment is unchanged.
     pub fn create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
@@ -115,8 +122,8 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
             reason,
         };
         let requested = u64::try_from(capacity).unwrap_or(u64::MAX);
-        if requested == 0 || requested > MAX_CAPACITY {
-            return Err(invalid(format!("`{capacity}` is outside `1..=2^31`")));
+        if requested == 0 || requested > MAX_CREATE_CAPACITY {
+            return Err(invalid(format!("`{capacity}` is outside `1..=2^30`")));
         }
         let rounded = requested.max(2).next_power_of_two();
         let elem = u64::try_from(size_of::<T>()).unwrap_or(u64::MAX);
@@ -166,6 +173,12 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
     ///
     /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
     pub fn open_or_create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+        if capacity == 0 || capacity as u64 > MAX_CREATE_CAPACITY {
+            return Err(Error::InvalidArgument {
+                what: "capacity",
+                reason: format!("`{capacity}` is outside `1..=2^30`"),
+            });
+        }
         let opened = match Self::open(segment, name) {
             Err(Error::EntryNotFound { .. }) => match Self::create(segment, name, capacity) {
                 Err(Error::DuplicateEntry { .. }) => Self::open(segment, name)?,
@@ -216,7 +229,7 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
                 found: format!("`{elem}`-byte elements, capacity `{capacity}`"),
             });
         }
-        let (slots, seq_offset, total) = geometry(u64::from(capacity), u64::from(elem))
+        let (_, seq_offset, total) = geometry(u64::from(capacity), u64::from(elem))
             .ok_or_else(|| corrupt("the geometry overflows".into()))?;
         if total != size {
             return Err(corrupt(format!(
@@ -229,20 +242,20 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
             },
             _ => corrupt("a counter is misaligned".into()),
         };
-        let slots = region
-            .sub(HEADER, slots)
-            .ok_or_else(|| corrupt("slots out of range".into()))?;
-        let seqs = region
-            .sub(seq_offset, u64::from(capacity).saturating_mul(4))
-            .ok_or_else(|| corrupt("sequence words out of range".into()))?;
+        let seq_at = usize::try_from(seq_offset).map_err(|_| corrupt("out of range".into()))?;
+        let head = region.atomic_u32(OFF_HEAD).map_err(access)?;
+        let tail = region.atomic_u32(OFF_TAIL).map_err(access)?;
         Ok(Self {
             segment,
             name: name.to_owned(),
-            head: region.atomic_u32(OFF_HEAD).map_err(access)?,
-            tail: region.atomic_u32(OFF_TAIL).map_err(access)?,
-            slots,
-            seqs,
+            head,
+            tail,
+            slots: region.slots::<T>(16, capacity as usize).map_err(access)?,
+            seqs: region.words(seq_at, capacity as usize).map_err(access)?,
             capacity,
+            // Relaxed: starting guesses only.
+            head_hint: AtomicU32::new(head.load(std::sync::atomic::Ordering::Relaxed)),
+            tail_hint: AtomicU32::new(tail.load(std::sync::atomic::Ordering::Relaxed)),
             _elem: PhantomData,
         })
     }
@@ -284,6 +297,20 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
     /// Dequeues the oldest item, or `None` when the queue is empty.
     pub fn pop(&self) -> Option<T> {
         vyukov::pop(self)
+    }
+
+    /// Enqueues the longest prefix of `items` that fits, claiming all its positions at once
+    /// (one update of the shared counter for the whole batch, which is much faster across
+    /// processes than pushing one by one); returns how many were enqueued, 0 when full. Peers
+    /// see the items as ordinary single pushes, in order.
+    pub fn push_slice(&self, items: &[T]) -> usize {
+        vyukov::push_batch(self, items)
+    }
+
+    /// Dequeues up to `out.len()` items, oldest first, claiming them all at once; returns how
+    /// many were written to the front of `out`, 0 when empty.
+    pub fn pop_into(&self, out: &mut [T]) -> usize {
+        vyukov::pop_batch(self, out)
     }
 
     /// Enqueues `value`, waiting up to `timeout` for room (spinning, then sleeping in steps of up
@@ -335,25 +362,46 @@ impl<T: ShmLayout> vyukov::Store for Queue<'_, T> {
         self.tail
     }
 
+    #[inline]
     fn seq(&self, slot: u32) -> Option<&AtomicU32> {
-        self.seqs.atomic_u32((slot as usize).checked_mul(4)?).ok()
+        self.seqs.get(slot as usize)
     }
 
     fn mask(&self) -> u32 {
         self.capacity.wrapping_sub(1)
     }
 
+    #[inline]
     fn write(&self, slot: u32, item: T) {
-        // The slot lies inside the validated slot region, so this cannot fail.
-        if let Some(at) = (slot as usize).checked_mul(size_of::<T>()) {
-            let _ = self.slots.write(at, item);
-        }
+        // `slot <= mask < capacity`, inside the validated slots, so this cannot fail.
+        let _ = self.slots.write(slot as usize, item);
     }
 
+    #[inline]
     fn read(&self, slot: u32) -> T {
-        (slot as usize)
-            .checked_mul(size_of::<T>())
-            .and_then(|at| self.slots.read(at).ok())
-            .unwrap_or_else(T::zeroed)
+        self.slots.read(slot as usize).unwrap_or_else(T::zeroed)
+    }
+
+    // Relaxed: the hints are guesses, validated by the algorithm.
+    #[inline]
+    fn tail_guess(&self) -> u32 {
+        self.tail_hint.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn head_guess(&self) -> u32 {
+        self.head_hint.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn note_tail(&self, tail: u32) {
+        self.tail_hint
+            .store(tail, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn note_head(&self, head: u32) {
+        self.head_hint
+            .store(head, std::sync::atomic::Ordering::Relaxed);
     }
 }

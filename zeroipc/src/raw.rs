@@ -361,6 +361,198 @@ impl<'a> Region<'a> {
     }
 }
 
+/// A validated array of atomic `u32` words in a writable mapping (sequence and state words):
+/// bounds and alignment are checked once, when it is made, and each access checks the index.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Words<'a> {
+    base: NonNull<u32>,
+    len: usize,
+    _mapping: PhantomData<&'a Mapping>,
+}
+
+// SAFETY: as for `Region`: a window onto shared memory accessed only atomically.
+unsafe impl Send for Words<'_> {}
+// SAFETY: as for `Region`.
+unsafe impl Sync for Words<'_> {}
+
+impl<'a> Words<'a> {
+    /// The word at `index`, or `None` past the end.
+    #[inline]
+    pub(crate) fn get(&self, index: usize) -> Option<&'a AtomicU32> {
+        if index >= self.len {
+            return None;
+        }
+        // SAFETY:
+        // - `index < len`, and `len` words from `base` lie inside the writable mapping (checked
+        //   by `Region::words`), so the pointer is in bounds;
+        // - `base` is 4-aligned (checked) and so is every word after it.
+        let ptr = unsafe { self.base.as_ptr().add(index) };
+        // SAFETY:
+        // - in bounds and aligned (above), writable, and the mapping outlives `'a`;
+        // - every access of this crate to these words is atomic.
+        Some(unsafe { AtomicU32::from_ptr(ptr) })
+    }
+}
+
+/// A validated array of `T` slots in a writable mapping, copied in and out with relaxed atomic
+/// units like every other copy (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Slots<'a, T> {
+    base: NonNull<u8>,
+    len: usize,
+    _mapping: PhantomData<&'a Mapping>,
+    _elem: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Slots<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Slots<'_, T> {}
+
+// SAFETY: as for `Region`.
+unsafe impl<T> Send for Slots<'_, T> {}
+// SAFETY: as for `Region`.
+unsafe impl<T> Sync for Slots<'_, T> {}
+
+impl<T: bytemuck::Pod> Slots<'_, T> {
+    /// The copy unit for `T`: the widest of 8, 4, 2, 1 bytes dividing its size (slot bases are
+    /// 8-aligned, so every slot is aligned to it).
+    const UNIT: usize = {
+        let size = size_of::<T>();
+        if size % 8 == 0 {
+            8
+        } else if size % 4 == 0 {
+            4
+        } else if size % 2 == 0 {
+            2
+        } else {
+            1
+        }
+    };
+
+    /// Copies slot `index` out; `None` past the end.
+    #[inline]
+    pub(crate) fn read(&self, index: usize) -> Option<T> {
+        let ptr = self.slot(index)?;
+        let mut value = T::zeroed();
+        let out = bytemuck::bytes_of_mut(&mut value);
+        match Self::UNIT {
+            8 => copy_units_out::<u64>(ptr, out),
+            4 => copy_units_out::<u32>(ptr, out),
+            2 => copy_units_out::<u16>(ptr, out),
+            _ => copy_units_out::<u8>(ptr, out),
+        }
+        Some(value)
+    }
+
+    /// Copies `value` into slot `index`; `false` past the end.
+    #[inline]
+    pub(crate) fn write(&self, index: usize, value: T) -> bool {
+        let Some(ptr) = self.slot(index) else {
+            return false;
+        };
+        let data = bytemuck::bytes_of(&value);
+        match Self::UNIT {
+            8 => copy_units_in::<u64>(ptr, data),
+            4 => copy_units_in::<u32>(ptr, data),
+            2 => copy_units_in::<u16>(ptr, data),
+            _ => copy_units_in::<u8>(ptr, data),
+        }
+        true
+    }
+
+    /// The start of slot `index`, a [`SlotPtr`] that may be copied through.
+    #[inline]
+    fn slot(&self, index: usize) -> Option<SlotPtr> {
+        if index >= self.len {
+            return None;
+        }
+        let offset = index.checked_mul(size_of::<T>())?;
+        // SAFETY:
+        // - `index < len` and `len * size_of::<T>()` bytes from `base` lie inside the writable
+        //   mapping (checked by `Region::slots`), so `base + offset` and the whole slot are in
+        //   bounds.
+        Some(SlotPtr(unsafe { self.base.as_ptr().add(offset) }))
+    }
+}
+
+/// A pointer to a whole, in-bounds slot of a writable mapping, aligned to its copy unit. Only
+/// [`Slots::slot`] makes one.
+#[derive(Clone, Copy)]
+struct SlotPtr(*mut u8);
+
+/// Copies `out.len()` bytes from a slot in units of `U` (`U` divides the length; the slot is
+/// `U`-aligned and at least `out.len()` bytes long).
+#[inline]
+fn copy_units_out<U: Unit>(slot: SlotPtr, out: &mut [u8]) {
+    let unit = size_of::<U>();
+    for (chunk, at) in out.chunks_exact_mut(unit).zip((0..).step_by(unit)) {
+        // SAFETY:
+        // - `SlotPtr` guarantees an in-bounds, `U`-aligned slot of at least `out.len()` bytes
+        //   in a writable mapping; `at + unit <= out.len()`.
+        let ptr = unsafe { slot.0.add(at) }.cast::<U>();
+        // SAFETY: as above.
+        let value = unsafe { U::load_relaxed(ptr) };
+        chunk.copy_from_slice(bytemuck::bytes_of(&value));
+    }
+}
+
+/// Copies `data` into a slot in units of `U` (same conditions as [`copy_units_out`]).
+#[inline]
+fn copy_units_in<U: Unit>(slot: SlotPtr, data: &[u8]) {
+    let unit = size_of::<U>();
+    for (chunk, at) in data.chunks_exact(unit).zip((0..).step_by(unit)) {
+        // SAFETY:
+        // - `SlotPtr` guarantees an in-bounds, `U`-aligned slot of at least `data.len()` bytes
+        //   in a writable mapping; `at + unit <= data.len()`.
+        let ptr = unsafe { slot.0.add(at) }.cast::<U>();
+        // SAFETY: as above.
+        unsafe { U::store_relaxed(ptr, bytemuck::pod_read_unaligned(chunk)) };
+    }
+}
+
+impl<'a> Region<'a> {
+    /// `count` atomic words at `offset` (4-aligned, writable).
+    pub(crate) fn words(&self, offset: usize, count: usize) -> Result<Words<'a>, Access> {
+        let bytes = count.checked_mul(4).ok_or(Access::OutOfBounds)?;
+        let ptr = self.ptr_for(offset, bytes, true)?.cast::<u32>();
+        if !ptr.is_aligned() {
+            return Err(Access::Misaligned);
+        }
+        let base = NonNull::new(ptr).ok_or(Access::OutOfBounds)?;
+        Ok(Words {
+            base,
+            len: count,
+            _mapping: PhantomData,
+        })
+    }
+
+    /// `count` slots of `T` at `offset` (8-aligned, writable).
+    pub(crate) fn slots<T: bytemuck::Pod>(
+        &self,
+        offset: usize,
+        count: usize,
+    ) -> Result<Slots<'a, T>, Access> {
+        let bytes = count
+            .checked_mul(size_of::<T>())
+            .ok_or(Access::OutOfBounds)?;
+        let ptr = self.ptr_for(offset, bytes, true)?;
+        if !ptr.cast::<u64>().is_aligned() {
+            return Err(Access::Misaligned);
+        }
+        let base = NonNull::new(ptr).ok_or(Access::OutOfBounds)?;
+        Ok(Slots {
+            base,
+            len: count,
+            _mapping: PhantomData,
+            _elem: PhantomData,
+        })
+    }
+}
+
 /// The fence that gives a plain (volatile) load the ordering the caller asked for.
 fn load_fence(order: Ordering) {
     match order {

@@ -34,6 +34,7 @@
     clippy::cast_possible_truncation
 )]
 
+use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::size_of;
@@ -43,9 +44,10 @@ use std::time::{Duration, Instant};
 use crate::algo::stack::{self as algo, Failure};
 use crate::error::{Error, Result};
 use crate::layout::ShmLayout;
-use crate::raw::{Access, Region};
+use crate::raw::{Access, Region, Slots, Words};
 use crate::segment::Segment;
 use crate::table::align8;
+use crate::wait::{Backoff, deadline};
 
 const HEADER: u64 = 16;
 const OFF_TOP: usize = 0;
@@ -110,8 +112,8 @@ pub struct Stack<'seg, T: ShmLayout> {
     segment: &'seg Segment,
     name: String,
     top: &'seg AtomicU32,
-    slots: Region<'seg>,
-    states: Region<'seg>,
+    slots: Slots<'seg, T>,
+    states: Words<'seg>,
     capacity: u32,
     stall_timeout: Duration,
     _elem: PhantomData<fn() -> T>,
@@ -172,7 +174,8 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
     ///
     /// [`Error::EntryNotFound`]; [`Error::TypeMismatch`] when the stored element size is not
     /// `size_of::<T>()`; [`Error::CorruptStructure`] for a capacity of 0, a geometry that
-    /// disagrees with the entry, `top` outside `-1..capacity`, or a slot state above 3;
+    /// disagrees with the entry, or `top` outside `-1..capacity` (a slot state above 3 is
+    /// reported by the operation that meets it);
     /// [`Error::ReadOnly`] on a read-only segment.
     pub fn open(segment: &'seg Segment, name: &str) -> Result<Self> {
         let region = segment.open_entry(name)?;
@@ -232,7 +235,7 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
                 found: format!("`{elem}`-byte elements, capacity `{capacity}`"),
             });
         }
-        let (slots, state_offset, total) = geometry(u64::from(capacity), u64::from(elem))
+        let (_, state_offset, total) = geometry(u64::from(capacity), u64::from(elem))
             .ok_or_else(|| corrupt("the geometry overflows".into()))?;
         if total != size {
             return Err(corrupt(format!(
@@ -242,27 +245,16 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
         if top < -1 || i64::from(top) >= i64::from(capacity) {
             return Err(corrupt(format!("top `{top}` is outside `-1..{capacity}`")));
         }
-        let slots = region
-            .sub(HEADER, slots)
-            .ok_or_else(|| corrupt("slots out of range".into()))?;
-        let states = region
-            .sub(state_offset, u64::from(capacity).saturating_mul(4))
-            .ok_or_else(|| corrupt("state words out of range".into()))?;
-        for i in 0..capacity {
-            let at = (i as usize).saturating_mul(4);
-            let state = states.read::<u32>(at).unwrap_or(u32::MAX);
-            if state > algo::READING {
-                return Err(corrupt(format!(
-                    "slot `{i}` has state `{state}`, not 0 ..= 3"
-                )));
-            }
-        }
-        let top = region.atomic_u32(OFF_TOP).map_err(|a| match a {
+        let access = |a| match a {
             Access::ReadOnly => Error::ReadOnly {
                 segment: segment.name().to_owned(),
             },
-            _ => corrupt("`top` is misaligned".into()),
-        })?;
+            _ => corrupt("a word is misaligned".into()),
+        };
+        let state_at = usize::try_from(state_offset).map_err(|_| corrupt("out of range".into()))?;
+        let states = region.words(state_at, capacity as usize).map_err(access)?;
+        let slots = region.slots::<T>(16, capacity as usize).map_err(access)?;
+        let top = region.atomic_u32(OFF_TOP).map_err(access)?;
         Ok(Self {
             segment,
             name: name.to_owned(),
@@ -345,6 +337,12 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
                 kind: "stack",
                 reason: format!("top `{top}` is outside `-1..{}`", self.capacity),
             },
+            Failure::BadState { slot, state } => Error::CorruptStructure {
+                segment: self.segment.name().to_owned(),
+                name: self.name.clone(),
+                kind: "stack",
+                reason: format!("slot `{slot}` has state `{state}`, not 0 ..= 3"),
+            },
             Failure::Full => Error::InvalidArgument {
                 what: "value",
                 reason: "the stack is full".into(),
@@ -355,15 +353,17 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
     fn op(&self) -> Op<'_, 'seg, T> {
         Op {
             stack: self,
-            started: std::cell::Cell::new(None),
+            deadline: Cell::new(None),
+            backoff: Cell::new(Backoff::new()),
         }
     }
 }
 
-/// One operation's view of the stack: the algorithm's store plus its stall clock.
+/// One operation's view of the stack: the algorithm's store plus its wait state.
 struct Op<'a, 'seg, T: ShmLayout> {
     stack: &'a Stack<'seg, T>,
-    started: std::cell::Cell<Option<Instant>>,
+    deadline: Cell<Option<Instant>>,
+    backoff: Cell<Backoff>,
 }
 
 impl<T: ShmLayout> algo::Store for Op<'_, '_, T> {
@@ -375,10 +375,7 @@ impl<T: ShmLayout> algo::Store for Op<'_, '_, T> {
     }
 
     fn state(&self, slot: u32) -> Option<&AtomicU32> {
-        self.stack
-            .states
-            .atomic_u32((slot as usize).checked_mul(4)?)
-            .ok()
+        self.stack.states.get(slot as usize)
     }
 
     fn capacity(&self) -> u32 {
@@ -386,32 +383,38 @@ impl<T: ShmLayout> algo::Store for Op<'_, '_, T> {
     }
 
     fn write(&self, slot: u32, item: T) {
-        if let Some(at) = (slot as usize).checked_mul(size_of::<T>()) {
-            let _ = self.stack.slots.write(at, item);
-        }
+        // `slot < capacity`, inside the validated slots, so this cannot fail.
+        let _ = self.stack.slots.write(slot as usize, item);
     }
 
     fn read(&self, slot: u32) -> T {
-        (slot as usize)
-            .checked_mul(size_of::<T>())
-            .and_then(|at| self.stack.slots.read(at).ok())
+        self.stack
+            .slots
+            .read(slot as usize)
             .unwrap_or_else(T::zeroed)
     }
 
-    fn keep_waiting(&self, attempt: u32) -> bool {
-        let started = match self.started.get() {
-            Some(t) => t,
-            None => {
-                let now = Instant::now();
-                self.started.set(Some(now));
-                now
-            }
-        };
-        if attempt < 64 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
+    fn keep_waiting(&self, attempt: u32, committed: bool) -> bool {
+        if attempt == 0 {
+            // A new wait: a fresh clock and back-off. A committed wait (the claim on `top` could
+            // not be undone) gets ten times the bound, at least a second.
+            let bound = if committed {
+                self.stack
+                    .stall_timeout
+                    .saturating_mul(10)
+                    .max(Duration::from_secs(1))
+            } else {
+                self.stack.stall_timeout
+            };
+            self.deadline.set(Some(deadline(bound)));
+            self.backoff.set(Backoff::new());
         }
-        started.elapsed() < self.stack.stall_timeout
+        let Some(deadline) = self.deadline.get() else {
+            return false;
+        };
+        let mut backoff = self.backoff.get();
+        let more = backoff.snooze(deadline);
+        self.backoff.set(backoff);
+        more
     }
 }

@@ -16,7 +16,7 @@ const YIELDS: u32 = 16;
 const MAX_SLEEP: Duration = Duration::from_micros(1024);
 
 /// Back-off state of one waiting operation.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Backoff {
     step: u32,
 }

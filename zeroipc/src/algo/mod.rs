@@ -8,6 +8,11 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// How many times an operation retries a CAS that others keep winning before it reports the
+/// structure as unusable. Live peers never come close; a process rewriting the counters in a
+/// loop could otherwise keep an operation spinning for ever.
+pub(crate) const MAX_RETRIES: u32 = 1 << 20;
+
 pub(crate) mod stack;
 pub(crate) mod vyukov;
 

@@ -4,13 +4,15 @@
 //!
 //! The slot-state CAS is retried only for a bounded time: a peer that died between moving `top`
 //! and finishing its slot would otherwise block the slot forever. On giving up the operation
-//! tries to undo its `top` move and reports the stalled slot. This is the reference behaviour;
-//! like it, an undo that fails because others moved `top` meanwhile leaves the slot to be
-//! reported again by later operations (a crashed peer is not fully recoverable in this format).
+//! tries to undo its `top` move and reports the stalled slot, as the reference does. Unlike the
+//! reference, when the undo fails (others moved `top` meanwhile, so the claim cannot be
+//! withdrawn) the operation keeps waiting with a longer bound rather than leave an element or a
+//! slot stranded above or below `top`; only after that bound does it report the stall (and then
+//! the stack may stay inconsistent, which no implementation of this format can repair).
 
 use std::sync::atomic::Ordering;
 
-use super::Word;
+use super::{MAX_RETRIES, Word};
 
 /// Slot states.
 pub(crate) const EMPTY: u32 = 0;
@@ -34,8 +36,11 @@ pub(crate) trait Store {
     fn write(&self, slot: u32, item: Self::Item);
     /// Reads the item of a slot this thread owns.
     fn read(&self, slot: u32) -> Self::Item;
-    /// Called between attempts on a busy slot; returns `false` once the caller should give up.
-    fn keep_waiting(&self, attempt: u32) -> bool;
+    /// Called between attempts on a busy slot (`attempt` counts from 0 for each wait); returns
+    /// `false` once the caller should give up. `committed` is set once the operation could not
+    /// undo its claim on `top`: it then waits longer, because giving up would leave the stack
+    /// inconsistent.
+    fn keep_waiting(&self, attempt: u32, committed: bool) -> bool;
 }
 
 /// Why an operation did not complete.
@@ -47,12 +52,76 @@ pub(crate) enum Failure {
     Stalled { slot: u32, state: u32 },
     /// `top` is outside `-1..capacity`.
     Corrupt { top: i32 },
+    /// A slot state word holds a value that is not a state.
+    BadState { slot: u32, state: u32 },
+}
+
+/// Waits for `state` to go from `from` to `to` on the slot this operation claimed (`top` moved
+/// from `claimed_top` to `moved_top`). On a long wait the claim is undone if nobody moved `top`
+/// since; if somebody did, the claim cannot be withdrawn and the wait goes on with the longer
+/// bound, since giving up then would strand an element or a slot.
+fn acquire_slot<S: Store>(
+    s: &S,
+    state: &S::W,
+    slot: u32,
+    (from, to): (u32, u32),
+    (moved_top, claimed_top): (u32, u32),
+) -> Result<(), Failure> {
+    let mut attempt = 0u32;
+    let mut committed = false;
+    loop {
+        // SYNC POINT (slot state): Acquire of `from` pairs with the Release store that made the
+        // slot `from` (EMPTY by a popper, READY by a pusher), ordering its slot access before
+        // ours.
+        match state.cas_weak(from, to, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return Ok(()),
+            Err(seen) if seen > READING => {
+                let _ = s
+                    .top()
+                    .cas(moved_top, claimed_top, Ordering::AcqRel, Ordering::Relaxed);
+                return Err(Failure::BadState { slot, state: seen });
+            }
+            Err(seen) => {
+                if s.keep_waiting(attempt, committed) {
+                    attempt = attempt.saturating_add(1);
+                    continue;
+                }
+                // One strong attempt, so that a spurious weak failure cannot end the wait.
+                if state
+                    .cas(from, to, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+                if !committed
+                    && s.top()
+                        .cas(moved_top, claimed_top, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_err()
+                {
+                    committed = true;
+                    attempt = 0;
+                    continue;
+                }
+                return Err(Failure::Stalled { slot, state: seen });
+            }
+        }
+    }
 }
 
 /// Pushes `item`; on failure the item comes back with the reason.
 pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), (S::Item, Failure)> {
     let cap = s.capacity();
+    let mut retries = 0u32;
     let slot = loop {
+        retries = retries.saturating_add(1);
+        if retries > MAX_RETRIES {
+            return Err((
+                item,
+                Failure::Corrupt {
+                    top: s.top().load(Ordering::Relaxed) as i32,
+                },
+            ));
+        }
         // Relaxed: validated by the CAS.
         let c = s.top().load(Ordering::Relaxed) as i32;
         if c < -1 || c >= cap as i32 {
@@ -78,26 +147,14 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), (S::Item, Failu
     let Some(state) = s.state(slot) else {
         return Err((item, Failure::Corrupt { top: slot as i32 }));
     };
-    let mut attempt = 0;
-    loop {
-        // SYNC POINT (slot state): Acquire of EMPTY pairs with the popper's Release store of
-        // EMPTY, so its read of the old item happened before our write.
-        match state.cas_weak(EMPTY, WRITING, Ordering::AcqRel, Ordering::Relaxed) {
-            Ok(_) => break,
-            Err(seen) => {
-                if !s.keep_waiting(attempt) {
-                    // Undo our claim if nobody moved top since; then report the stuck slot.
-                    let _ = s.top().cas(
-                        slot,
-                        slot.wrapping_sub(1),
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    );
-                    return Err((item, Failure::Stalled { slot, state: seen }));
-                }
-                attempt = attempt.saturating_add(1);
-            }
-        }
+    if let Err(failure) = acquire_slot(
+        s,
+        state,
+        slot,
+        (EMPTY, WRITING),
+        (slot, slot.wrapping_sub(1)),
+    ) {
+        return Err((item, failure));
     }
     s.write(slot, item);
     // SYNC POINT (slot state): Release publishes the item to the popper's Acquire CAS
@@ -109,7 +166,14 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), (S::Item, Failu
 /// Pops the top item; `Ok(None)` when empty.
 pub(crate) fn pop<S: Store>(s: &S) -> Result<Option<S::Item>, Failure> {
     let cap = s.capacity();
+    let mut retries = 0u32;
     let slot = loop {
+        retries = retries.saturating_add(1);
+        if retries > MAX_RETRIES {
+            return Err(Failure::Corrupt {
+                top: s.top().load(Ordering::Relaxed) as i32,
+            });
+        }
         let c = s.top().load(Ordering::Relaxed) as i32;
         if c < -1 || c >= cap as i32 {
             return Err(Failure::Corrupt { top: c });
@@ -131,25 +195,13 @@ pub(crate) fn pop<S: Store>(s: &S) -> Result<Option<S::Item>, Failure> {
         }
     };
     let state = s.state(slot).ok_or(Failure::Corrupt { top: slot as i32 })?;
-    let mut attempt = 0;
-    loop {
-        // SYNC POINT (slot state): Acquire of READY pairs with the pusher's Release store.
-        match state.cas_weak(READY, READING, Ordering::AcqRel, Ordering::Relaxed) {
-            Ok(_) => break,
-            Err(seen) => {
-                if !s.keep_waiting(attempt) {
-                    let _ = s.top().cas(
-                        slot.wrapping_sub(1),
-                        slot,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    );
-                    return Err(Failure::Stalled { slot, state: seen });
-                }
-                attempt = attempt.saturating_add(1);
-            }
-        }
-    }
+    acquire_slot(
+        s,
+        state,
+        slot,
+        (READY, READING),
+        (slot.wrapping_sub(1), slot),
+    )?;
     let item = s.read(slot);
     // SYNC POINT (slot state): Release hands the slot back to a pusher's Acquire CAS
     // EMPTY → WRITING, ordering our read before its write.

@@ -10,14 +10,25 @@
 //! arithmetic and read as `i32`, which is why the capacity must be a power of two (so that
 //! `p % cap` stays continuous across the 2^32 wrap) and at most 2^31.
 //!
-//! Beyond the reference algorithm: a sequence word *ahead* of our position while the counter has
-//! not moved cannot happen with live, conforming peers (seeing the newer `seq` with Acquire
-//! implies seeing the CAS that preceded it), so it is reported as full/empty instead of retried
-//! forever: a corrupted or hostile segment cannot make an operation spin.
+//! Beyond the reference algorithm:
+//! - a sequence word *ahead* of our position while the counter has not moved cannot happen with
+//!   live, conforming peers (seeing the newer `seq` with Acquire implies seeing the CAS that
+//!   preceded it), so it is reported as full/empty instead of retried, and every loop is capped
+//!   at `MAX_RETRIES`: a corrupted or hostile segment cannot make an operation spin;
+//! - operations start from a process-local guess of the counter instead of loading it (the
+//!   counters share one cache line, which the other side keeps taking). A guess can only lag
+//!   behind the counter, and at a lagging position `seq` is always at or ahead of the position
+//!   (that position was claimed, so its slot was published or recycled since), never behind; at
+//!   the current position "full" shows exactly `seq - t == 1 - cap` and "empty" exactly
+//!   `seq - (h + 1) == -1`. So those two values are trusted without touching the counter (the
+//!   common case of a consumer polling an empty queue then costs no cache miss on the producer's
+//!   line), and any other negative distance, possible only if the counter was rewritten under
+//!   us, makes the operation read the counter once;
+//! - batches (`push_batch`, `pop_batch`) claim several consecutive positions with one CAS.
 
 use std::sync::atomic::Ordering;
 
-use super::Word;
+use super::{MAX_RETRIES, Word};
 
 /// The shared state a queue operates on.
 pub(crate) trait Store {
@@ -37,6 +48,19 @@ pub(crate) trait Store {
     fn write(&self, slot: u32, item: Self::Item);
     /// Reads the item of a slot this thread owns.
     fn read(&self, slot: u32) -> Self::Item;
+    /// A guess of `tail` that saves reading the shared counter (whose cache line the consumer
+    /// keeps taking away); any value is safe, a good one saves a cache miss.
+    fn tail_guess(&self) -> u32 {
+        self.tail().load(Ordering::Relaxed)
+    }
+    /// A guess of `head`, as [`tail_guess`](Self::tail_guess).
+    fn head_guess(&self) -> u32 {
+        self.head().load(Ordering::Relaxed)
+    }
+    /// Called with the new `tail` after a successful push.
+    fn note_tail(&self, _tail: u32) {}
+    /// Called with the new `head` after a successful pop.
+    fn note_head(&self, _head: u32) {}
 }
 
 /// `(seq - pos)` as a signed distance.
@@ -46,9 +70,10 @@ fn distance(seq: u32, pos: u32) -> i32 {
 
 /// Enqueues `item`, or hands it back when the queue is full.
 pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), S::Item> {
-    // Relaxed: the tail value is only a guess; the CAS below validates it.
-    let mut t = s.tail().load(Ordering::Relaxed);
-    loop {
+    // The position is only a guess until the CAS below validates it (see the module docs).
+    let mut t = s.tail_guess();
+    let mut reloaded = false;
+    for _ in 0..MAX_RETRIES {
         let slot = t & s.mask();
         let Some(seq) = s.seq(slot) else {
             return Err(item);
@@ -67,12 +92,25 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), S::Item> {
                     // SYNC POINT (slot seq): Release publishes the item to the consumer's
                     // Acquire load of this `seq` in `pop`.
                     seq.store(t.wrapping_add(1), Ordering::Release);
+                    s.note_tail(t.wrapping_add(1));
                     return Ok(());
                 }
-                Err(current) => t = current,
+                Err(current) => {
+                    t = current;
+                }
             }
         } else if d < 0 {
-            // The slot still holds the item of the previous lap: full.
+            // At the current position, "full" shows exactly d == 1 - cap (the slot still holds
+            // the item of the previous lap). Any other negative distance means our guess is
+            // ahead of the counter (it was rewritten under us): look at the counter once.
+            if d != 1i32.wrapping_sub(s.mask().wrapping_add(1) as i32) && !reloaded {
+                reloaded = true;
+                let current = s.tail().load(Ordering::Relaxed);
+                if current != t {
+                    t = current;
+                    continue;
+                }
+            }
             return Err(item);
         } else {
             // Another producer took position t; catch up with the counter.
@@ -84,13 +122,15 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), S::Item> {
             t = current;
         }
     }
+    Err(item)
 }
 
 /// Dequeues the oldest item, or `None` when the queue is empty (or its next item is claimed by
 /// a producer that has not published it yet).
 pub(crate) fn pop<S: Store>(s: &S) -> Option<S::Item> {
-    let mut h = s.head().load(Ordering::Relaxed);
-    loop {
+    let mut h = s.head_guess();
+    let mut reloaded = false;
+    for _ in 0..MAX_RETRIES {
         let slot = h & s.mask();
         let seq = s.seq(slot)?;
         // SYNC POINT (slot seq): Acquire pairs with the producer's Release store of `seq = t + 1`
@@ -106,11 +146,24 @@ pub(crate) fn pop<S: Store>(s: &S) -> Option<S::Item> {
                     // SYNC POINT (slot seq): Release hands the slot to the producer of the next
                     // lap, whose Acquire load in `push` orders its write after our read.
                     seq.store(h.wrapping_add(s.mask()).wrapping_add(1), Ordering::Release);
+                    s.note_head(h.wrapping_add(1));
                     return Some(item);
                 }
-                Err(current) => h = current,
+                Err(current) => {
+                    h = current;
+                }
             }
         } else if d < 0 {
+            // At the current position, "empty" shows exactly d == -1 (not yet published); any
+            // other negative distance means a guess ahead of the counter, as in `push`.
+            if d != -1 && !reloaded {
+                reloaded = true;
+                let current = s.head().load(Ordering::Relaxed);
+                if current != h {
+                    h = current;
+                    continue;
+                }
+            }
             return None;
         } else {
             let current = s.head().load(Ordering::Relaxed);
@@ -120,6 +173,146 @@ pub(crate) fn pop<S: Store>(s: &S) -> Option<S::Item> {
             h = current;
         }
     }
+    None
+}
+
+/// Enqueues the longest prefix of `items` that fits, with a single claim on `tail` (so a batch
+/// costs one round trip of the counter's cache line instead of one per item); returns how many
+/// were enqueued (0 when full). Other producers and consumers, of any implementation, see
+/// ordinary positions: a batch is a claim of several consecutive free positions at once.
+pub(crate) fn push_batch<S: Store>(s: &S, items: &[S::Item]) -> usize
+where
+    S::Item: Copy,
+{
+    let cap = s.mask().wrapping_add(1);
+    let want = u32::try_from(items.len()).unwrap_or(u32::MAX).min(cap);
+    if want == 0 {
+        return 0;
+    }
+    let mut t = s.tail_guess();
+    let mut reloaded = false;
+    for _ in 0..MAX_RETRIES {
+        // Count the free positions t, t+1, ...: a free slot's seq equals its position.
+        let mut free = 0u32;
+        let mut first = 0i32;
+        while free < want {
+            let pos = t.wrapping_add(free);
+            let Some(seq) = s.seq(pos & s.mask()) else {
+                return 0;
+            };
+            // SYNC POINT (slot seq): as in `push`.
+            let d = distance(seq.load(Ordering::Acquire), pos);
+            if d != 0 {
+                if free == 0 {
+                    first = d;
+                }
+                break;
+            }
+            free += 1;
+        }
+        if free > 0 {
+            match s.tail().cas_weak(
+                t,
+                t.wrapping_add(free),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    for (j, &item) in (0..free).zip(items) {
+                        let pos = t.wrapping_add(j);
+                        s.write(pos & s.mask(), item);
+                        if let Some(seq) = s.seq(pos & s.mask()) {
+                            // SYNC POINT (slot seq): as in `push`, per position.
+                            seq.store(pos.wrapping_add(1), Ordering::Release);
+                        }
+                    }
+                    s.note_tail(t.wrapping_add(free));
+                    return free as usize;
+                }
+                Err(current) => {
+                    t = current;
+                    continue;
+                }
+            }
+        }
+        if first < 0 && (first == 1i32.wrapping_sub(cap as i32) || reloaded) {
+            return 0;
+        }
+        reloaded = true;
+        let current = s.tail().load(Ordering::Relaxed);
+        if current == t {
+            return 0;
+        }
+        t = current;
+    }
+    0
+}
+
+/// Dequeues up to `out.len()` items with a single claim on `head`: the published items at the
+/// front, oldest first; returns how many (0 when empty).
+pub(crate) fn pop_batch<S: Store>(s: &S, out: &mut [S::Item]) -> usize {
+    let cap = s.mask().wrapping_add(1);
+    let want = u32::try_from(out.len()).unwrap_or(u32::MAX).min(cap);
+    if want == 0 {
+        return 0;
+    }
+    let mut h = s.head_guess();
+    let mut reloaded = false;
+    for _ in 0..MAX_RETRIES {
+        // Count the published positions h, h+1, ...: a published slot's seq is its position + 1.
+        let mut ready = 0u32;
+        let mut first = 0i32;
+        while ready < want {
+            let pos = h.wrapping_add(ready);
+            let Some(seq) = s.seq(pos & s.mask()) else {
+                return 0;
+            };
+            // SYNC POINT (slot seq): as in `pop`.
+            let d = distance(seq.load(Ordering::Acquire), pos.wrapping_add(1));
+            if d != 0 {
+                if ready == 0 {
+                    first = d;
+                }
+                break;
+            }
+            ready += 1;
+        }
+        if ready > 0 {
+            match s.head().cas_weak(
+                h,
+                h.wrapping_add(ready),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    for (j, slot_out) in (0..ready).zip(out.iter_mut()) {
+                        let pos = h.wrapping_add(j);
+                        *slot_out = s.read(pos & s.mask());
+                        if let Some(seq) = s.seq(pos & s.mask()) {
+                            // SYNC POINT (slot seq): as in `pop`, per position.
+                            seq.store(pos.wrapping_add(cap), Ordering::Release);
+                        }
+                    }
+                    s.note_head(h.wrapping_add(ready));
+                    return ready as usize;
+                }
+                Err(current) => {
+                    h = current;
+                    continue;
+                }
+            }
+        }
+        if first < 0 && (first == -1 || reloaded) {
+            return 0;
+        }
+        reloaded = true;
+        let current = s.head().load(Ordering::Relaxed);
+        if current == h {
+            return 0;
+        }
+        h = current;
+    }
+    0
 }
 
 /// Items in the queue (`tail - head`, clamped to the capacity): a snapshot that may be stale by

@@ -1,0 +1,548 @@
+//! Queue and Stack benchmarks against the hardware limit and in-process and kernel baselines,
+//! all in one run, interleaved over several rounds (default 7, `ZEROIPC_BENCH_ROUNDS`), printing
+//! the median and min–max of each figure and of each per-round ratio.
+//!
+//! ```text
+//! cargo bench -p zeroipc --bench ipc
+//! ```
+//!
+//! Cross-process workloads re-run this binary as the peer process (`--role ...`) and pin the two
+//! sides to CPUs 0 and 1. Baselines: a cache-line ping-pong on a `/dev/shm` page (two processes
+//! alternately incrementing one word: the hardware limit of a round trip),
+//! `crossbeam_queue::ArrayQueue` in-process, and a pipe and a Unix socket carrying 8-byte
+//! messages.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use zeroipc::{Array, Queue, Segment, SegmentOptions, Stack};
+
+const SPSC_ITEMS: u64 = 10_000_000;
+const ROUND_TRIPS: u64 = 200_000;
+const KERNEL_ROUND_TRIPS: u64 = 20_000;
+const LOCAL_OPS: u64 = 10_000_000;
+const STACK_ITEMS: u64 = 2_000_000;
+
+fn pin(cpu: usize) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu % 2);
+    let _ = rustix::thread::sched_setaffinity(None, &set);
+}
+
+fn spawn(role: &str, args: &[&str]) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .arg("--role")
+        .arg(role)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_ok(child: Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "peer failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The segment shared with a peer: control words (`ready`, `go`) plus the structures.
+struct Shared {
+    name: String,
+    seg: Segment,
+}
+
+impl Shared {
+    fn new(tag: &str) -> Self {
+        let name = format!("/zipc-bench-{}-{tag}", std::process::id());
+        let seg = SegmentOptions::new()
+            .unlink_on_drop(true)
+            .create(&name, 16 << 20)
+            .unwrap();
+        Array::<u64>::create(&seg, "ctl", 4).unwrap();
+        Self { name, seg }
+    }
+
+    fn ctl(&self) -> Array<'_, u64> {
+        Array::<u64>::open(&self.seg, "ctl").unwrap()
+    }
+
+    /// Waits until the peer reports ready, then starts the clock and releases it.
+    fn start(&self) -> Instant {
+        let ctl = self.ctl();
+        while ctl.load(0, Ordering::Acquire).unwrap() == 0 {
+            std::hint::spin_loop();
+        }
+        let t = Instant::now();
+        ctl.store(1, 1, Ordering::Release).unwrap();
+        t
+    }
+}
+
+/// The peer side of `Shared::start`.
+fn peer_ready(seg: &Segment) {
+    let ctl = Array::<u64>::open(seg, "ctl").unwrap();
+    ctl.store(0, 1, Ordering::Release).unwrap();
+    while ctl.load(1, Ordering::Acquire).unwrap() == 0 {
+        std::hint::spin_loop();
+    }
+}
+
+// ---- workloads: each returns nanoseconds per operation (or per round trip) ----
+
+fn pingpong() -> f64 {
+    let sh = Shared::new("pp");
+    let word = Array::<u64>::create(&sh.seg, "word", 8).unwrap();
+    let peer = spawn("pingpong", &[&sh.name]);
+    pin(0);
+    let t = sh.start();
+    for i in 0..ROUND_TRIPS {
+        word.store(0, 2 * i + 1, Ordering::Release).unwrap();
+        while word.load(0, Ordering::Acquire).unwrap() != 2 * i + 2 {
+            std::hint::spin_loop();
+        }
+    }
+    let ns = t.elapsed().as_nanos() as f64 / ROUND_TRIPS as f64;
+    wait_ok(peer);
+    ns
+}
+
+fn spsc_queue(capacity: usize) -> f64 {
+    let sh = Shared::new("spsc");
+    Queue::<u64>::create(&sh.seg, "q", capacity).unwrap();
+    let q = Queue::<u64>::open(&sh.seg, "q").unwrap();
+    let peer = spawn("produce", &[&sh.name, &SPSC_ITEMS.to_string()]);
+    pin(0);
+    let t = sh.start();
+    let mut sum = 0u64;
+    for _ in 0..SPSC_ITEMS {
+        let v = loop {
+            if let Some(v) = q.pop() {
+                break v;
+            }
+            std::hint::spin_loop();
+        };
+        sum = sum.wrapping_add(v);
+    }
+    let ns = t.elapsed().as_nanos() as f64 / SPSC_ITEMS as f64;
+    wait_ok(peer);
+    assert_eq!(sum, SPSC_ITEMS * (SPSC_ITEMS - 1) / 2, "checksum");
+    ns
+}
+
+const BATCH: usize = 64;
+
+fn spsc_queue_batched(capacity: usize) -> f64 {
+    let sh = Shared::new("spscb");
+    Queue::<u64>::create(&sh.seg, "q", capacity).unwrap();
+    let q = Queue::<u64>::open(&sh.seg, "q").unwrap();
+    let peer = spawn("produce-batched", &[&sh.name, &SPSC_ITEMS.to_string()]);
+    pin(0);
+    let t = sh.start();
+    let mut sum = 0u64;
+    let mut got = 0u64;
+    let mut buf = [0u64; BATCH];
+    while got < SPSC_ITEMS {
+        let n = q.pop_into(&mut buf);
+        if n == 0 {
+            std::hint::spin_loop();
+            continue;
+        }
+        for &v in &buf[..n] {
+            sum = sum.wrapping_add(v);
+        }
+        got += n as u64;
+    }
+    let ns = t.elapsed().as_nanos() as f64 / SPSC_ITEMS as f64;
+    wait_ok(peer);
+    assert_eq!(sum, SPSC_ITEMS * (SPSC_ITEMS - 1) / 2, "checksum");
+    ns
+}
+
+fn spsc_arrayqueue() -> f64 {
+    let q = crossbeam_queue::ArrayQueue::<u64>::new(1024);
+    std::thread::scope(|s| {
+        let q = &q;
+        s.spawn(move || {
+            pin(1);
+            for i in 0..SPSC_ITEMS {
+                let mut v = i;
+                while let Err(back) = q.push(v) {
+                    v = back;
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        pin(0);
+        let t = Instant::now();
+        let mut sum = 0u64;
+        for _ in 0..SPSC_ITEMS {
+            let v = loop {
+                if let Some(v) = q.pop() {
+                    break v;
+                }
+                std::hint::spin_loop();
+            };
+            sum = sum.wrapping_add(v);
+        }
+        assert_eq!(sum, SPSC_ITEMS * (SPSC_ITEMS - 1) / 2);
+        t.elapsed().as_nanos() as f64 / SPSC_ITEMS as f64
+    })
+}
+
+fn roundtrip_queues() -> f64 {
+    let sh = Shared::new("rt");
+    let ping = Queue::<u64>::create(&sh.seg, "ping", 64).unwrap();
+    let pong = Queue::<u64>::create(&sh.seg, "pong", 64).unwrap();
+    let peer = spawn("echo-queue", &[&sh.name]);
+    pin(0);
+    let t = sh.start();
+    for i in 0..ROUND_TRIPS {
+        ping.push(i).unwrap();
+        loop {
+            if let Some(v) = pong.pop() {
+                assert_eq!(v, i);
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    let ns = t.elapsed().as_nanos() as f64 / ROUND_TRIPS as f64;
+    ping.push(u64::MAX).unwrap();
+    wait_ok(peer);
+    ns
+}
+
+fn local_queue() -> f64 {
+    let name = format!("/zipc-bench-{}-local", std::process::id());
+    let seg = SegmentOptions::new()
+        .unlink_on_drop(true)
+        .create(&name, 1 << 20)
+        .unwrap();
+    let q = Queue::<u64>::create(&seg, "q", 1024).unwrap();
+    pin(0);
+    let t = Instant::now();
+    for i in 0..LOCAL_OPS {
+        q.push(i).unwrap();
+        std::hint::black_box(q.pop());
+    }
+    t.elapsed().as_nanos() as f64 / LOCAL_OPS as f64
+}
+
+fn local_arrayqueue() -> f64 {
+    let q = crossbeam_queue::ArrayQueue::<u64>::new(1024);
+    pin(0);
+    let t = Instant::now();
+    for i in 0..LOCAL_OPS {
+        q.push(i).unwrap();
+        std::hint::black_box(q.pop());
+    }
+    t.elapsed().as_nanos() as f64 / LOCAL_OPS as f64
+}
+
+fn shared_alternating() -> f64 {
+    let sh = Shared::new("alt");
+    let q = Queue::<u64>::create(&sh.seg, "q", 1024).unwrap();
+    let peer = spawn("alternate", &[&sh.name, &(SPSC_ITEMS / 4).to_string()]);
+    pin(0);
+    let t = sh.start();
+    alternate(&q, SPSC_ITEMS / 4);
+    let mine = t.elapsed();
+    let theirs: f64 = wait_ok(peer).parse().unwrap();
+    (mine.as_nanos() as f64).max(theirs) / (SPSC_ITEMS / 4) as f64
+}
+
+fn alternate(q: &Queue<'_, u64>, n: u64) {
+    for i in 0..n {
+        let mut v = i;
+        while let Err(back) = q.push(v) {
+            v = back;
+            std::hint::spin_loop();
+        }
+        while q.pop().is_none() {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+fn spsc_stack() -> f64 {
+    let sh = Shared::new("stack");
+    Stack::<u64>::create(&sh.seg, "s", 1024).unwrap();
+    let s = Stack::<u64>::open(&sh.seg, "s").unwrap();
+    let peer = spawn("push-stack", &[&sh.name, &STACK_ITEMS.to_string()]);
+    pin(0);
+    let t = sh.start();
+    let mut sum = 0u64;
+    let mut got = 0;
+    while got < STACK_ITEMS {
+        if let Some(v) = s.pop().unwrap() {
+            sum = sum.wrapping_add(v);
+            got += 1;
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+    let ns = t.elapsed().as_nanos() as f64 / STACK_ITEMS as f64;
+    wait_ok(peer);
+    assert_eq!(sum, STACK_ITEMS * (STACK_ITEMS - 1) / 2, "checksum");
+    ns
+}
+
+fn roundtrip_pipe() -> f64 {
+    let mut peer = spawn("echo-stream", &[]);
+    let mut to = peer.stdin.take().unwrap();
+    let mut from = peer.stdout.take().unwrap();
+    pin(0);
+    let t = Instant::now();
+    let mut buf = [0u8; 8];
+    for i in 0..KERNEL_ROUND_TRIPS {
+        to.write_all(&i.to_le_bytes()).unwrap();
+        from.read_exact(&mut buf).unwrap();
+        assert_eq!(u64::from_le_bytes(buf), i);
+    }
+    let ns = t.elapsed().as_nanos() as f64 / KERNEL_ROUND_TRIPS as f64;
+    drop(to);
+    assert!(peer.wait().unwrap().success());
+    ns
+}
+
+fn roundtrip_socket() -> f64 {
+    let path = std::env::temp_dir().join(format!("zipc-bench-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let peer = spawn("echo-socket", &[path.to_str().unwrap()]);
+    let (mut sock, _) = listener.accept().unwrap();
+    pin(0);
+    let t = Instant::now();
+    let mut buf = [0u8; 8];
+    for i in 0..KERNEL_ROUND_TRIPS {
+        sock.write_all(&i.to_le_bytes()).unwrap();
+        sock.read_exact(&mut buf).unwrap();
+        assert_eq!(u64::from_le_bytes(buf), i);
+    }
+    let ns = t.elapsed().as_nanos() as f64 / KERNEL_ROUND_TRIPS as f64;
+    drop(sock);
+    wait_ok(peer);
+    let _ = std::fs::remove_file(&path);
+    ns
+}
+
+// ---- peer roles ----
+
+fn role(args: &[String]) {
+    pin(1);
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["pingpong", seg] => {
+            let seg = Segment::open(seg).unwrap();
+            let word = Array::<u64>::open(&seg, "word").unwrap();
+            peer_ready(&seg);
+            for i in 0..ROUND_TRIPS {
+                while word.load(0, Ordering::Acquire).unwrap() != 2 * i + 1 {
+                    std::hint::spin_loop();
+                }
+                word.store(0, 2 * i + 2, Ordering::Release).unwrap();
+            }
+        }
+        ["produce", seg, n] => {
+            let seg = Segment::open(seg).unwrap();
+            let q = Queue::<u64>::open(&seg, "q").unwrap();
+            peer_ready(&seg);
+            for i in 0..n.parse::<u64>().unwrap() {
+                let mut v = i;
+                while let Err(back) = q.push(v) {
+                    v = back;
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        ["produce-batched", seg, n] => {
+            let seg = Segment::open(seg).unwrap();
+            let q = Queue::<u64>::open(&seg, "q").unwrap();
+            peer_ready(&seg);
+            let n: u64 = n.parse().unwrap();
+            let mut next = 0u64;
+            let mut buf = [0u64; BATCH];
+            while next < n {
+                let len = (n - next).min(BATCH as u64) as usize;
+                for (i, b) in buf[..len].iter_mut().enumerate() {
+                    *b = next + i as u64;
+                }
+                let pushed = q.push_slice(&buf[..len]);
+                if pushed == 0 {
+                    std::hint::spin_loop();
+                }
+                next += pushed as u64;
+            }
+        }
+        ["echo-queue", seg] => {
+            let seg = Segment::open(seg).unwrap();
+            let ping = Queue::<u64>::open(&seg, "ping").unwrap();
+            let pong = Queue::<u64>::open(&seg, "pong").unwrap();
+            peer_ready(&seg);
+            loop {
+                if let Some(v) = ping.pop() {
+                    if v == u64::MAX {
+                        break;
+                    }
+                    pong.push(v).unwrap();
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        ["alternate", seg, n] => {
+            let seg = Segment::open(seg).unwrap();
+            let q = Queue::<u64>::open(&seg, "q").unwrap();
+            peer_ready(&seg);
+            let t = Instant::now();
+            alternate(&q, n.parse().unwrap());
+            println!("{}", t.elapsed().as_nanos());
+        }
+        ["push-stack", seg, n] => {
+            let seg = Segment::open(seg).unwrap();
+            let s = Stack::<u64>::open(&seg, "s").unwrap();
+            peer_ready(&seg);
+            for i in 0..n.parse::<u64>().unwrap() {
+                let mut v = i;
+                while let Err(e) = s.push(v) {
+                    v = e.into_inner();
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        ["echo-stream"] => {
+            let (mut input, mut output) = (std::io::stdin().lock(), std::io::stdout().lock());
+            let mut buf = [0u8; 8];
+            while input.read_exact(&mut buf).is_ok() {
+                output.write_all(&buf).unwrap();
+                output.flush().unwrap();
+            }
+        }
+        ["echo-socket", path] => {
+            let mut sock = UnixStream::connect(path).unwrap();
+            let mut buf = [0u8; 8];
+            while sock.read_exact(&mut buf).is_ok() {
+                sock.write_all(&buf).unwrap();
+            }
+        }
+        other => panic!("unknown role {other:?}"),
+    }
+}
+
+// ---- driver ----
+
+fn median_min_max(v: &[f64]) -> (f64, f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    (s[s.len() / 2], s[0], s[s.len() - 1])
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--role") {
+        role(&args[i + 1..]);
+        return;
+    }
+    let rounds: usize = std::env::var("ZEROIPC_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    type Workload = (&'static str, fn() -> f64);
+    let workloads: [Workload; 13] = [
+        ("cache-line ping-pong round trip (ns)", pingpong),
+        ("Queue round trip, 2 processes (ns)", roundtrip_queues),
+        ("pipe round trip, 8 B (ns)", roundtrip_pipe),
+        ("unix socket round trip, 8 B (ns)", roundtrip_socket),
+        ("Queue SPSC cap 1024, 2 processes (ns/item)", || {
+            spsc_queue(1024)
+        }),
+        ("Queue SPSC cap 65536, 2 processes (ns/item)", || {
+            spsc_queue(65536)
+        }),
+        (
+            "ArrayQueue SPSC cap 1024, 2 threads (ns/item)",
+            spsc_arrayqueue,
+        ),
+        ("Queue push+pop, 1 thread (ns/pair)", local_queue),
+        ("ArrayQueue push+pop, 1 thread (ns/pair)", local_arrayqueue),
+        (
+            "Queue alternating push/pop, 2 processes (ns/pair)",
+            shared_alternating,
+        ),
+        ("Stack SPSC cap 1024, 2 processes (ns/item)", spsc_stack),
+        (
+            "Queue SPSC cap 1024, batches of 64, 2 processes (ns/item)",
+            || spsc_queue_batched(1024),
+        ),
+        (
+            "Queue SPSC cap 65536, batches of 64, 2 processes (ns/item)",
+            || spsc_queue_batched(65536),
+        ),
+    ];
+    let mut results = vec![Vec::new(); workloads.len()];
+    for round in 0..rounds {
+        for (i, (name, f)) in workloads.iter().enumerate() {
+            let v = f();
+            results[i].push(v);
+            eprintln!("round {round}: {name}: {v:.1}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("\n| workload | median | min–max |\n|---|---:|---:|");
+    for (i, (name, _)) in workloads.iter().enumerate() {
+        let (m, lo, hi) = median_min_max(&results[i]);
+        println!("| {name} | {m:.1} | {lo:.1}–{hi:.1} |");
+    }
+    let ratio = |a: usize, b: usize| -> Vec<f64> {
+        results[a]
+            .iter()
+            .zip(&results[b])
+            .map(|(x, y)| x / y)
+            .collect()
+    };
+    let targets: [(&str, Vec<f64>, &str); 8] = [
+        ("Queue round trip / ping-pong", ratio(1, 0), "≤ 2.6"),
+        ("pipe round trip / Queue round trip", ratio(2, 1), "≥ 100"),
+        ("socket round trip / Queue round trip", ratio(3, 1), "≥ 100"),
+        (
+            "Queue SPSC 1024 throughput / ArrayQueue SPSC throughput",
+            ratio(6, 4),
+            "≥ 0.75",
+        ),
+        (
+            "Queue SPSC 65536 throughput / ArrayQueue SPSC throughput",
+            ratio(6, 5),
+            "≥ 0.75",
+        ),
+        (
+            "Queue push+pop / ArrayQueue push+pop (time)",
+            ratio(7, 8),
+            "≤ 1.1",
+        ),
+        (
+            "Queue SPSC 1024 batched throughput / ArrayQueue SPSC throughput",
+            ratio(6, 11),
+            "≥ 0.75",
+        ),
+        (
+            "Queue SPSC 65536 batched throughput / ArrayQueue SPSC throughput",
+            ratio(6, 12),
+            "≥ 0.75",
+        ),
+    ];
+    println!("\n| ratio (per round) | median | min–max | target |\n|---|---:|---:|---|");
+    for (name, r, target) in targets {
+        let (m, lo, hi) = median_min_max(&r);
+        println!("| {name} | {m:.2} | {lo:.2}–{hi:.2} | {target} |");
+    }
+}
