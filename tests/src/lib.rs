@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use zeroipc::{Array, Error, Segment};
+use zeroipc::{Array, Error, Queue, Segment, Stack};
 
 pub mod types;
 
@@ -161,6 +161,8 @@ pub struct FuzzOutcome {
     pub entries: usize,
     /// Entries that opened as an array of at least one element type.
     pub arrays_opened: usize,
+    /// Entries that opened as a queue or a stack.
+    pub containers_opened: usize,
 }
 
 /// The fuzz body: maps `bytes` as a segment under `name` (which must not exist), then opens,
@@ -201,6 +203,15 @@ pub fn fuzz_open(name: &str, bytes: &[u8]) -> FuzzOutcome {
                 exercise::<[u64; 2]>(&seg, name),
             ];
             outcome.arrays_opened += opened.iter().filter(|&&ok| ok).count();
+            let containers = [
+                exercise_queue::<u8>(&seg, name),
+                exercise_queue::<u32>(&seg, name),
+                exercise_queue::<u64>(&seg, name),
+                exercise_stack::<u8>(&seg, name),
+                exercise_stack::<u32>(&seg, name),
+                exercise_stack::<u64>(&seg, name),
+            ];
+            outcome.containers_opened += containers.iter().filter(|&&ok| ok).count();
         }
         // Creating must also be safe on arbitrary tables.
         if let Ok(a) = Array::<u32>::create(&seg, "fuzz-new", 3) {
@@ -234,4 +245,34 @@ fn exercise<T: zeroipc::ShmLayout>(seg: &Segment, name: &str) -> bool {
             false
         }
     }
+}
+
+/// Bounded operations on whatever opens as a queue: a few pushes, pops and a batch.
+fn exercise_queue<T: zeroipc::ShmLayout>(seg: &Segment, name: &str) -> bool {
+    let Ok(q) = Queue::<T>::open(seg, name) else {
+        return false;
+    };
+    let _ = (q.len(), q.is_empty(), q.is_full());
+    for _ in 0..3 {
+        let _ = q.push(T::zeroed());
+        let _ = q.pop();
+    }
+    let mut out = vec![T::zeroed(); 4];
+    let _ = q.push_slice(&out);
+    let _ = q.pop_into(&mut out);
+    true
+}
+
+/// Bounded operations on whatever opens as a stack, with a short stall timeout.
+fn exercise_stack<T: zeroipc::ShmLayout>(seg: &Segment, name: &str) -> bool {
+    let Ok(mut s) = Stack::<T>::open(seg, name) else {
+        return false;
+    };
+    s.set_stall_timeout(std::time::Duration::from_micros(200));
+    let _ = (s.len(), s.is_empty(), s.is_full());
+    for _ in 0..2 {
+        let _ = s.push(T::zeroed());
+        let _ = s.pop();
+    }
+    true
 }

@@ -140,7 +140,7 @@ fn a5_mutated_segments() {
         failure_persistence: None,
         ..Config::default()
     });
-    let totals = Cell::new((0u32, 0usize, 0usize));
+    let totals = Cell::new((0u32, 0usize, 0usize, 0usize));
     runner
         .run(
             &(0..seeds.len(), proptest::collection::vec(mutation(), 1..6)),
@@ -150,11 +150,12 @@ fn a5_mutated_segments() {
                     apply(&mut bytes, m);
                 }
                 let out = fuzz_open(&unique_name("fz"), &bytes);
-                let (o, e, a) = totals.get();
+                let (o, e, a, c) = totals.get();
                 totals.set((
                     o + u32::from(out.opened),
                     e + out.entries,
                     a + out.arrays_opened,
+                    c + out.containers_opened,
                 ));
                 Ok(())
             },
@@ -162,12 +163,14 @@ fn a5_mutated_segments() {
         .unwrap();
     let totals = totals.get();
     println!(
-        "a5 mutated: {} cases over {} seeds, {} opened, {} entries listed, {} typed opens",
+        "a5 mutated: {} cases over {} seeds, {} opened, {} entries listed, {} array opens, \
+         {} queue/stack opens",
         cases(8000),
         seeds.len(),
         totals.0,
         totals.1,
-        totals.2
+        totals.2,
+        totals.3
     );
     // The mutations must leave many segments openable, or the deeper paths go untested.
     assert!(
@@ -175,6 +178,10 @@ fn a5_mutated_segments() {
         "too few mutated segments opened: {totals:?}"
     );
     assert!(totals.2 > 0, "no array was ever opened: {totals:?}");
+    assert!(
+        totals.3 > 0,
+        "no queue or stack was ever opened: {totals:?}"
+    );
 }
 
 #[test]

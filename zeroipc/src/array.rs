@@ -218,22 +218,13 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     ///
     /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
     pub fn open_or_create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
-        let opened = match Self::open(segment, name) {
-            Err(Error::EntryNotFound { .. }) => match Self::create(segment, name, capacity) {
-                // Another process created it between our lookup and our creation.
-                Err(Error::DuplicateEntry { .. }) => Self::open(segment, name)?,
-                created => return created,
-            },
-            opened => opened?,
-        };
-        if opened.len != capacity {
-            return Err(Error::CapacityMismatch {
-                name: name.to_owned(),
-                requested: capacity as u64,
-                found: opened.len as u64,
-            });
-        }
-        Ok(opened)
+        crate::segment::open_or_create(
+            name,
+            capacity,
+            || Self::open(segment, name),
+            || Self::create(segment, name, capacity),
+            Self::len,
+        )
     }
 
     fn from_region(

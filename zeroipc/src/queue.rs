@@ -179,25 +179,14 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
                 reason: format!("`{capacity}` is outside `1..=2^30`"),
             });
         }
-        let opened = match Self::open(segment, name) {
-            Err(Error::EntryNotFound { .. }) => match Self::create(segment, name, capacity) {
-                Err(Error::DuplicateEntry { .. }) => Self::open(segment, name)?,
-                created => return created,
-            },
-            opened => opened?,
-        };
-        let wanted = capacity
-            .max(2)
-            .checked_next_power_of_two()
-            .unwrap_or(usize::MAX);
-        if opened.capacity() != wanted {
-            return Err(Error::CapacityMismatch {
-                name: name.to_owned(),
-                requested: wanted as u64,
-                found: opened.capacity() as u64,
-            });
-        }
-        Ok(opened)
+        let rounded = capacity.max(2).next_power_of_two();
+        crate::segment::open_or_create(
+            name,
+            rounded,
+            || Self::open(segment, name),
+            || Self::create(segment, name, capacity),
+            Self::capacity,
+        )
     }
 
     fn from_region(segment: &'seg Segment, name: &str, region: Region<'seg>) -> Result<Self> {
