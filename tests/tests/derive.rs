@@ -106,11 +106,20 @@ struct Tuple(u32, f32, [u8; 8]);
 #[derive(Clone, Copy, ShmLayout)]
 struct Wrapped(u64);
 
-#[repr(C, align(8))]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, ShmLayout)]
 struct Aligned {
     a: u32,
     b: u32,
+}
+
+/// Arrays of any length, not only bytemuck's built-in sizes.
+#[repr(C)]
+#[derive(Clone, Copy, ShmLayout)]
+struct LongArrays {
+    name: [u8; 100],
+    values: [u16; 37],
+    _pad: [u8; 2],
 }
 
 #[repr(C)]
@@ -160,6 +169,7 @@ fn descriptors_equal_the_compiler_layout() {
         + assert_layout!(Tuple { 0, 1, 2 })
         + assert_layout!(Wrapped { 0 })
         + assert_layout!(Aligned { a, b })
+        + assert_layout!(LongArrays { name, values, _pad })
         + assert_layout!(RenameMe { a, r#type })
         + assert_layout!(Everything {
             a,
@@ -357,16 +367,55 @@ fn derived_records_cross_processes() {
 }
 
 #[test]
-fn the_derive_and_the_runtime_reject_the_same_keywords() {
-    let source =
-        std::fs::read_to_string(zeroipc_tests::workspace_root().join("zeroipc-derive/src/attr.rs"))
-            .unwrap();
-    let start = source.find("const KEYWORDS: &[&str] = &[").unwrap();
-    let end = start + source[start..].find("];").unwrap();
-    let derive_list: Vec<&str> = source[start..end].split('"').skip(1).step_by(2).collect();
+fn the_derive_and_the_runtime_apply_the_same_name_rules() {
+    let read =
+        |path: &str| std::fs::read_to_string(zeroipc_tests::workspace_root().join(path)).unwrap();
+    let (derive, runtime) = (
+        read("zeroipc-derive/src/attr.rs"),
+        read("zeroipc/src/layout.rs"),
+    );
+    let start = derive.find("const KEYWORDS: &[&str] = &[").unwrap();
+    let end = start + derive[start..].find("];").unwrap();
+    let derive_list: Vec<&str> = derive[start..end].split('"').skip(1).step_by(2).collect();
     assert_eq!(
         derive_list,
         zeroipc::BINDING_KEYWORDS,
         "keep zeroipc-derive/src/attr.rs and zeroipc/src/layout.rs in sync"
     );
+    let body = |text: &str, start: &str, list: &str| {
+        let from = text.find(start).unwrap();
+        let to = from + text[from..].find("\n}\n").unwrap();
+        text[from..to]
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace(list, "LIST")
+    };
+    assert_eq!(
+        body(&derive, "pub(crate) fn name_problem(", "KEYWORDS"),
+        body(&runtime, "pub fn binding_name_problem(", "BINDING_KEYWORDS"),
+        "the derive's and the runtime's name rules differ"
+    );
+    for bad in [
+        "xor",
+        "NULL",
+        "uint32_t",
+        "INT8_MAX",
+        "_Pragma",
+        "a__b",
+        "zeroipc_x",
+        "size_t",
+    ] {
+        assert!(
+            zeroipc::binding_name_problem(bad).is_some(),
+            "{bad} accepted"
+        );
+    }
+    for good in ["_pad", "x", "Sample3", "int_value", "UINT"] {
+        assert!(
+            zeroipc::binding_name_problem(good).is_none(),
+            "{good} rejected"
+        );
+    }
 }

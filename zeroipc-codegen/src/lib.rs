@@ -208,11 +208,13 @@ impl Builder {
             return Err(Error::Empty);
         }
         let schema = Schema::merge(parts)?;
-        Ok(Generated::from_schema(
-            schema,
-            self.python_file,
-            self.c_header_file,
-        ))
+        // Inside a build script, rebuild when a schema file changes.
+        if std::env::var_os("OUT_DIR").is_some() {
+            for path in &self.schema_files {
+                println!("cargo::rerun-if-changed={}", path.display());
+            }
+        }
+        Generated::from_schema(schema, self.python_file, self.c_header_file)
     }
 }
 
@@ -235,19 +237,28 @@ pub struct Generated {
 }
 
 impl Generated {
-    /// Renders `schema` (already validated).
-    pub fn from_schema(schema: Schema, python_file: String, c_header_file: String) -> Self {
+    /// Validates and renders `schema`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Schema`] when the schema breaks a layout or naming rule (see [`schema`]).
+    pub fn from_schema(
+        schema: Schema,
+        python_file: String,
+        c_header_file: String,
+    ) -> Result<Self, Error> {
+        schema.validate()?;
         let fingerprint = schema.fingerprint();
         let python = python::render(&schema, fingerprint);
         let c_header = c::render(&schema, fingerprint, &c_header_file);
-        Self {
+        Ok(Self {
             schema,
             fingerprint,
             python_file,
             python,
             c_header_file,
             c_header,
-        }
+        })
     }
 
     /// The files as `(name, contents)` pairs.
@@ -290,20 +301,37 @@ impl Generated {
         Ok(dir)
     }
 
-    /// Compares both files in `dir` with what would be generated; returns a unified diff per
-    /// stale (or missing) file, empty when everything is current.
-    pub fn check(&self, paths: &[(&Path, &str)]) -> Vec<String> {
-        paths
-            .iter()
-            .filter_map(|(path, expected)| {
-                let current = std::fs::read_to_string(path).unwrap_or_default();
-                (current != *expected).then(|| unified_diff(path, &current, expected))
-            })
-            .collect()
+    /// Compares files on disk with what was generated: `paths` pairs each file with its expected
+    /// text. Returns a unified diff per stale file (a missing file counts as empty), none when
+    /// everything is current.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when a file exists but cannot be read.
+    pub fn check(&self, paths: &[(&Path, &str)]) -> Result<Vec<String>, Error> {
+        let mut diffs = Vec::new();
+        for (path, expected) in paths {
+            let current = match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(source) => {
+                    return Err(Error::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            };
+            if current != *expected {
+                diffs.push(unified_diff(path, &current, expected));
+            }
+        }
+        Ok(diffs)
     }
 }
 
-/// Writes `text` to `path` unless the file already holds exactly these bytes.
+/// Writes `text` to `path` unless the file already holds exactly these bytes. The new bytes go
+/// to a temporary file beside it that is then renamed over it, so that a reader (or a crash)
+/// never sees a partial file.
 ///
 /// # Errors
 ///
@@ -312,9 +340,18 @@ pub fn write_if_changed(path: &Path, text: &str) -> Result<bool, Error> {
     if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
         return Ok(false);
     }
-    std::fs::write(path, text).map_err(|source| Error::Io {
+    let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
+    };
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
     })?;
     Ok(true)
 }

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     };
     let schemas: Result<Vec<Schema>, _> =
         out.schemas.iter().map(|p| Schema::from_file(p)).collect();
-    let generated = schemas.and_then(Schema::merge).map(|schema| {
+    let generated = schemas.and_then(Schema::merge).and_then(|schema| {
         Generated::from_schema(
             schema,
             python.as_deref().map_or_else(
@@ -95,7 +95,13 @@ fn main() -> ExitCode {
     .flatten()
     .collect();
     if check {
-        let diffs = generated.check(&targets);
+        let diffs = match generated.check(&targets) {
+            Ok(diffs) => diffs,
+            Err(e) => {
+                eprintln!("zeroipc-codegen: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         for d in &diffs {
             print!("{d}");
         }

@@ -4,6 +4,165 @@ use crate::VERSION;
 use crate::schema::{Resolved, Schema, TypeRef};
 use crate::writer::Writer;
 
+/// Names a type may not have because the module defines them or uses them as builtins: a type
+/// becomes a module-level global and would shadow them.
+pub(crate) const PYTHON_GLOBALS: &[&str] = &[
+    "FINGERPRINT",
+    "SIZES",
+    "LAYOUTS",
+    "check_layout",
+    "open_array",
+    "ArithmeticError",
+    "AssertionError",
+    "AttributeError",
+    "BaseException",
+    "BaseExceptionGroup",
+    "BlockingIOError",
+    "BrokenPipeError",
+    "BufferError",
+    "BytesWarning",
+    "ChildProcessError",
+    "ConnectionAbortedError",
+    "ConnectionError",
+    "ConnectionRefusedError",
+    "ConnectionResetError",
+    "DeprecationWarning",
+    "EOFError",
+    "Ellipsis",
+    "EncodingWarning",
+    "EnvironmentError",
+    "Exception",
+    "ExceptionGroup",
+    "False",
+    "FileExistsError",
+    "FileNotFoundError",
+    "FloatingPointError",
+    "FutureWarning",
+    "GeneratorExit",
+    "IOError",
+    "ImportError",
+    "ImportWarning",
+    "IndentationError",
+    "IndexError",
+    "InterruptedError",
+    "IsADirectoryError",
+    "KeyError",
+    "KeyboardInterrupt",
+    "LookupError",
+    "MemoryError",
+    "ModuleNotFoundError",
+    "NameError",
+    "None",
+    "NotADirectoryError",
+    "NotImplemented",
+    "NotImplementedError",
+    "OSError",
+    "OverflowError",
+    "PendingDeprecationWarning",
+    "PermissionError",
+    "ProcessLookupError",
+    "RecursionError",
+    "ReferenceError",
+    "ResourceWarning",
+    "RuntimeError",
+    "RuntimeWarning",
+    "StopAsyncIteration",
+    "StopIteration",
+    "SyntaxError",
+    "SyntaxWarning",
+    "SystemError",
+    "SystemExit",
+    "TabError",
+    "TimeoutError",
+    "True",
+    "TypeError",
+    "UnboundLocalError",
+    "UnicodeDecodeError",
+    "UnicodeEncodeError",
+    "UnicodeError",
+    "UnicodeTranslateError",
+    "UnicodeWarning",
+    "UserWarning",
+    "ValueError",
+    "Warning",
+    "ZeroDivisionError",
+    "abs",
+    "aiter",
+    "all",
+    "anext",
+    "any",
+    "ascii",
+    "bin",
+    "bool",
+    "breakpoint",
+    "bytearray",
+    "bytes",
+    "callable",
+    "chr",
+    "classmethod",
+    "compile",
+    "complex",
+    "copyright",
+    "credits",
+    "delattr",
+    "dict",
+    "dir",
+    "divmod",
+    "enumerate",
+    "eval",
+    "exec",
+    "exit",
+    "filter",
+    "float",
+    "format",
+    "frozenset",
+    "getattr",
+    "globals",
+    "hasattr",
+    "hash",
+    "help",
+    "hex",
+    "id",
+    "input",
+    "int",
+    "isinstance",
+    "issubclass",
+    "iter",
+    "len",
+    "license",
+    "list",
+    "locals",
+    "map",
+    "max",
+    "memoryview",
+    "min",
+    "next",
+    "object",
+    "oct",
+    "open",
+    "ord",
+    "pow",
+    "print",
+    "property",
+    "quit",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "setattr",
+    "slice",
+    "sorted",
+    "staticmethod",
+    "str",
+    "sum",
+    "super",
+    "tuple",
+    "type",
+    "vars",
+    "zip",
+];
+
 /// The dtype expression of a field type: `"<f4"`, `Vec3`, `("<u2", (4, 3))`.
 fn format_expr(schema: &Schema, ty: &TypeRef) -> String {
     let (elem, dims) = schema.array_dims(ty);
@@ -73,14 +232,22 @@ pub(crate) fn render(schema: &Schema, fingerprint: u64) -> String {
             w.line("#:");
             w.line("#: Fields:");
             for f in documented {
-                let mut lines = f.doc.lines();
-                w.line(format!("#:   {}: {}", f.name, lines.next().unwrap_or_default()).trim_end());
+                let lines = crate::writer::doc_lines(&f.doc);
+                let mut lines = lines.iter();
+                w.line(
+                    format!(
+                        "#:   {}: {}",
+                        f.name,
+                        lines.next().map_or("", String::as_str)
+                    )
+                    .trim_end(),
+                );
                 for more in lines {
                     w.line(format!("#:     {more}").trim_end());
                 }
             }
         }
-        w.block(&format!("{} = np.dtype(", t.name), ")", |w| {
+        w.block(&format!("{} = _np.dtype(", t.name), ")", |w| {
             w.block("{", "}", |w| {
                 let names: Vec<String> = t.fields.iter().map(|f| py_str(&f.name)).collect();
                 let formats: Vec<String> = t
@@ -137,9 +304,10 @@ generated one. Importing the module verifies every dtype against the descriptor.
 
 import mmap as _mmap
 import os as _os
+import stat as _stat
 import struct as _struct
 
-import numpy as np"#;
+import numpy as _np"#;
 
 const POSTAMBLE: &str = r#"
 
@@ -149,8 +317,8 @@ def check_layout(dtype, expected):
     Use it to check a hand-written dtype against a generated one: a dtype built from a list of
     fields is packed, so it misses the padding a C compiler (and Rust) inserts.
     """
-    dtype = np.dtype(dtype)
-    expected = np.dtype(expected)
+    dtype = _np.dtype(dtype)
+    expected = _np.dtype(expected)
     _compare(dtype, expected, "dtype")
 
 
@@ -180,19 +348,29 @@ def _compare(got, want, where):
         _compare(got_type, want_type, f"{where}.{name}")
 
 
-def open_array(segment, name, dtype, readonly=False):
+def open_array(segment, name, dtype, readonly=False, allow_foreign_owner=False):
     """Map the array ``name`` of the ZeroIPC segment ``segment`` as a zero-copy NumPy view.
 
-    The table and the array header are validated first; the view stays valid while it (or a
-    view of it) is referenced. Arrays with the 8-byte header (C++, Python, Go, Rust) and the
-    C implementation's 16-byte header are both read.
+    The segment name follows the Rust rules (one optional leading ``/``, no other ``/``, not
+    ``.`` or ``..``); only a regular file owned by this user is mapped, unless
+    ``allow_foreign_owner``. The table and the array header are validated first; the view stays
+    valid while it (or a view of it) is referenced. Arrays with the 8-byte header (C++, Python,
+    Go, Rust) and the C implementation's 16-byte header are both read.
     """
-    dtype = np.dtype(dtype)
-    path = "/dev/shm/" + segment.lstrip("/")
+    dtype = _np.dtype(dtype)
+    bare = segment[1:] if segment.startswith("/") else segment
+    if bare in ("", ".", "..") or "/" in bare or "\0" in bare or len(bare.encode()) > 255:
+        raise ValueError(f"invalid segment name {segment!r}")
+    path = "/dev/shm/" + bare
     flags = (_os.O_RDONLY if readonly else _os.O_RDWR) | getattr(_os, "O_NOFOLLOW", 0)
-    fd = _os.open(path, flags)
+    fd = _os.open(path, flags | getattr(_os, "O_NONBLOCK", 0))
     try:
-        size = _os.fstat(fd).st_size
+        info = _os.fstat(fd)
+        if not _stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{segment}: not a regular file")
+        if not allow_foreign_owner and info.st_uid != _os.geteuid():
+            raise PermissionError(f"{segment}: owned by uid {info.st_uid}, not by this user")
+        size = info.st_size
         if size < 32:
             raise ValueError(f"{segment}: {size} bytes is too short for a ZeroIPC segment")
         access = _mmap.ACCESS_READ if readonly else _mmap.ACCESS_WRITE
@@ -231,7 +409,7 @@ def open_array(segment, name, dtype, readonly=False):
             f"{segment}: entry {name!r} ({entry_size} bytes, capacity {capacity})"
             f" does not hold {item}-byte elements"
         )
-    return np.frombuffer(mem, dtype=dtype, count=capacity, offset=data)
+    return _np.frombuffer(mem, dtype=dtype, count=capacity, offset=data)
 
 
 def _verify():

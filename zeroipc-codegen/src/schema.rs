@@ -324,6 +324,18 @@ impl Schema {
             if Scalar::from_rust_name(&t.name).is_some() {
                 return Err(err(None, "a struct may not be named like a scalar".into()));
             }
+            if crate::python::PYTHON_GLOBALS.contains(&t.name.as_str()) {
+                return Err(err(
+                    None,
+                    format!(
+                        "`{}` would shadow a name the Python module defines or uses",
+                        t.name
+                    ),
+                ));
+            }
+            if t.size > MAX_SIZE {
+                return Err(err(None, format!("size `{}` exceeds `{MAX_SIZE}`", t.size)));
+            }
             if !matches!(t.align, 1 | 2 | 4 | 8) {
                 return Err(err(
                     None,
@@ -356,6 +368,12 @@ impl Schema {
                 }
                 if names.contains(&f.name.as_str()) {
                     return Err(ferr("two fields have this name".into()));
+                }
+                if let Some(u) = self.types.iter().find(|u| u.name == f.name) {
+                    return Err(ferr(format!(
+                        "the field has the name of type `{}`, which C++ rejects",
+                        u.name
+                    )));
                 }
                 names.push(&f.name);
                 check_arrays(&f.ty).map_err(&ferr)?;
@@ -417,9 +435,15 @@ impl Schema {
     }
 }
 
+/// The largest array length and struct size accepted: NumPy dimensions are C `int`s.
+const MAX_SIZE: u64 = i32::MAX as u64;
+
 fn check_arrays(ty: &TypeRef) -> Result<(), String> {
     match ty {
         TypeRef::Array { len: 0, .. } => Err("arrays need at least one element".into()),
+        TypeRef::Array { len, .. } if *len > MAX_SIZE => {
+            Err(format!("array length `{len}` exceeds `{MAX_SIZE}`"))
+        }
         TypeRef::Array { array, .. } => check_arrays(array),
         TypeRef::Named(_) => Ok(()),
     }

@@ -45,9 +45,10 @@ impl Writer {
         self.line(close);
     }
 
-    /// Writes `text` as comment lines with `prefix` (`"# "`, `" * "`), one per line of `text`.
+    /// Writes `text` as comment lines with `prefix` (`"# "`, `" * "`), one per line of `text`
+    /// (see [`doc_lines`]).
     pub(crate) fn comment(&mut self, prefix: &str, text: &str) {
-        for line in text.lines() {
+        for line in doc_lines(text) {
             self.line(format!("{prefix}{line}").trim_end());
         }
     }
@@ -55,5 +56,29 @@ impl Writer {
     /// The text written so far.
     pub(crate) fn finish(self) -> String {
         self.out
+    }
+}
+
+/// The lines of a doc comment, safe to place after a line-comment marker in any language: every
+/// line break (`\n`, `\r\n`, a lone `\r`, which Python also ends a line on) starts a new line,
+/// and every other control character (NUL, form feed, ...) becomes a space.
+pub(crate) fn doc_lines(text: &str) -> Vec<String> {
+    text.replace("\r\n", "\n")
+        .split(['\n', '\r'])
+        .map(|line| {
+            line.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doc_lines_break_on_every_line_end_and_drop_control_characters() {
+        assert_eq!(doc_lines("a\rb\r\nc\nd\0e\u{c}f"), ["a", "b", "c", "d e f"]);
     }
 }

@@ -62,7 +62,8 @@ fn golden_outputs_are_current() {
         }
         let schema = Schema::from_file(&dir.join("schema.json")).unwrap();
         let generated =
-            Generated::from_schema(schema, "shared_types.py".into(), "shared_types.h".into());
+            Generated::from_schema(schema, "shared_types.py".into(), "shared_types.h".into())
+                .unwrap();
         check_file(
             &dir.join("shared_types.py"),
             &generated.python,
@@ -167,7 +168,8 @@ fn generation_is_deterministic() {
             again,
             first.python_file.clone(),
             first.c_header_file.clone()
-        ),
+        )
+        .unwrap(),
         first
     );
 }
@@ -197,4 +199,85 @@ fn schema_fingerprints_equal_descriptor_fingerprints() {
             .contains(&format!("0x{:016x}", Telemetry::LAYOUT.fingerprint()))
     );
     assert!(g.c_header.contains(&format!("0x{:016x}", g.fingerprint)));
+}
+
+#[test]
+fn two_headers_in_one_translation_unit() {
+    let tmp = std::env::temp_dir().join(format!("zipc-golden-two-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for case in ["sensor", "nested"] {
+        let schema = Schema::from_file(&golden_dir().join(case).join("schema.json")).unwrap();
+        let header = format!("{case}.h");
+        let g = Generated::from_schema(schema, format!("{case}.py"), header.clone()).unwrap();
+        std::fs::write(tmp.join(header), &g.c_header).unwrap();
+    }
+    let src = tmp.join("both.c");
+    std::fs::write(&src, "#include \"sensor.h\"\n#include \"nested.h\"\n#include \"sensor.h\"\nint main(void) { return 0; }\n").unwrap();
+    for (compiler, std_flag) in [("gcc", "-std=c11"), ("g++", "-std=c++17")] {
+        let mut cmd = Command::new(compiler);
+        cmd.args([
+            "-x",
+            if compiler == "gcc" { "c" } else { "c++" },
+            std_flag,
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-fsyntax-only",
+        ])
+        .arg(&src);
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{}", describe(&cmd, &out));
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn hostile_doc_text_stays_a_comment() {
+    let text = r#"{"format": "zeroipc-schema/1", "types": [{"name": "T", "size": 4, "align": 4,
+        "doc": "a /* b */ c ??/\rraise SystemExit('injected')\u0000 end \"\"\" x",
+        "fields": [{"name": "v", "offset": 0, "type": "u32", "doc": "x\rimport os; os._exit(3)"}]}]}"#;
+    let schema = Schema::from_json(text, None).unwrap();
+    let g =
+        Generated::from_schema(schema, "shared_types.py".into(), "shared_types.h".into()).unwrap();
+    let tmp = std::env::temp_dir().join(format!("zipc-golden-hostile-{}", std::process::id()));
+    g.write_to(&tmp).unwrap();
+    let script = "import sys; sys.path.insert(0, sys.argv[1]); import shared_types as m; print('imported', m.SIZES)";
+    let mut cmd = Command::new("python3");
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1")
+        .args(["-c", script])
+        .arg(&tmp);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("imported"),
+        "{}",
+        describe(&cmd, &out)
+    );
+    let src = tmp.join("t.c");
+    std::fs::write(
+        &src,
+        "#include \"shared_types.h\"\nint main(void) { return 0; }\n",
+    )
+    .unwrap();
+    for (compiler, std_flag) in [("gcc", "-std=c11"), ("g++", "-std=c++17")] {
+        let mut cmd = Command::new(compiler);
+        cmd.args([
+            "-x",
+            if compiler == "gcc" { "c" } else { "c++" },
+            std_flag,
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-Wpadded",
+            "-pedantic",
+            "-Wcomment",
+            "-Wtrigraphs",
+            "-fsyntax-only",
+        ])
+        .arg(&src);
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{}", describe(&cmd, &out));
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
 }

@@ -72,7 +72,7 @@ pub(crate) fn doc_comment(attrs: &[Attribute]) -> String {
 /// Keywords (and reserved words) of Python 3, C11 and C++17: none may name a generated type or
 /// field, since the bindings would not compile or import.
 const KEYWORDS: &[&str] = &[
-    // Python
+    // Python 3
     "False",
     "None",
     "True",
@@ -108,7 +108,7 @@ const KEYWORDS: &[&str] = &[
     "while",
     "with",
     "yield",
-    // C11
+    // C11 and C23
     "auto",
     "case",
     "char",
@@ -146,16 +146,29 @@ const KEYWORDS: &[&str] = &[
     "_Noreturn",
     "_Static_assert",
     "_Thread_local",
-    // C++17
+    "typeof",
+    "typeof_unqual",
+    // C++20, with the alternative tokens
     "alignas",
     "alignof",
+    "and_eq",
     "asm",
+    "bitand",
+    "bitor",
     "bool",
     "catch",
+    "char8_t",
     "char16_t",
     "char32_t",
+    "co_await",
+    "co_return",
+    "co_yield",
+    "compl",
+    "concept",
     "const_cast",
+    "consteval",
     "constexpr",
+    "constinit",
     "decltype",
     "delete",
     "dynamic_cast",
@@ -167,12 +180,15 @@ const KEYWORDS: &[&str] = &[
     "namespace",
     "new",
     "noexcept",
+    "not_eq",
     "nullptr",
     "operator",
+    "or_eq",
     "private",
     "protected",
     "public",
     "reinterpret_cast",
+    "requires",
     "static_assert",
     "static_cast",
     "template",
@@ -185,6 +201,45 @@ const KEYWORDS: &[&str] = &[
     "using",
     "virtual",
     "wchar_t",
+    "xor",
+    "xor_eq",
+    // names the generated header includes (stddef.h, stdint.h, string.h)
+    "NULL",
+    "offsetof",
+    "size_t",
+    "ptrdiff_t",
+    "max_align_t",
+    "SIZE_MAX",
+    "PTRDIFF_MIN",
+    "PTRDIFF_MAX",
+    "WCHAR_MIN",
+    "WCHAR_MAX",
+    "WINT_MIN",
+    "WINT_MAX",
+    "SIG_ATOMIC_MIN",
+    "SIG_ATOMIC_MAX",
+    "memchr",
+    "memcmp",
+    "memcpy",
+    "memmove",
+    "memset",
+    "strcat",
+    "strchr",
+    "strcmp",
+    "strcoll",
+    "strcpy",
+    "strcspn",
+    "strerror",
+    "strlen",
+    "strncat",
+    "strncmp",
+    "strncpy",
+    "strpbrk",
+    "strrchr",
+    "strspn",
+    "strstr",
+    "strtok",
+    "strxfrm",
 ];
 
 /// Why `name` cannot be used in generated Python and C, if it cannot.
@@ -203,12 +258,28 @@ pub(crate) fn name_problem(name: &str) -> Option<String> {
         ));
     }
     if KEYWORDS.contains(&name) {
-        return Some(format!("`{name}` is a keyword in Python, C or C++"));
-    }
-    if name.starts_with("__") {
         return Some(format!(
-            "`{name}` starts with `__`, which C and C++ reserve"
+            "`{name}` is a keyword of Python, C or C++, or a name the generated C header includes"
         ));
+    }
+    if name.contains("__") {
+        return Some(format!("`{name}` contains `__`, which C and C++ reserve"));
+    }
+    if name.starts_with('_') && name.chars().nth(1).is_some_and(|c| c.is_ascii_uppercase()) {
+        return Some(format!(
+            "`{name}` starts with `_` and a capital letter, which C and C++ reserve"
+        ));
+    }
+    if name.to_ascii_lowercase().starts_with("zeroipc_") {
+        return Some(format!(
+            "`{name}` starts with `zeroipc_`, which the generated files use for their own names"
+        ));
+    }
+    let stdint_type = (name.starts_with("int") || name.starts_with("uint")) && name.ends_with("_t");
+    let stdint_macro = (name.starts_with("INT") || name.starts_with("UINT"))
+        && (name.ends_with("_MAX") || name.ends_with("_MIN") || name.ends_with("_C"));
+    if stdint_type || stdint_macro {
+        return Some(format!("`{name}` is a type or macro name of `<stdint.h>`"));
     }
     None
 }

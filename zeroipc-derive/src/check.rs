@@ -115,6 +115,15 @@ fn names(input: &Input<'_>, errors: &mut Vec<syn::Error>) {
                 span,
                 format!("two fields would be named `{name}` in the bindings"),
             );
+        } else if name == input.shm_name() {
+            err(
+                errors,
+                span,
+                format!(
+                    "field `{name}` has the name of its struct, which C++ rejects; rename it with \
+                     `#[shm(rename = \"...\")]`"
+                ),
+            );
         }
         seen.push(name);
     }

@@ -41,7 +41,10 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         let ty = f.ty;
         previous = Some(quote!(#start + #p::size_of::<#ty>()));
     }
-    if let (Some(end), Some(last)) = (previous, input.fields.last()) {
+    // With `align(N)` the over-alignment check below reports the one problem trailing padding
+    // would otherwise report a second time.
+    let aligned = input.repr.align.is_some();
+    if let (Some(end), Some(last), false) = (previous, input.fields.last(), aligned) {
         let gap = quote!(#p::size_of::<#ident>() - (#end));
         let what = format!("after `{}`, at the end of `{ident}`", last.rust_name);
         padding.push(padding_check(&gap, &what, "at the end", ident.span()));
@@ -51,6 +54,36 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         "`{ident}` is aligned to more than 8 bytes: structures in a segment are only 8-byte \
          aligned; remove the `align` attribute or the over-aligned field"
     );
+    let over_aligned_msg = format!(
+        "`{ident}` is aligned more than its fields need (`#[repr(align(N))]`): NumPy and the \
+         generated C cannot express that; remove the `align` attribute"
+    );
+    let align_span = input
+        .repr
+        .align
+        .map_or_else(|| ident.span(), |(_, span)| span);
+    let field_aligns: Vec<TokenStream> = input
+        .fields
+        .iter()
+        .map(|f| {
+            let ty = f.ty;
+            quote!(#p::align_of::<#ty>())
+        })
+        .collect();
+
+    let over_aligned_check = quote_spanned! {align_span=>
+        {
+            let mut natural = 1;
+            #(
+                if #field_aligns > natural {
+                    natural = #field_aligns;
+                }
+            )*
+            if #p::align_of::<#ident>() != natural {
+                ::core::panic!(#over_aligned_msg)
+            }
+        }
+    };
 
     quote! {
         const _: () = {
@@ -73,6 +106,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
             const _: () = if #p::align_of::<#ident>() > 8 {
                 ::core::panic!(#align_msg)
             };
+            const _: () = #over_aligned_check;
         };
     }
 }

@@ -17,21 +17,22 @@
 //!
 //! # Accepted
 //!
-//! `#[repr(C)]` (optionally `align(N)`, `N <= 8`) or `#[repr(transparent)]` structs, with named
+//! `#[repr(C)]` (an `align(N)` may only restate the fields' alignment) or `#[repr(transparent)]` structs, with named
 //! or tuple fields, whose fields are all `ShmLayout` (fixed-width integers, `f32`, `f64`,
 //! arrays, other derived structs), with no implicit padding, deriving `Clone` and `Copy`.
 //!
 //! # Rejected, with the fix in the error
 //!
 //! - missing `#[repr(C)]`: add it; `#[repr(packed)]`: remove it and add `_pad` fields;
-//!   `align(N)` over 8: at most `align(8)`;
+//!   `align(N)` over 8 or over the fields' own alignment: remove it;
 //! - implicit padding: `N byte(s) of implicit padding before `field`; add `_pad: [u8; N]``;
 //! - `bool` (use `u8`), `char` (use `u32`), `usize`/`isize` (use `u64`/`i64`), `u128`/`i128`,
 //!   references, raw and function pointers, `Box`/`Vec`/`String`, tuples, zero-sized types,
 //!   and any type that is not `ShmLayout`;
 //! - enums, unions, generic structs;
 //! - unknown or repeated `#[shm(...)]` keys, and names (after `rename`) that are not identifiers
-//!   in both Python and C or are keywords of Python, C or C++.
+//!   in both Python and C, are keywords of Python, C or C++ or names the C header includes, or
+//!   name a field like its struct.
 //!
 //! All problems are reported together, each at its span; a failed derive adds stub impls so that
 //! uses of the type add no errors of their own. The full table is on `zeroipc::ShmLayout`.

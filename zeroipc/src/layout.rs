@@ -38,8 +38,8 @@ use std::mem::{align_of, size_of};
 ///
 /// # What the derive accepts
 ///
-/// - structs with named fields and tuple structs, `#[repr(C)]` (optionally with `align(N)`,
-///   `N <= 8`) or `#[repr(transparent)]`;
+/// - structs with named fields and tuple structs, `#[repr(C)]` or `#[repr(transparent)]` (an
+///   `align(N)` may only restate the alignment the fields already give);
 /// - whose fields are all `ShmLayout`: the scalars above, arrays of them, and other derived
 ///   structs, nested to any depth;
 /// - with no implicit padding: every byte belongs to a field. Write padding as an explicit field,
@@ -49,8 +49,10 @@ use std::mem::{align_of, size_of};
 /// `bytemuck::Zeroable` and `bytemuck::Pod` impls itself, so you need no bytemuck dependency.
 ///
 /// `#[shm(rename = "...")]` on the struct or a field sets the name used in the generated Python
-/// and C; it must be an identifier valid in both and not a keyword of Python, C or C++ (a field
-/// named `lambda` or `class` needs a rename). Tuple fields are named `f0`, `f1`, ...
+/// and C; it must pass [`binding_name_problem`]: an identifier valid in both, not a keyword of
+/// Python, C or C++ nor a name the C header includes (a field named `lambda`, `class`, `xor` or
+/// `uint32_t` needs a rename), and no field may have the name of its struct. Tuple fields are
+/// named `f0`, `f1`, ...
 ///
 /// # What it rejects, and the fix
 ///
@@ -59,6 +61,7 @@ use std::mem::{align_of, size_of};
 /// | no `#[repr(C)]`, or `#[repr(Rust)]` | Rust may reorder fields | add `#[repr(C)]` |
 /// | `#[repr(packed)]` | misaligned fields; atomics cannot use them | remove it, add `_pad` fields |
 /// | `#[repr(align(16))]` | segments only guarantee 8-byte alignment | at most `align(8)` |
+/// | `align(N)` above the fields' own alignment | NumPy and C cannot express over-alignment | remove it |
 /// | implicit padding, e.g. `u8` then `u32` | the padding bytes are undefined and NumPy ignores them | `_pad: [u8; 3]` |
 /// | `bool`, `char` | not every bit pattern is valid | `u8`, `u32` |
 /// | `usize`, `isize` | width differs between 32- and 64-bit processes | `u64`, `i64` |
@@ -436,10 +439,11 @@ const fn fnv_layout(hash: u64, layout: &Layout) -> u64 {
     }
 }
 
-/// Keywords (and reserved words) of Python 3, C11 and C++17: none may name a generated type or
-/// field, since the bindings would not compile or import.
+/// Keywords of Python 3, C (C11 and C23) and C++ (C++20, with the alternative tokens), and the
+/// names the generated header includes: none may name a generated type or field, since the
+/// bindings would not compile or import.
 pub const BINDING_KEYWORDS: &[&str] = &[
-    // Python
+    // Python 3
     "False",
     "None",
     "True",
@@ -475,7 +479,7 @@ pub const BINDING_KEYWORDS: &[&str] = &[
     "while",
     "with",
     "yield",
-    // C11
+    // C11 and C23
     "auto",
     "case",
     "char",
@@ -513,16 +517,29 @@ pub const BINDING_KEYWORDS: &[&str] = &[
     "_Noreturn",
     "_Static_assert",
     "_Thread_local",
-    // C++17
+    "typeof",
+    "typeof_unqual",
+    // C++20, with the alternative tokens
     "alignas",
     "alignof",
+    "and_eq",
     "asm",
+    "bitand",
+    "bitor",
     "bool",
     "catch",
+    "char8_t",
     "char16_t",
     "char32_t",
+    "co_await",
+    "co_return",
+    "co_yield",
+    "compl",
+    "concept",
     "const_cast",
+    "consteval",
     "constexpr",
+    "constinit",
     "decltype",
     "delete",
     "dynamic_cast",
@@ -534,12 +551,15 @@ pub const BINDING_KEYWORDS: &[&str] = &[
     "namespace",
     "new",
     "noexcept",
+    "not_eq",
     "nullptr",
     "operator",
+    "or_eq",
     "private",
     "protected",
     "public",
     "reinterpret_cast",
+    "requires",
     "static_assert",
     "static_cast",
     "template",
@@ -552,10 +572,50 @@ pub const BINDING_KEYWORDS: &[&str] = &[
     "using",
     "virtual",
     "wchar_t",
+    "xor",
+    "xor_eq",
+    // names the generated header includes (stddef.h, stdint.h, string.h)
+    "NULL",
+    "offsetof",
+    "size_t",
+    "ptrdiff_t",
+    "max_align_t",
+    "SIZE_MAX",
+    "PTRDIFF_MIN",
+    "PTRDIFF_MAX",
+    "WCHAR_MIN",
+    "WCHAR_MAX",
+    "WINT_MIN",
+    "WINT_MAX",
+    "SIG_ATOMIC_MIN",
+    "SIG_ATOMIC_MAX",
+    "memchr",
+    "memcmp",
+    "memcpy",
+    "memmove",
+    "memset",
+    "strcat",
+    "strchr",
+    "strcmp",
+    "strcoll",
+    "strcpy",
+    "strcspn",
+    "strerror",
+    "strlen",
+    "strncat",
+    "strncmp",
+    "strncpy",
+    "strpbrk",
+    "strrchr",
+    "strspn",
+    "strstr",
+    "strtok",
+    "strxfrm",
 ];
 
 /// Why `name` cannot name a type or field in generated Python and C, if it cannot: it must be an
-/// ASCII identifier, not a keyword of Python, C or C++, and not start with `__`.
+/// ASCII identifier, not in [`BINDING_KEYWORDS`], without `__`, not starting with `_` and a
+/// capital letter (reserved in C), not starting with `zeroipc_`, and not a `<stdint.h>` name.
 ///
 /// `#[derive(ShmLayout)]` applies the same rule at compile time (a test keeps the two lists
 /// equal).
@@ -574,12 +634,28 @@ pub fn binding_name_problem(name: &str) -> Option<String> {
         ));
     }
     if BINDING_KEYWORDS.contains(&name) {
-        return Some(format!("`{name}` is a keyword in Python, C or C++"));
-    }
-    if name.starts_with("__") {
         return Some(format!(
-            "`{name}` starts with `__`, which C and C++ reserve"
+            "`{name}` is a keyword of Python, C or C++, or a name the generated C header includes"
         ));
+    }
+    if name.contains("__") {
+        return Some(format!("`{name}` contains `__`, which C and C++ reserve"));
+    }
+    if name.starts_with('_') && name.chars().nth(1).is_some_and(|c| c.is_ascii_uppercase()) {
+        return Some(format!(
+            "`{name}` starts with `_` and a capital letter, which C and C++ reserve"
+        ));
+    }
+    if name.to_ascii_lowercase().starts_with("zeroipc_") {
+        return Some(format!(
+            "`{name}` starts with `zeroipc_`, which the generated files use for their own names"
+        ));
+    }
+    let stdint_type = (name.starts_with("int") || name.starts_with("uint")) && name.ends_with("_t");
+    let stdint_macro = (name.starts_with("INT") || name.starts_with("UINT"))
+        && (name.ends_with("_MAX") || name.ends_with("_MIN") || name.ends_with("_C"));
+    if stdint_type || stdint_macro {
+        return Some(format!("`{name}` is a type or macro name of `<stdint.h>`"));
     }
     None
 }

@@ -11,9 +11,10 @@ generated one. Importing the module verifies every dtype against the descriptor.
 
 import mmap as _mmap
 import os as _os
+import stat as _stat
 import struct as _struct
 
-import numpy as np
+import numpy as _np
 
 __all__ = [
     "SensorReading",
@@ -34,7 +35,7 @@ FINGERPRINT = 0xcb78eed8a8d4671e
 #:   temperature: Degrees Celsius.
 #:   humidity: Relative humidity in percent.
 #:   timestamp: Milliseconds since the Unix epoch.
-SensorReading = np.dtype(
+SensorReading = _np.dtype(
     {
         "names": ["temperature", "humidity", "timestamp"],
         "formats": ["<f4", "<f4", "<u8"],
@@ -49,7 +50,7 @@ SensorReading = np.dtype(
 #:   reading: The reading.
 #:   sensor: Which sensor.
 #:   _pad: Explicit padding.
-TaggedReading = np.dtype(
+TaggedReading = _np.dtype(
     {
         "names": ["reading", "sensor", "_pad"],
         "formats": [SensorReading, "<u4", ("|u1", (4,))],
@@ -96,8 +97,8 @@ def check_layout(dtype, expected):
     Use it to check a hand-written dtype against a generated one: a dtype built from a list of
     fields is packed, so it misses the padding a C compiler (and Rust) inserts.
     """
-    dtype = np.dtype(dtype)
-    expected = np.dtype(expected)
+    dtype = _np.dtype(dtype)
+    expected = _np.dtype(expected)
     _compare(dtype, expected, "dtype")
 
 
@@ -127,19 +128,29 @@ def _compare(got, want, where):
         _compare(got_type, want_type, f"{where}.{name}")
 
 
-def open_array(segment, name, dtype, readonly=False):
+def open_array(segment, name, dtype, readonly=False, allow_foreign_owner=False):
     """Map the array ``name`` of the ZeroIPC segment ``segment`` as a zero-copy NumPy view.
 
-    The table and the array header are validated first; the view stays valid while it (or a
-    view of it) is referenced. Arrays with the 8-byte header (C++, Python, Go, Rust) and the
-    C implementation's 16-byte header are both read.
+    The segment name follows the Rust rules (one optional leading ``/``, no other ``/``, not
+    ``.`` or ``..``); only a regular file owned by this user is mapped, unless
+    ``allow_foreign_owner``. The table and the array header are validated first; the view stays
+    valid while it (or a view of it) is referenced. Arrays with the 8-byte header (C++, Python,
+    Go, Rust) and the C implementation's 16-byte header are both read.
     """
-    dtype = np.dtype(dtype)
-    path = "/dev/shm/" + segment.lstrip("/")
+    dtype = _np.dtype(dtype)
+    bare = segment[1:] if segment.startswith("/") else segment
+    if bare in ("", ".", "..") or "/" in bare or "\0" in bare or len(bare.encode()) > 255:
+        raise ValueError(f"invalid segment name {segment!r}")
+    path = "/dev/shm/" + bare
     flags = (_os.O_RDONLY if readonly else _os.O_RDWR) | getattr(_os, "O_NOFOLLOW", 0)
-    fd = _os.open(path, flags)
+    fd = _os.open(path, flags | getattr(_os, "O_NONBLOCK", 0))
     try:
-        size = _os.fstat(fd).st_size
+        info = _os.fstat(fd)
+        if not _stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{segment}: not a regular file")
+        if not allow_foreign_owner and info.st_uid != _os.geteuid():
+            raise PermissionError(f"{segment}: owned by uid {info.st_uid}, not by this user")
+        size = info.st_size
         if size < 32:
             raise ValueError(f"{segment}: {size} bytes is too short for a ZeroIPC segment")
         access = _mmap.ACCESS_READ if readonly else _mmap.ACCESS_WRITE
@@ -178,7 +189,7 @@ def open_array(segment, name, dtype, readonly=False):
             f"{segment}: entry {name!r} ({entry_size} bytes, capacity {capacity})"
             f" does not hold {item}-byte elements"
         )
-    return np.frombuffer(mem, dtype=dtype, count=capacity, offset=data)
+    return _np.frombuffer(mem, dtype=dtype, count=capacity, offset=data)
 
 
 def _verify():

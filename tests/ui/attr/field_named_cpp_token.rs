@@ -1,9 +1,10 @@
 use zeroipc::ShmLayout;
 
-#[repr(C, align(8))]
+#[repr(C)]
 #[derive(Clone, Copy, ShmLayout)]
-struct Small {
-    a: u32,
+struct Flags {
+    xor: u32,
+    uint32_t: u32,
 }
 
 fn main() {}

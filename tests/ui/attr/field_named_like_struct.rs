@@ -1,0 +1,10 @@
+use zeroipc::ShmLayout;
+
+#[repr(C)]
+#[derive(Clone, Copy, ShmLayout)]
+struct Sample {
+    value: f64,
+    Sample: u64,
+}
+
+fn main() {}
