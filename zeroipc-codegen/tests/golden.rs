@@ -27,6 +27,7 @@ fn rust_schema(case: &str) -> Option<Schema> {
     let builder = match case {
         "sensor" => Builder::new().add::<SensorReading>().add::<TaggedReading>(),
         "telemetry" => Builder::new().add::<Telemetry>().add::<Padded64>(),
+        "demo" => Builder::new().add::<zeroipc_demo_types::Reading>(),
         _ => return None,
     };
     Some(builder.generate().unwrap().schema)
