@@ -607,12 +607,14 @@ trait Unit: bytemuck::Pod {
 macro_rules! unit_impl {
     ($($prim:ty => $atomic:ty),*) => {$(
         impl Unit for $prim {
+            #[inline]
             unsafe fn load_relaxed(ptr: *mut Self) -> Self {
                 // SAFETY:
                 // - aligned and valid for reads and writes for the call (caller); every access
                 //   of this crate to shared words is atomic, so no non-atomic access races it.
                 unsafe { <$atomic>::from_ptr(ptr) }.load(Ordering::Relaxed)
             }
+            #[inline]
             unsafe fn store_relaxed(ptr: *mut Self, value: Self) {
                 // SAFETY:
                 // - aligned and valid for reads and writes for the call (caller); every access

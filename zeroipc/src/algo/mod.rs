@@ -36,12 +36,15 @@ pub(crate) trait Word {
 }
 
 impl Word for AtomicU32 {
+    #[inline]
     fn load(&self, order: Ordering) -> u32 {
         AtomicU32::load(self, order)
     }
+    #[inline]
     fn store(&self, value: u32, order: Ordering) {
         AtomicU32::store(self, value, order);
     }
+    #[inline]
     fn cas_weak(
         &self,
         current: u32,
@@ -51,6 +54,7 @@ impl Word for AtomicU32 {
     ) -> Result<u32, u32> {
         self.compare_exchange_weak(current, new, success, failure)
     }
+    #[inline]
     fn cas(
         &self,
         current: u32,
