@@ -15,9 +15,11 @@
 //!
 //! The format has no lock word, and the other implementations do not serialise table changes
 //! at all (FORMAT.md §2.6). Ours serialise through the segment module's table lock: a
-//! process-local mutex plus an exclusive `flock(2)` on the segment's file descriptor. The kernel
-//! drops an `flock` when its holder dies, so a crash can never leave the table locked, and the
-//! lock needs no byte in the segment. Under the lock `Table::allocate`
+//! process-local mutex plus an exclusive `flock(2)` on a fresh open file description of the
+//! segment (so that threads and forked children, which share descriptors, exclude each other
+//! too), waited for at most the segment's lock timeout. The kernel drops an `flock` when its
+//! holder dies, so a crash can never leave the table locked, and the lock needs no byte in the
+//! segment. Under the lock `Table::allocate`
 //! 1. re-reads `entry_count` and `next_offset` and validates them,
 //! 2. checks the name against every entry, the table capacity and the free space, and changes
 //!    nothing if any check fails,
