@@ -88,6 +88,21 @@ pub fn write_raw(name: &str, bytes: &[u8]) -> ShmGuard {
     guard
 }
 
+/// Overwrites bytes of a `/dev/shm` object in place, as a peer or an attacker could.
+///
+/// # Panics
+///
+/// When the object cannot be written.
+pub fn poke(name: &str, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(shm_path(name))
+        .unwrap_or_else(|e| panic!("cannot open segment {name}: {e}"));
+    file.write_all_at(bytes, offset)
+        .unwrap_or_else(|e| panic!("cannot write segment {name}: {e}"));
+}
+
 /// Reads a `/dev/shm` object's bytes.
 ///
 /// # Panics

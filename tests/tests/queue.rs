@@ -5,13 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
-use std::os::unix::fs::FileExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use zeroipc::{Array, Error, PushError, Queue, Segment, SegmentOptions, Stack};
 use zeroipc_tests::types::SensorReading;
-use zeroipc_tests::{guarded, read_raw, shm_path, unique_name, write_raw};
+use zeroipc_tests::{guarded, poke, read_raw, unique_name, write_raw};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_zeroipc-test-child");
 
@@ -21,15 +20,6 @@ fn soak_items() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000)
-}
-
-/// Overwrites bytes of a segment file in place, as a peer or an attacker could.
-fn poke(name: &str, offset: u64, bytes: &[u8]) {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(shm_path(name))
-        .unwrap();
-    file.write_all_at(bytes, offset).unwrap();
 }
 
 #[test]

@@ -4,20 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use zeroipc::{Error, PushError, Queue, Segment, Stack};
-use zeroipc_tests::{guarded, shm_path};
-
-/// Overwrites bytes of a segment file in place, as a peer or an attacker could.
-fn poke(name: &str, offset: u64, bytes: &[u8]) {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(shm_path(name))
-        .unwrap();
-    file.write_all_at(bytes, offset).unwrap();
-}
+use zeroipc_tests::{guarded, poke};
 
 #[test]
 fn queue_timeouts_are_kept() {

@@ -37,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::layout::ShmLayout;
 use crate::raw::{Access, Region};
 use crate::segment::Segment;
+use crate::structure;
 
 /// Size of the reference array header (`u64 capacity`).
 const HEADER: u64 = 8;
@@ -89,17 +90,6 @@ impl<T: ShmLayout> fmt::Debug for Array<'_, T> {
     }
 }
 
-/// The element size of `T`, refusing zero-sized types.
-fn elem_size<T: ShmLayout>() -> Result<u64> {
-    match size_of::<T>() {
-        0 => Err(Error::InvalidArgument {
-            what: "T",
-            reason: "zero-sized element types cannot be stored".into(),
-        }),
-        n => Ok(n as u64),
-    }
-}
-
 impl<'seg, T: ShmLayout> Array<'seg, T> {
     /// Creates the array `name` with `capacity` zeroed elements, in the reference layout.
     ///
@@ -109,7 +99,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     /// [`Error::InvalidEntryName`], [`Error::DuplicateEntry`], [`Error::TableFull`],
     /// [`Error::OutOfSpace`], [`Error::ReadOnly`]: the segment is unchanged.
     pub fn create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
-        let elem = elem_size::<T>()?;
+        let elem = u64::from(structure::elem_size::<T>()?);
         let capacity_u64 = u64::try_from(capacity).unwrap_or(u64::MAX);
         let data_len = capacity_u64.checked_mul(elem).filter(|_| capacity > 0);
         let size = data_len
@@ -141,15 +131,10 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     /// another element size; [`Error::CorruptEntry`] / [`Error::CorruptStructure`] when the
     /// entry or the array header is malformed.
     pub fn open(segment: &'seg Segment, name: &str) -> Result<Self> {
-        let elem = elem_size::<T>()?;
+        let elem = u64::from(structure::elem_size::<T>()?);
         let region = segment.open_entry(name)?;
         let size = region.len() as u64;
-        let corrupt = |reason: String| Error::CorruptStructure {
-            segment: segment.name().to_owned(),
-            name: name.to_owned(),
-            kind: "array",
-            reason,
-        };
+        let corrupt = |reason: String| structure::corrupt(segment, name, "array", reason);
         let capacity = region.read::<u64>(0).map_err(|_| {
             corrupt(format!(
                 "the entry has `{size}` bytes, less than the 8-byte header"
@@ -218,7 +203,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     ///
     /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
     pub fn open_or_create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
-        crate::segment::open_or_create(
+        structure::open_or_create(
             name,
             capacity,
             || Self::open(segment, name),

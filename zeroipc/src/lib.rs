@@ -46,6 +46,7 @@ mod queue;
 mod raw;
 mod segment;
 mod stack;
+mod structure;
 pub mod table;
 mod wait;
 

@@ -37,20 +37,19 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::size_of;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use crate::algo::vyukov;
 use crate::error::{Error, Result};
 use crate::layout::ShmLayout;
-use crate::raw::{Region, Slots, Words};
+use crate::raw::{Access, Region, Slots, Words};
 use crate::segment::Segment;
-use crate::table::align8;
+use crate::structure::{
+    self, SLOTTED_HEADER_LEN, access_error, corrupt, open_slotted, slotted_geometry,
+};
 use crate::wait::{Backoff, deadline};
 
-/// Size of the queue header.
-const HEADER: u64 = 16;
 const OFF_HEAD: usize = 0;
 const OFF_TAIL: usize = 4;
 const OFF_CAPACITY: usize = 8;
@@ -61,14 +60,6 @@ const MAX_CAPACITY: u64 = 1 << 31;
 /// a producer with an old `tail` can mistake a free slot for a full one (the reference has the
 /// same edge); one power of two less avoids it.
 const MAX_CREATE_CAPACITY: u64 = 1 << 30;
-
-/// Byte sizes of a queue's sections: `(slots, seq offset, total)`, or `None` on overflow.
-fn geometry(capacity: u64, elem: u64) -> Option<(u64, u64, u64)> {
-    let slots = capacity.checked_mul(elem)?;
-    let seq_offset = align8(slots)?.checked_add(HEADER)?;
-    let total = capacity.checked_mul(4)?.checked_add(seq_offset)?;
-    Some((slots, seq_offset, total))
-}
 
 /// A bounded MPMC queue of `T` in a [`Segment`].
 ///
@@ -126,27 +117,25 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
             return Err(invalid(format!("`{capacity}` is outside `1..=2^30`")));
         }
         let rounded = requested.max(2).next_power_of_two();
-        let elem = u64::try_from(size_of::<T>()).unwrap_or(u64::MAX);
-        let elem_u32 = u32::try_from(elem)
-            .ok()
-            .filter(|&e| e > 0)
-            .ok_or_else(|| invalid(format!("elements of `{elem}` bytes cannot be queued")))?;
+        let elem = structure::elem_size::<T>()?;
         let cap_u32 = u32::try_from(rounded).map_err(|_| invalid("too large".into()))?;
-        let (_, seq_offset, total) = geometry(rounded, elem)
+        let geometry = slotted_geometry(rounded, u64::from(elem))
             .ok_or_else(|| invalid(format!("`{capacity}` items overflow")))?;
-        let region = segment.create_entry(name, total, |r| {
+        let region = segment.create_entry(name, geometry.total, |r| {
             r.write::<u32>(OFF_HEAD, 0)?;
             r.write::<u32>(OFF_TAIL, 0)?;
             r.write::<u32>(OFF_CAPACITY, cap_u32)?;
-            r.write::<u32>(OFF_ELEM_SIZE, elem_u32)?;
-            let seq_at =
-                usize::try_from(seq_offset).map_err(|_| crate::raw::Access::OutOfBounds)?;
-            r.zero(16, seq_at.saturating_sub(16))?;
+            r.write::<u32>(OFF_ELEM_SIZE, elem)?;
+            let seq_at = usize::try_from(geometry.words_offset).map_err(|_| Access::OutOfBounds)?;
+            r.zero(
+                SLOTTED_HEADER_LEN,
+                seq_at.saturating_sub(SLOTTED_HEADER_LEN),
+            )?;
             for i in 0..cap_u32 {
                 let at = (i as usize)
                     .checked_mul(4)
                     .and_then(|o| o.checked_add(seq_at));
-                r.write::<u32>(at.ok_or(crate::raw::Access::OutOfBounds)?, i)?;
+                r.write::<u32>(at.ok_or(Access::OutOfBounds)?, i)?;
             }
             Ok(())
         })?;
@@ -180,7 +169,7 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
             });
         }
         let rounded = capacity.max(2).next_power_of_two();
-        crate::segment::open_or_create(
+        structure::open_or_create(
             name,
             rounded,
             || Self::open(segment, name),
@@ -190,48 +179,29 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
     }
 
     fn from_region(segment: &'seg Segment, name: &str, region: Region<'seg>) -> Result<Self> {
-        let corrupt = |reason: String| Error::CorruptStructure {
-            segment: segment.name().to_owned(),
-            name: name.to_owned(),
-            kind: "queue",
-            reason,
-        };
         let size = region.len() as u64;
         let header = |off| {
             region.read::<u32>(off).map_err(|_| {
-                corrupt(format!(
-                    "the entry has `{size}` bytes, less than the 16-byte header"
-                ))
+                corrupt(
+                    segment,
+                    name,
+                    "queue",
+                    format!("the entry has `{size}` bytes, less than the 16-byte header"),
+                )
             })
         };
         let capacity = header(OFF_CAPACITY)?;
         let elem = header(OFF_ELEM_SIZE)?;
         if capacity < 2 || !capacity.is_power_of_two() || u64::from(capacity) > MAX_CAPACITY {
-            return Err(corrupt(format!(
-                "capacity `{capacity}` is not a power of two in `2..=2^31`"
-            )));
+            return Err(corrupt(
+                segment,
+                name,
+                "queue",
+                format!("capacity `{capacity}` is not a power of two in `2..=2^31`"),
+            ));
         }
-        if elem as usize != size_of::<T>() {
-            return Err(Error::TypeMismatch {
-                name: name.to_owned(),
-                expected: size_of::<T>(),
-                found: format!("`{elem}`-byte elements, capacity `{capacity}`"),
-            });
-        }
-        let (_, seq_offset, total) = geometry(u64::from(capacity), u64::from(elem))
-            .ok_or_else(|| corrupt("the geometry overflows".into()))?;
-        if total != size {
-            return Err(corrupt(format!(
-                "capacity `{capacity}` of `{elem}`-byte elements needs `{total}` bytes, the entry has `{size}`"
-            )));
-        }
-        let access = |a| match a {
-            crate::raw::Access::ReadOnly => Error::ReadOnly {
-                segment: segment.name().to_owned(),
-            },
-            _ => corrupt("a counter is misaligned".into()),
-        };
-        let seq_at = usize::try_from(seq_offset).map_err(|_| corrupt("out of range".into()))?;
+        let (slots, seqs) = open_slotted::<T>(segment, name, "queue", region, capacity, elem)?;
+        let access = |a| access_error(segment, name, "queue", a);
         let head = region.atomic_u32(OFF_HEAD).map_err(access)?;
         let tail = region.atomic_u32(OFF_TAIL).map_err(access)?;
         Ok(Self {
@@ -239,8 +209,8 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
             name: name.to_owned(),
             head,
             tail,
-            slots: region.slots::<T>(16, capacity as usize).map_err(access)?,
-            seqs: region.words(seq_at, capacity as usize).map_err(access)?,
+            slots,
+            seqs,
             capacity,
             // Relaxed: starting guesses only.
             head_hint: AtomicU32::new(head.load(std::sync::atomic::Ordering::Relaxed)),

@@ -772,35 +772,6 @@ impl Drop for Segment {
     }
 }
 
-/// Opens a structure, or creates it when its entry does not exist (opening again if another
-/// process created it first), then checks that its capacity is `capacity`. Shared by every
-/// structure's `open_or_create`.
-pub(crate) fn open_or_create<H>(
-    name: &str,
-    capacity: usize,
-    open: impl Fn() -> Result<H>,
-    create: impl FnOnce() -> Result<H>,
-    capacity_of: impl Fn(&H) -> usize,
-) -> Result<H> {
-    let handle = match open() {
-        Err(Error::EntryNotFound { .. }) => match create() {
-            // Another process created it between our lookup and our creation.
-            Err(Error::DuplicateEntry { .. }) => open()?,
-            created => return created,
-        },
-        opened => opened?,
-    };
-    let found = capacity_of(&handle);
-    if found != capacity {
-        return Err(Error::CapacityMismatch {
-            name: name.to_owned(),
-            requested: capacity as u64,
-            found: found as u64,
-        });
-    }
-    Ok(handle)
-}
-
 /// Holds the table lock.
 struct TableLock<'s> {
     file: &'s File,

@@ -37,7 +37,6 @@
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::size_of;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
@@ -46,10 +45,11 @@ use crate::error::{Error, Result};
 use crate::layout::ShmLayout;
 use crate::raw::{Access, Region, Slots, Words};
 use crate::segment::Segment;
-use crate::table::align8;
+use crate::structure::{
+    self, SLOTTED_HEADER_LEN, access_error, corrupt, open_slotted, slotted_geometry,
+};
 use crate::wait::{Backoff, deadline};
 
-const HEADER: u64 = 16;
 const OFF_TOP: usize = 0;
 const OFF_CAPACITY: usize = 4;
 const OFF_ELEM_SIZE: usize = 8;
@@ -59,13 +59,6 @@ const MAX_CAPACITY: u64 = i32::MAX as u64;
 
 /// The default bound on waiting for a slot held by another process.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_millis(100);
-
-fn geometry(capacity: u64, elem: u64) -> Option<(u64, u64, u64)> {
-    let slots = capacity.checked_mul(elem)?;
-    let state_offset = align8(slots)?.checked_add(HEADER)?;
-    let total = capacity.checked_mul(4)?.checked_add(state_offset)?;
-    Some((slots, state_offset, total))
-}
 
 /// Why [`Stack::push`] handed the value back.
 #[derive(Debug)]
@@ -148,22 +141,18 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
         if cap == 0 || cap > MAX_CAPACITY {
             return Err(invalid(format!("`{capacity}` is outside `1..=2^31-1`")));
         }
-        let elem = u64::try_from(size_of::<T>()).unwrap_or(u64::MAX);
-        let elem_u32 = u32::try_from(elem)
-            .ok()
-            .filter(|&e| e > 0)
-            .ok_or_else(|| invalid(format!("elements of `{elem}` bytes cannot be stacked")))?;
+        let elem = structure::elem_size::<T>()?;
         let cap_u32 = u32::try_from(cap).map_err(|_| invalid("too large".into()))?;
-        let (_, _, total) =
-            geometry(cap, elem).ok_or_else(|| invalid(format!("`{capacity}` items overflow")))?;
-        let region = segment.create_entry(name, total, |r| {
+        let geometry = slotted_geometry(cap, u64::from(elem))
+            .ok_or_else(|| invalid(format!("`{capacity}` items overflow")))?;
+        let region = segment.create_entry(name, geometry.total, |r| {
             r.write::<i32>(OFF_TOP, -1)?;
             r.write::<u32>(OFF_CAPACITY, cap_u32)?;
-            r.write::<u32>(OFF_ELEM_SIZE, elem_u32)?;
+            r.write::<u32>(OFF_ELEM_SIZE, elem)?;
             r.write::<u32>(OFF_RESERVED, 0)?;
-            let len = usize::try_from(total).map_err(|_| Access::OutOfBounds)?;
+            let len = usize::try_from(geometry.total).map_err(|_| Access::OutOfBounds)?;
             // Slots, alignment gap and every state word (EMPTY is 0).
-            r.zero(16, len.saturating_sub(16))
+            r.zero(SLOTTED_HEADER_LEN, len.saturating_sub(SLOTTED_HEADER_LEN))
         })?;
         Self::from_region(segment, name, region)
     }
@@ -188,7 +177,7 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
     ///
     /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
     pub fn open_or_create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
-        crate::segment::open_or_create(
+        structure::open_or_create(
             name,
             capacity,
             || Self::open(segment, name),
@@ -198,55 +187,40 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
     }
 
     fn from_region(segment: &'seg Segment, name: &str, region: Region<'seg>) -> Result<Self> {
-        let corrupt = |reason: String| Error::CorruptStructure {
-            segment: segment.name().to_owned(),
-            name: name.to_owned(),
-            kind: "stack",
-            reason,
-        };
         let size = region.len() as u64;
         let header = |off| {
             region.read::<u32>(off).map_err(|_| {
-                corrupt(format!(
-                    "the entry has `{size}` bytes, less than the 16-byte header"
-                ))
+                corrupt(
+                    segment,
+                    name,
+                    "stack",
+                    format!("the entry has `{size}` bytes, less than the 16-byte header"),
+                )
             })
         };
         let capacity = header(OFF_CAPACITY)?;
         let elem = header(OFF_ELEM_SIZE)?;
         let top = header(OFF_TOP)? as i32;
         if capacity == 0 || u64::from(capacity) > MAX_CAPACITY {
-            return Err(corrupt(format!(
-                "capacity `{capacity}` is outside `1..=2^31-1`"
-            )));
+            return Err(corrupt(
+                segment,
+                name,
+                "stack",
+                format!("capacity `{capacity}` is outside `1..=2^31-1`"),
+            ));
         }
-        if elem as usize != size_of::<T>() {
-            return Err(Error::TypeMismatch {
-                name: name.to_owned(),
-                expected: size_of::<T>(),
-                found: format!("`{elem}`-byte elements, capacity `{capacity}`"),
-            });
-        }
-        let (_, state_offset, total) = geometry(u64::from(capacity), u64::from(elem))
-            .ok_or_else(|| corrupt("the geometry overflows".into()))?;
-        if total != size {
-            return Err(corrupt(format!(
-                "capacity `{capacity}` of `{elem}`-byte elements needs `{total}` bytes, the entry has `{size}`"
-            )));
-        }
+        let (slots, states) = open_slotted::<T>(segment, name, "stack", region, capacity, elem)?;
         if top < -1 || i64::from(top) >= i64::from(capacity) {
-            return Err(corrupt(format!("top `{top}` is outside `-1..{capacity}`")));
+            return Err(corrupt(
+                segment,
+                name,
+                "stack",
+                format!("top `{top}` is outside `-1..{capacity}`"),
+            ));
         }
-        let access = |a| match a {
-            Access::ReadOnly => Error::ReadOnly {
-                segment: segment.name().to_owned(),
-            },
-            _ => corrupt("a word is misaligned".into()),
-        };
-        let state_at = usize::try_from(state_offset).map_err(|_| corrupt("out of range".into()))?;
-        let states = region.words(state_at, capacity as usize).map_err(access)?;
-        let slots = region.slots::<T>(16, capacity as usize).map_err(access)?;
-        let top = region.atomic_u32(OFF_TOP).map_err(access)?;
+        let top = region
+            .atomic_u32(OFF_TOP)
+            .map_err(|a| access_error(segment, name, "stack", a))?;
         Ok(Self {
             segment,
             name: name.to_owned(),

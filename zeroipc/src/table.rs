@@ -380,6 +380,7 @@ impl<'a> Table<'a> {
     /// Like [`entries`](Self::entries), but an `entry_count` beyond `max_entries` is clamped
     /// instead of refused (for reports, which list that defect separately).
     pub(crate) fn entries_clamped(&self) -> Vec<Entry> {
+        // SYNC POINT (entry_count): Acquire, as in `entry_count`.
         let count = self
             .region
             .load_u32(OFF_ENTRY_COUNT, Ordering::Acquire)

@@ -76,6 +76,7 @@ fn acquire_slot<S: Store>(
         match state.cas_weak(from, to, Ordering::AcqRel, Ordering::Relaxed) {
             Ok(_) => return Ok(()),
             Err(seen) if seen > READING => {
+                // Undo our claim; AcqRel as for every `top` CAS (see `push`).
                 let _ = s
                     .top()
                     .cas(moved_top, claimed_top, Ordering::AcqRel, Ordering::Relaxed);
@@ -93,6 +94,7 @@ fn acquire_slot<S: Store>(
                 {
                     return Ok(());
                 }
+                // Undo the claim if nobody moved `top` since (AcqRel as for every `top` CAS).
                 if !committed
                     && s.top()
                         .cas(moved_top, claimed_top, Ordering::AcqRel, Ordering::Relaxed)
@@ -211,6 +213,8 @@ pub(crate) fn pop<S: Store>(s: &S) -> Result<Option<S::Item>, Failure> {
 
 /// Elements on the stack: `top + 1`, clamped to `0..=capacity`.
 pub(crate) fn len<S: Store>(s: &S) -> u32 {
+    // Acquire: a count is only informative, but pairing with the AcqRel `top` CASes keeps it
+    // from running behind what this thread already observed of the slots.
     let c = s.top().load(Ordering::Acquire) as i32;
     if c < 0 {
         0

@@ -318,6 +318,8 @@ pub(crate) fn pop_batch<S: Store>(s: &S, out: &mut [S::Item]) -> usize {
 /// Items in the queue (`tail - head`, clamped to the capacity): a snapshot that may be stale by
 /// the time it is returned.
 pub(crate) fn len<S: Store>(s: &S) -> u32 {
+    // Acquire, as the reference does for `size`: a count that does not run behind this thread's
+    // own earlier observations; it is still only a snapshot.
     let head = s.head().load(Ordering::Acquire);
     let tail = s.tail().load(Ordering::Acquire);
     let n = tail.wrapping_sub(head);
