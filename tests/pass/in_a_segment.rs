@@ -20,7 +20,7 @@ fn main() {
     let a = Array::<SensorReading>::create(&seg, "r", 2).unwrap();
     let r = SensorReading { temperature: 1.5, humidity: 2.5, timestamp: 3 };
     a.set(1, r).unwrap();
-    assert_eq!(Array::<SensorReading>::open(&seg, "r").unwrap().get(1), Some(r));
+    assert_eq!(Array::<SensorReading>::open(&seg, "r").unwrap().get(1).unwrap(), r);
     drop(a);
     let _ = Segment::unlink(&name);
 }

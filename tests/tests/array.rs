@@ -20,8 +20,11 @@ fn elements_round_trip_through_every_accessor() {
     assert_eq!(a.format(), ArrayFormat::Reference);
     assert_eq!(a.to_vec(), [0.0; 5], "new arrays are zeroed");
     a.set(4, -2.5).unwrap();
-    assert_eq!(a.get(4), Some(-2.5));
-    assert_eq!(a.get(5), None);
+    assert_eq!(a.get(4).unwrap(), -2.5);
+    assert!(matches!(
+        a.get(5),
+        Err(Error::IndexOutOfBounds { index: 5, .. })
+    ));
     assert!(matches!(
         a.set(5, 1.0),
         Err(Error::IndexOutOfBounds {
@@ -53,7 +56,7 @@ fn elements_round_trip_through_every_accessor() {
     let b = Array::<f64>::open(&seg, "f").unwrap();
     assert_eq!(b.to_vec(), [7.0; 5]);
     let words = Array::<u64>::open(&seg, "f").unwrap();
-    assert_eq!(words.get(0), Some(7.0f64.to_bits()));
+    assert_eq!(words.get(0).unwrap(), 7.0f64.to_bits());
 }
 
 #[test]
@@ -90,11 +93,13 @@ fn opening_with_the_wrong_type_is_a_type_mismatch() {
     let e = Array::<u64>::open(&seg, "i").unwrap_err();
     match &e {
         Error::TypeMismatch {
+            segment,
             name,
             expected,
             found,
         } => {
             assert_eq!((name.as_str(), *expected), ("i", 8));
+            assert_eq!(segment, seg.name());
             assert!(found.contains("`4`-byte elements"), "{found}");
         }
         other => panic!("expected TypeMismatch, got {other:?}"),
@@ -120,7 +125,7 @@ fn open_or_create_creates_once_and_checks_capacity() {
     let a = Array::<u16>::open_or_create(&seg, "x", 4).unwrap();
     a.set(3, 9).unwrap();
     let b = Array::<u16>::open_or_create(&seg, "x", 4).unwrap();
-    assert_eq!(b.get(3), Some(9));
+    assert_eq!(b.get(3).unwrap(), 9);
     assert!(matches!(
         Array::<u16>::open_or_create(&seg, "x", 5),
         Err(Error::CapacityMismatch {
@@ -168,7 +173,7 @@ fn atomics_on_integer_arrays() {
     let i = Array::<i32>::create(&seg, "i32", 1).unwrap();
     i.store(0, -3, Ordering::Release).unwrap();
     assert_eq!(i.fetch_sub(0, 1, Ordering::Relaxed).unwrap(), -3);
-    assert_eq!(i.get(0), Some(-4));
+    assert_eq!(i.get(0).unwrap(), -4);
     let q = Array::<i64>::create(&seg, "i64", 1).unwrap();
     q.store(0, i64::MIN, Ordering::Relaxed).unwrap();
     assert_eq!(
@@ -256,7 +261,7 @@ fn c_layout_arrays_are_read_and_recognised() {
     assert_eq!(a.format(), ArrayFormat::CHeader);
     assert_eq!(a.to_vec(), [10, -20, 30]);
     a.set(1, 5).unwrap();
-    assert_eq!(Array::<i32>::open(&seg, "arr").unwrap().get(1), Some(5));
+    assert_eq!(Array::<i32>::open(&seg, "arr").unwrap().get(1).unwrap(), 5);
     let e = Array::<u16>::open(&seg, "arr").unwrap_err();
     assert!(
         matches!(&e, Error::TypeMismatch { found, .. } if found.contains("C layout")),

@@ -29,17 +29,20 @@ fn queue_basics() {
     let q = Queue::<i32>::create(&seg, "q", 5).unwrap();
     assert_eq!(q.capacity(), 8, "rounded up to a power of two");
     assert!(q.is_empty() && !q.is_full());
-    assert_eq!(q.pop(), None);
+    assert_eq!(q.pop().unwrap(), None);
     for i in 0..8 {
         q.push(i).unwrap();
     }
     assert!(q.is_full());
-    assert_eq!(q.push(99), Err(99), "the value comes back when full");
+    assert!(
+        matches!(q.push(99), Err(PushError::Full(99))),
+        "the value comes back when full"
+    );
     assert_eq!(q.len(), 8);
     for i in 0..8 {
-        assert_eq!(q.pop(), Some(i));
+        assert_eq!(q.pop().unwrap(), Some(i));
     }
-    assert_eq!(q.pop(), None);
+    assert_eq!(q.pop().unwrap(), None);
     assert_eq!(
         Queue::<u8>::create(&seg, "one", 1).unwrap().capacity(),
         2,
@@ -53,7 +56,7 @@ fn queue_basics() {
     let r = Queue::<SensorReading>::create(&seg, "readings", 4).unwrap();
     r.push(SensorReading::nth(3)).unwrap();
     let r2 = Queue::<SensorReading>::open(&seg, "readings").unwrap();
-    assert_eq!(r2.pop(), Some(SensorReading::nth(3)));
+    assert_eq!(r2.pop().unwrap(), Some(SensorReading::nth(3)));
     // Opening with another element type, or as another kind, fails.
     let e = Queue::<u64>::open(&seg, "q").unwrap_err();
     assert!(
@@ -79,41 +82,41 @@ fn batches_interleave_with_single_operations() {
     let (name, _g) = guarded("batch");
     let seg = Segment::create(&name, 1 << 16).unwrap();
     let q = Queue::<u32>::create(&seg, "q", 8).unwrap();
-    assert_eq!(q.push_slice(&[]), 0);
-    assert_eq!(q.push_slice(&[1, 2, 3]), 3);
+    assert_eq!(q.push_slice(&[]).unwrap(), 0);
+    assert_eq!(q.push_slice(&[1, 2, 3]).unwrap(), 3);
     q.push(4).unwrap();
     assert_eq!(
-        q.push_slice(&[5, 6, 7, 8, 9, 10]),
+        q.push_slice(&[5, 6, 7, 8, 9, 10]).unwrap(),
         4,
         "only the prefix that fits"
     );
-    assert_eq!(q.push_slice(&[11]), 0, "full");
+    assert_eq!(q.push_slice(&[11]).unwrap(), 0, "full");
     let mut out = [0u32; 3];
-    assert_eq!(q.pop_into(&mut out), 3);
+    assert_eq!(q.pop_into(&mut out).unwrap(), 3);
     assert_eq!(out, [1, 2, 3]);
-    assert_eq!(q.pop(), Some(4));
+    assert_eq!(q.pop().unwrap(), Some(4));
     assert_eq!(
-        q.push_slice(&[11, 12, 13, 14, 15]),
+        q.push_slice(&[11, 12, 13, 14, 15]).unwrap(),
         4,
         "across the end of the ring"
     );
     let mut rest = [0u32; 16];
-    assert_eq!(q.pop_into(&mut rest), 8);
+    assert_eq!(q.pop_into(&mut rest).unwrap(), 8);
     assert_eq!(rest[..8], [5, 6, 7, 8, 11, 12, 13, 14]);
-    assert_eq!(q.pop_into(&mut rest), 0, "empty");
+    assert_eq!(q.pop_into(&mut rest).unwrap(), 0, "empty");
     // The bytes are those of single operations: a fresh queue fed one by one looks the same.
     let single = Queue::<u32>::create(&seg, "single", 8).unwrap();
     for v in [1, 2, 3, 4, 5, 6, 7, 8] {
         single.push(v).unwrap();
     }
     for _ in 0..4 {
-        single.pop();
+        single.pop().unwrap();
     }
     for v in [11, 12, 13, 14] {
         single.push(v).unwrap();
     }
     for _ in 0..8 {
-        single.pop();
+        single.pop().unwrap();
     }
     let a = seg.entry("q").unwrap().unwrap();
     let b = seg.entry("single").unwrap().unwrap();
@@ -138,7 +141,7 @@ fn c3_batched_processes_lose_and_duplicate_nothing() {
     let mut buf = [0u64; 48];
     let mut next = 0u64;
     while next < per {
-        let n = q.pop_into(&mut buf);
+        let n = q.pop_into(&mut buf).unwrap();
         for &v in &buf[..n] {
             assert_eq!(v, next, "lost, duplicated or reordered");
             next += 1;
@@ -148,7 +151,7 @@ fn c3_batched_processes_lose_and_duplicate_nothing() {
         }
     }
     assert!(producer.wait_with_output().unwrap().status.success());
-    assert_eq!(q.pop(), None);
+    assert_eq!(q.pop().unwrap(), None);
 }
 
 #[test]
@@ -275,7 +278,7 @@ fn c2_threads_lose_and_duplicate_nothing() {
                 for i in 0..per {
                     let mut v = (p << 32) | i;
                     while let Err(back) = q.push(v) {
-                        v = back;
+                        v = back.into_inner();
                         std::thread::yield_now();
                     }
                 }
@@ -288,7 +291,7 @@ fn c2_threads_lose_and_duplicate_nothing() {
                     let mut got = Vec::new();
                     let mut last = [None::<u64>; PRODUCERS as usize];
                     while done.load(std::sync::atomic::Ordering::Relaxed) < PRODUCERS * per {
-                        if let Some(v) = q.pop() {
+                        if let Some(v) = q.pop().unwrap() {
                             let p = (v >> 32) as usize;
                             assert!(last[p].is_none_or(|l| l < (v & 0xFFFF_FFFF)), "order");
                             last[p] = Some(v & 0xFFFF_FFFF);
@@ -428,11 +431,11 @@ fn c4_counters_wrap_at_2_pow_32() {
         assert_eq!(q.len(), 8, "round {round}");
         let drain = if round % 2 == 0 { 8 } else { 5 };
         for _ in 0..drain {
-            assert_eq!(q.pop(), Some(next_out), "round {round}");
+            assert_eq!(q.pop().unwrap(), Some(next_out), "round {round}");
             next_out += 1;
         }
     }
-    while let Some(v) = q.pop() {
+    while let Some(v) = q.pop().unwrap() {
         assert_eq!(v, next_out);
         next_out += 1;
     }
@@ -527,4 +530,68 @@ fn c2_stack_threads_lose_and_duplicate_nothing() {
     let unique: HashSet<u64> = all.iter().copied().collect();
     assert_eq!(unique.len(), all.len(), "duplicates");
     assert_eq!(all.len() as u64, 4 * per, "lost items");
+}
+
+#[test]
+fn a_corrupt_queue_is_told_apart_from_full_and_empty() {
+    let (name, _g) = guarded("qcorrupt");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let q = Queue::<u64>::create(&seg, "q", 8).unwrap();
+    let entry = seg.entry("q").unwrap().unwrap();
+    // Empty queue, counters at 0; slot 0's sequence word jumps ahead of position 0, a state no
+    // live peer can produce while `tail` and `head` still read 0.
+    let seq0 = entry.offset + 16 + 8 * 8;
+    poke(&name, seq0, &5u32.to_le_bytes());
+    match q.push(42) {
+        Err(PushError::Failed(
+            42,
+            Error::CorruptStructure {
+                kind: "queue",
+                name,
+                reason,
+                ..
+            },
+        )) => {
+            assert_eq!(name, "q");
+            assert!(
+                reason.contains("position `0`") && reason.contains("`5`"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a corrupt queue handing back 42, got {other:?}"),
+    }
+    let e = q.pop().unwrap_err();
+    assert!(
+        matches!(e, Error::CorruptStructure { kind: "queue", .. }),
+        "{e}"
+    );
+    assert!(matches!(
+        q.push_slice(&[1, 2]),
+        Err(Error::CorruptStructure { .. })
+    ));
+    assert!(matches!(
+        q.pop_into(&mut [0u64; 2]),
+        Err(Error::CorruptStructure { .. })
+    ));
+    assert!(matches!(
+        q.pop_timeout(Duration::from_millis(5)),
+        Err(Error::CorruptStructure { .. })
+    ));
+    // Repaired, the same handle works again and never reported full or empty in between.
+    poke(&name, seq0, &0u32.to_le_bytes());
+    q.push(42).unwrap();
+    assert_eq!(q.pop().unwrap(), Some(42));
+}
+
+#[test]
+fn a_one_slot_queue_is_refused_with_the_real_reason() {
+    let (name, _g) = guarded("qone");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let q = Queue::<u32>::create(&seg, "q", 2).unwrap();
+    drop(q);
+    let entry = seg.entry("q").unwrap().unwrap();
+    poke(&name, entry.offset + 8, &1u32.to_le_bytes());
+    let e = Queue::<u32>::open(&seg, "q").unwrap_err().to_string();
+    assert!(e.contains("cannot tell full from empty"), "{e}");
+    assert!(!e.contains("power of two"), "{e}");
 }

@@ -610,3 +610,16 @@ fn unlink_on_drop_spares_a_replacement_under_the_same_name() {
     assert_eq!(Segment::open(&name).unwrap().size(), 8192);
     drop(second);
 }
+
+#[test]
+fn sizes_beyond_any_file_are_invalid_arguments() {
+    for size in [u64::MAX, 1 << 63, (1 << 63) + 4096] {
+        let (name, _g) = guarded("huge");
+        let e = Segment::create(&name, size).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidArgument { what: "size", .. }),
+            "{size}: {e}"
+        );
+        assert!(!shm_path(&name).exists(), "{size}: nothing was created");
+    }
+}

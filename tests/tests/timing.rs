@@ -15,7 +15,11 @@ fn queue_timeouts_are_kept() {
     let seg = Segment::create(&name, 1 << 16).unwrap();
     let q = Queue::<u64>::create(&seg, "q", 2).unwrap();
     let t = Instant::now();
-    assert_eq!(q.pop_timeout(Duration::from_millis(30)), None);
+    let e = q.pop_timeout(Duration::from_millis(30)).unwrap_err();
+    assert!(
+        matches!(&e, Error::Timeout { op: "pop_timeout", name, .. } if name == "q"),
+        "{e}"
+    );
     let waited = t.elapsed();
     assert!(
         waited >= Duration::from_millis(30) && waited < Duration::from_millis(40),
@@ -24,7 +28,15 @@ fn queue_timeouts_are_kept() {
     q.push(1).unwrap();
     q.push(2).unwrap();
     let t = Instant::now();
-    assert_eq!(q.push_timeout(3, Duration::from_millis(30)), Err(3));
+    match q.push_timeout(3, Duration::from_millis(30)) {
+        Err(PushError::Failed(
+            3,
+            Error::Timeout {
+                op: "push_timeout", ..
+            },
+        )) => {}
+        other => panic!("expected a timeout handing back 3, got {other:?}"),
+    }
     let waited = t.elapsed();
     assert!(
         waited >= Duration::from_millis(30) && waited < Duration::from_millis(40),
@@ -38,12 +50,12 @@ fn queue_timeouts_are_kept() {
             let q = Queue::<u64>::open(&seg, "q").unwrap();
             let _ = q2;
             (0..3)
-                .map(|_| q.pop_timeout(Duration::from_secs(5)))
+                .map(|_| q.pop_timeout(Duration::from_secs(5)).unwrap())
                 .collect::<Vec<_>>()
         });
         std::thread::sleep(Duration::from_millis(10));
         q.push_timeout(3, Duration::from_secs(5)).unwrap();
-        assert_eq!(h.join().unwrap(), [Some(1), Some(2), Some(3)]);
+        assert_eq!(h.join().unwrap(), [1, 2, 3]);
     });
 }
 
@@ -56,10 +68,17 @@ fn d1_a_ghost_queue_slot_never_hangs() {
     // A producer claimed position 1 (tail = 2) and died before publishing seq.
     let entry = seg.entry("q").unwrap().unwrap();
     poke(&name, entry.offset + 4, &2u32.to_le_bytes());
-    assert_eq!(q.pop(), Some(1));
+    assert_eq!(q.pop().unwrap(), Some(1));
     let t = Instant::now();
-    assert_eq!(q.pop(), None, "the unpublished slot reads as empty");
-    assert_eq!(q.pop_timeout(Duration::from_millis(20)), None);
+    assert_eq!(
+        q.pop().unwrap(),
+        None,
+        "the unpublished slot reads as empty"
+    );
+    assert!(matches!(
+        q.pop_timeout(Duration::from_millis(20)),
+        Err(Error::Timeout { .. })
+    ));
     assert!(t.elapsed() < Duration::from_millis(50));
     assert_eq!(q.len(), 1, "len shows the stuck position");
     // Producers fill the other slots, then see the queue as full; nothing spins.
@@ -70,9 +89,14 @@ fn d1_a_ghost_queue_slot_never_hangs() {
     assert_eq!(pushed, 3);
     // Repair: the "dead" producer's slot gets published; everything flows again.
     poke(&name, entry.offset + 16 + 16 + 4, &2u32.to_le_bytes());
-    assert_eq!(q.pop(), Some(0), "the ghost slot's (zeroed) bytes");
+    assert_eq!(q.pop().unwrap(), Some(0), "the ghost slot's (zeroed) bytes");
     assert_eq!(
-        (q.pop(), q.pop(), q.pop(), q.pop()),
+        (
+            q.pop().unwrap(),
+            q.pop().unwrap(),
+            q.pop().unwrap(),
+            q.pop().unwrap()
+        ),
         (Some(7), Some(7), Some(7), None)
     );
 }

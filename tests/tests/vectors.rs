@@ -285,7 +285,7 @@ fn check_queue<T: FromJson>(seg: &Segment, bytes: &[u8], s: &Value) -> Result<()
     if q.len() != want.len() {
         return Err(format!("{name}: len {} != {}", q.len(), want.len()));
     }
-    let got: Vec<T> = std::iter::from_fn(|| q.pop()).collect();
+    let got: Vec<T> = std::iter::from_fn(|| q.pop().ok().flatten()).collect();
     if got != want {
         return Err(format!("{name}: dequeued {got:?} != {want:?}"));
     }
@@ -444,6 +444,7 @@ fn replay_container<T: FromJson>(
                 Queue::<T>::open(seg, name)
                     .map_err(|e| e.to_string())?
                     .pop()
+                    .map_err(|e| e.to_string())?
             } else {
                 Stack::<T>::open(seg, name)
                     .map_err(|e| e.to_string())?

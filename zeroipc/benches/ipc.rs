@@ -122,7 +122,7 @@ fn spsc_queue(capacity: usize) -> f64 {
     let mut sum = 0u64;
     for _ in 0..SPSC_ITEMS {
         let v = loop {
-            if let Some(v) = q.pop() {
+            if let Some(v) = q.pop().unwrap() {
                 break v;
             }
             std::hint::spin_loop();
@@ -148,7 +148,7 @@ fn spsc_queue_batched(capacity: usize) -> f64 {
     let mut got = 0u64;
     let mut buf = [0u64; BATCH];
     while got < SPSC_ITEMS {
-        let n = q.pop_into(&mut buf);
+        let n = q.pop_into(&mut buf).unwrap();
         if n == 0 {
             std::hint::spin_loop();
             continue;
@@ -205,7 +205,7 @@ fn roundtrip_queues() -> f64 {
     for i in 0..ROUND_TRIPS {
         ping.push(i).unwrap();
         loop {
-            if let Some(v) = pong.pop() {
+            if let Some(v) = pong.pop().unwrap() {
                 assert_eq!(v, i);
                 break;
             }
@@ -229,7 +229,7 @@ fn local_queue() -> f64 {
     let t = Instant::now();
     for i in 0..LOCAL_OPS {
         q.push(i).unwrap();
-        std::hint::black_box(q.pop());
+        std::hint::black_box(q.pop().unwrap());
     }
     t.elapsed().as_nanos() as f64 / LOCAL_OPS as f64
 }
@@ -240,7 +240,7 @@ fn local_arrayqueue() -> f64 {
     let t = Instant::now();
     for i in 0..LOCAL_OPS {
         q.push(i).unwrap();
-        std::hint::black_box(q.pop());
+        std::hint::black_box(q.pop().unwrap());
     }
     t.elapsed().as_nanos() as f64 / LOCAL_OPS as f64
 }
@@ -261,10 +261,10 @@ fn alternate(q: &Queue<'_, u64>, n: u64) {
     for i in 0..n {
         let mut v = i;
         while let Err(back) = q.push(v) {
-            v = back;
+            v = back.into_inner();
             std::hint::spin_loop();
         }
-        while q.pop().is_none() {
+        while q.pop().unwrap().is_none() {
             std::hint::spin_loop();
         }
     }
@@ -360,7 +360,7 @@ fn role(args: &[String]) {
             for i in 0..n.parse::<u64>().unwrap() {
                 let mut v = i;
                 while let Err(back) = q.push(v) {
-                    v = back;
+                    v = back.into_inner();
                     std::hint::spin_loop();
                 }
             }
@@ -377,7 +377,7 @@ fn role(args: &[String]) {
                 for (i, b) in buf[..len].iter_mut().enumerate() {
                     *b = next + i as u64;
                 }
-                let pushed = q.push_slice(&buf[..len]);
+                let pushed = q.push_slice(&buf[..len]).unwrap();
                 if pushed == 0 {
                     std::hint::spin_loop();
                 }
@@ -390,7 +390,7 @@ fn role(args: &[String]) {
             let pong = Queue::<u64>::open(&seg, "pong").unwrap();
             peer_ready(&seg);
             loop {
-                if let Some(v) = ping.pop() {
+                if let Some(v) = ping.pop().unwrap() {
                     if v == u64::MAX {
                         break;
                     }

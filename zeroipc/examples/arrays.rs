@@ -52,11 +52,9 @@ fn writer() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("the reader process failed: {status}").into());
     }
     let seen = visits.load(0, Ordering::Acquire)?;
-    println!(
-        "writer: the reader left visits = {seen}; last sensor id now {:?}",
-        ids.get(3)
-    );
-    if seen != 1 || ids.get(3) != Some(1004) {
+    let last = ids.get(3)?;
+    println!("writer: the reader left visits = {seen}; last sensor id now {last}");
+    if seen != 1 || last != 1004 {
         return Err("the reader's writes did not arrive".into());
     }
     println!("writer: done, {} is unlinked on exit", seg.name());

@@ -71,8 +71,17 @@ fn producer() -> Result<(), Box<dyn std::error::Error>> {
                 sent += 1;
             }
         }
-        if let Some(d) = done.pop_timeout(Duration::from_micros(if sent < JOBS { 0 } else { 1000 }))
-        {
+        // While jobs remain, poll; once all are sent, wait for answers (a timeout just loops).
+        let answer = if sent < JOBS {
+            done.pop()?
+        } else {
+            match done.pop_timeout(Duration::from_millis(1)) {
+                Ok(d) => Some(d),
+                Err(zeroipc::Error::Timeout { .. }) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if let Some(d) = answer {
             received += 1;
             checksum += d.output;
         }
@@ -102,9 +111,7 @@ fn consumer(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     let me = std::process::id();
     let mut handled = 0u32;
     loop {
-        let Some(job) = jobs.pop_timeout(Duration::from_secs(5)) else {
-            return Err("no job for 5 s".into());
-        };
+        let job = jobs.pop_timeout(Duration::from_secs(5))?;
         if job.id == u32::MAX {
             break;
         }

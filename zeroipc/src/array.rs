@@ -13,14 +13,7 @@
 //! equal the element size of the requested type can, for one capacity, also pass as a C array of
 //! a smaller type. Both readings stay inside the entry; open arrays with the type they hold.
 //!
-//! Elements are plain memory with no concurrency protocol: [`get`](Array::get) and
-//! [`set`](Array::set) copy whole values, and a concurrent writer in another process can make a
-//! reader see a torn value (any bit pattern is a valid `T`, so this is never undefined
-//! behaviour). For counters and flags shared between processes, arrays of `u32`, `i32`, `u64` and
-//! `i64` offer atomic operations ([`Array::<u64>::fetch_add`](Array::fetch_add), ...), which
-//! interoperate with the C/C++ implementations' `std::atomic` accesses to the same words.
-//!
-//! A peer that crashes mid-write leaves at most the element it was writing partially updated.
+//! Concurrency and crash behaviour are documented on [`Array`].
 
 #![deny(
     clippy::arithmetic_side_effects,
@@ -57,6 +50,18 @@ pub enum ArrayFormat {
 }
 
 /// A fixed-length array of `T` living in a [`Segment`].
+///
+/// Elements are plain memory with no concurrency protocol: [`get`](Array::get) and
+/// [`set`](Array::set) copy whole values, and a concurrent writer in another process can make a
+/// reader see a torn value (any bit pattern is a valid `T`, so this is never undefined
+/// behaviour). Each scalar inside an element is copied with single atomic accesses of its own
+/// width (a record whose scalars differ in width, in units of its narrowest scalar), so scalars
+/// of one width are never torn, and these copies never mix access sizes with the atomic
+/// operations below. For counters and flags shared between processes, arrays of `u32`, `i32`, `u64` and
+/// `i64` offer atomic operations ([`Array::<u64>::fetch_add`](Array::fetch_add), ...), which
+/// interoperate with the C/C++ implementations' `std::atomic` accesses to the same words.
+///
+/// A peer that crashes mid-write leaves at most the element it was writing partially updated.
 ///
 /// ```no_run
 /// use zeroipc::{Array, Segment};
@@ -191,6 +196,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
             )));
         };
         Err(Error::TypeMismatch {
+            segment: segment.name().to_owned(),
             name: name.to_owned(),
             expected: size_of::<T>(),
             found,
@@ -204,6 +210,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
     pub fn open_or_create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
         structure::open_or_create(
+            segment,
             name,
             capacity,
             || Self::open(segment, name),
@@ -271,6 +278,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
 
     fn out_of_bounds(&self, index: usize) -> Error {
         Error::IndexOutOfBounds {
+            segment: self.segment.name().to_owned(),
             name: self.name.clone(),
             index,
             len: self.len,
@@ -286,9 +294,22 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
         }
     }
 
-    /// A copy of element `index`, or `None` when out of bounds.
-    pub fn get(&self, index: usize) -> Option<T> {
-        self.data.read::<T>(self.offset(index)?).ok()
+    /// A copy of element `index`.
+    ///
+    /// A concurrent writer of a multi-word `T` can tear the copy (some words old, some new):
+    /// every bit pattern is a valid `T`, so the result is a meaningless value, never undefined
+    /// behaviour. Each scalar of `T` is copied whole (see [`Array`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IndexOutOfBounds`].
+    pub fn get(&self, index: usize) -> Result<T> {
+        let offset = self
+            .offset(index)
+            .ok_or_else(|| self.out_of_bounds(index))?;
+        self.data
+            .read::<T>(offset)
+            .map_err(|a| self.access(a, index))
     }
 
     /// Overwrites element `index`.
@@ -384,7 +405,7 @@ impl<T: ShmLayout> Iterator for Iter<'_, '_, T> {
         if self.next >= self.end {
             return None;
         }
-        let value = self.array.get(self.next);
+        let value = self.array.get(self.next).ok();
         self.next = self.next.saturating_add(1);
         value
     }
@@ -401,7 +422,7 @@ impl<T: ShmLayout> DoubleEndedIterator for Iter<'_, '_, T> {
             return None;
         }
         self.end = self.end.saturating_sub(1);
-        self.array.get(self.end)
+        self.array.get(self.end).ok()
     }
 }
 

@@ -111,8 +111,13 @@ pub enum Error {
         /// What is wrong with it.
         defect: EntryDefect,
     },
-    /// A structure's own header disagrees with its table entry or is out of range.
-    #[error("segment `{segment}` entry `{name}` is not a valid {kind}: {reason}")]
+    /// A structure's own header disagrees with its table entry or is out of range: the bytes do
+    /// not look like a structure of this kind. They may hold another kind (a queue opened as an
+    /// array), or be corrupt.
+    #[error(
+        "entry `{name}` of segment `{segment}` does not look like a {kind}: {reason}; it may be \
+         another kind of structure, or corrupt"
+    )]
     CorruptStructure {
         /// The segment name.
         segment: String,
@@ -166,10 +171,12 @@ pub enum Error {
     },
     /// The element type does not match what is stored: its size disagrees with the entry.
     #[error(
-        "entry `{name}` does not hold `{expected}`-byte elements ({found}); open it with the type \
-         it was created with"
+        "entry `{name}` of segment `{segment}` does not hold `{expected}`-byte elements \
+         ({found}); open it with the type it was created with"
     )]
     TypeMismatch {
+        /// The segment name.
+        segment: String,
         /// The entry name.
         name: String,
         /// `size_of::<T>()` of the type the caller asked for.
@@ -178,8 +185,13 @@ pub enum Error {
         found: String,
     },
     /// `open_or_create` found an existing structure with a different capacity.
-    #[error("entry `{name}` exists with capacity `{found}`, not the requested `{requested}`")]
+    #[error(
+        "entry `{name}` of segment `{segment}` exists with capacity `{found}`, not the requested \
+         `{requested}`"
+    )]
     CapacityMismatch {
+        /// The segment name.
+        segment: String,
         /// The entry name.
         name: String,
         /// The capacity asked for.
@@ -188,8 +200,13 @@ pub enum Error {
         found: u64,
     },
     /// An index was outside the structure.
-    #[error("index `{index}` is out of bounds for `{name}` of length `{len}`")]
+    #[error(
+        "index `{index}` is out of bounds for entry `{name}` of segment `{segment}`, of length \
+         `{len}`"
+    )]
     IndexOutOfBounds {
+        /// The segment name.
+        segment: String,
         /// The entry name.
         name: String,
         /// The index given.
@@ -237,12 +254,99 @@ pub enum Error {
         /// How long the operation waited.
         waited_ms: u64,
     },
+    /// A blocking operation given a timeout did not complete in time. Nothing was changed: a
+    /// value that was to be stored is handed back (see [`PushError`](crate::PushError)).
+    #[error(
+        "`{op}` on entry `{name}` of segment `{segment}` timed out after `{waited_ms}` ms \
+         ({condition})"
+    )]
+    Timeout {
+        /// The segment name.
+        segment: String,
+        /// The entry name.
+        name: String,
+        /// The operation (`push_timeout`, `pop_timeout`, ...).
+        op: &'static str,
+        /// What it was waiting for, e.g. `the queue stayed full`.
+        condition: &'static str,
+        /// How long it waited.
+        waited_ms: u64,
+    },
+    /// An access the crate computed from validated geometry fell outside the mapping or was
+    /// misaligned. This indicates a bug in `zeroipc` (or a segment shrunk under it), not bad
+    /// input; please report it.
+    #[error(
+        "internal bounds check failed in segment `{segment}` while trying to {what} ({problem})"
+    )]
+    Internal {
+        /// The segment name.
+        segment: String,
+        /// What the crate was doing.
+        what: &'static str,
+        /// `outside the mapping` or `misaligned`.
+        problem: &'static str,
+    },
     /// A write was attempted through a segment opened read-only.
     #[error("segment `{segment}` was opened read-only")]
     ReadOnly {
         /// The segment name.
         segment: String,
     },
+}
+
+/// Why a push (into a [`Queue`](crate::Queue), a [`Stack`](crate::Stack), ...) handed its value
+/// back. Nothing was stored in either case.
+///
+/// `Full` is the one outcome that is not an [`Error`]: it is cheap (no allocation), so a
+/// producer may poll a full structure in a loop. Everything else, including a timeout, is an
+/// [`Error`] that names the segment and the entry.
+#[derive(Debug)]
+pub enum PushError<T> {
+    /// The structure is full.
+    Full(T),
+    /// The push did not happen for the reason the error gives: [`Error::Timeout`] (still full
+    /// at the deadline), [`Error::PeerStalled`] or [`Error::CorruptStructure`].
+    Failed(T, Error),
+}
+
+impl<T> PushError<T> {
+    /// The value that was not pushed.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(v) | Self::Failed(v, _) => v,
+        }
+    }
+
+    /// Whether the structure was full (and nothing else went wrong).
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full(_))
+    }
+
+    /// The error, unless the structure was simply full.
+    pub fn error(&self) -> Option<&Error> {
+        match self {
+            Self::Full(_) => None,
+            Self::Failed(_, e) => Some(e),
+        }
+    }
+}
+
+impl<T> fmt::Display for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("the structure is full"),
+            Self::Failed(_, e) => write!(f, "push failed: {e}"),
+        }
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for PushError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Full(_) => None,
+            Self::Failed(_, e) => Some(e),
+        }
+    }
 }
 
 /// What is wrong with a segment's 32-byte table header (FORMAT.md §2.1, §9).
@@ -267,7 +371,7 @@ pub enum HeaderDefect {
     /// `max_entries` is zero. (FORMAT.md §9 suggests reading 0 as 64; no implementation writes
     /// 0, so this crate treats it as corruption.)
     ZeroMaxEntries,
-    /// `max_entries` exceeds [`MAX_ENTRIES_LIMIT`](crate::table::MAX_ENTRIES_LIMIT).
+    /// `max_entries` exceeds the supported limit of 2^20 entries (a larger table is not scanned).
     MaxEntriesTooLarge {
         /// The `max_entries` found.
         max_entries: u32,
@@ -454,7 +558,8 @@ impl Error {
     }
 }
 
-/// Renders a possibly hostile name for an error message: control characters are escaped and
+/// Renders a possibly hostile name for an error message: control and invisible formatting
+/// characters (which could reorder the displayed text) are escaped, and
 /// the length is capped so that a message stays one readable line.
 pub(crate) fn printable(name: &str) -> String {
     const MAX_CHARS: usize = 64;
@@ -464,7 +569,7 @@ pub(crate) fn printable(name: &str) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() {
+        if c.is_control() || crate::name::is_invisible_format(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);

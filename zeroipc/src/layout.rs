@@ -94,6 +94,7 @@ use std::mem::{align_of, size_of};
     note = "shareable types are the fixed-width integers, `f32`, `f64`, arrays of them, and \
             `#[repr(C)]` structs with `#[derive(ShmLayout)]`"
 )]
+#[allow(unsafe_code)] // an unsafe trait: its contract is the `# Safety` section above
 pub unsafe trait ShmLayout: bytemuck::Pod {
     /// The descriptor of `Self`.
     const LAYOUT: &'static Layout;
@@ -662,6 +663,7 @@ pub fn binding_name_problem(name: &str) -> Option<String> {
 
 macro_rules! scalar_impls {
     ($($ty:ty => $scalar:ident),* $(,)?) => {$(
+        #[allow(unsafe_code)] // implements the contract, proven by the assertion below
         // SAFETY:
         // - fixed-width integers and IEEE floats have no padding, accept every bit pattern,
         //   and have size == align <= 8 on every target, matching `Layout::scalar`.
@@ -679,6 +681,7 @@ scalar_impls! {
     u64 => U64, i64 => I64, f32 => F32, f64 => F64,
 }
 
+#[allow(unsafe_code)] // implements the contract, as argued below
 // SAFETY:
 // - `[T; N]` has the size `N * size_of::<T>()` and the alignment of `T`, with no padding between
 //   elements (guaranteed by the language), so it is `Pod` and at most 8-aligned when `T` is;

@@ -1,9 +1,9 @@
 //! Typed, cross-language, zero-copy POSIX shared memory.
 //!
-//! `zeroipc` places arrays, queues and synchronisation primitives of plain-old-data types in a
-//! named shared-memory segment (`/dev/shm/NAME`) laid out in the ZeroIPC format v2, byte for
-//! byte, so that the C++, C, Python and Go ZeroIPC implementations, and NumPy code using the
-//! bindings `zeroipc-codegen` writes, read and write the very same bytes.
+//! `zeroipc` places structures of plain-old-data types in a named shared-memory segment
+//! (`/dev/shm/NAME`) laid out in the ZeroIPC format v2, byte for byte, so that the C++, C, Python
+//! and Go ZeroIPC implementations, and NumPy code using the bindings `zeroipc-codegen` writes,
+//! read and write the very same bytes.
 //!
 //! ```no_run
 //! use zeroipc::{Array, Segment};
@@ -16,9 +16,42 @@
 //! // Process B
 //! let seg = Segment::open("/sensors")?;
 //! let temps = Array::<f64>::open(&seg, "temperatures")?;
-//! assert_eq!(temps.get(0), Some(23.5));
+//! assert_eq!(temps.get(0)?, 23.5);
 //! # Ok::<(), zeroipc::Error>(())
 //! ```
+//!
+//! # What exists
+//!
+//! The structures of this release are [`Array`], [`Queue`] (bounded lock-free MPMC) and
+//! [`Stack`] (bounded lock-free LIFO). The format defines more kinds (ring, map, set, pool, the
+//! synchronisation primitives and the codata kinds); this crate lists them in a segment's table
+//! like any entry but does not open them yet.
+//!
+//! # One result shape for every structure
+//!
+//! Every structure, present and future, follows the same rules, so that a caller can always tell
+//! a busy structure from a broken one and never loses a value:
+//!
+//! | operation | success | nothing to do | failure |
+//! |---|---|---|---|
+//! | store a value without waiting (`push`) | `Ok(())` | `Err(PushError::Full(value))` | `Err(PushError::Failed(value, Error))` |
+//! | take a value without waiting (`pop`) | `Ok(Some(value))` | `Ok(None)` (empty) | `Err(Error)` |
+//! | wait with a deadline (`*_timeout`) | `Ok(..)` | `Err(Error::Timeout)`; a value to store comes back in `PushError::Failed` | `Err(Error)` |
+//! | address an element (`Array::get`, `set`, atomics) | `Ok(..)` | — | `Err(Error::IndexOutOfBounds)` and others |
+//!
+//! - "Full" and "empty" are the only outcomes that are not an [`Error`]: they are cheap (no
+//!   allocation) and expected, so polling loops may spin on them.
+//! - A structure whose shared words are inconsistent (corrupt, or rewritten by a process that
+//!   does not follow the algorithm) is [`Error::CorruptStructure`]; a slot held too long by a
+//!   stalled or dead peer is [`Error::PeerStalled`]. Neither is ever reported as full or empty.
+//! - A value that was not stored is always handed back: [`PushError::into_inner`].
+//! - Every error about an entry names the segment and the entry.
+//!
+//! For example: `queue.push(job)` gives `Err(PushError::Full(job))` on a full queue;
+//! `stack.pop()?` gives `None` on an empty stack; `array.get(10)` on a 10-element array gives
+//! `Err(Error::IndexOutOfBounds { .. })`; `queue.pop_timeout(d)` gives `Err(Error::Timeout { .. })`.
+//!
+//! # Untrusted bytes
 //!
 //! A segment is untrusted input: every header field, table entry and structure header read from
 //! it is validated before use, and a malformed segment produces an [`Error`], never a panic or an
@@ -28,6 +61,16 @@
 //!
 //! Element types implement [`ShmLayout`]: the fixed-width integers, `f32`, `f64`, arrays of
 //! them, and `#[repr(C)]` structs with `#[derive(ShmLayout)]`.
+//!
+//! # The format
+//!
+//! Section references such as "FORMAT.md §4.2" are to `FORMAT.md` at the root of the source
+//! repository: the byte-level description of format v2 as the other implementations write it,
+//! which this crate follows.
+
+// Unsafe code is confined to `raw` (every dereference of the mapping) and to the `ShmLayout`
+// trait and its impls for the scalars in `layout`; everything else is checked to contain none.
+#![deny(unsafe_code)]
 
 // The format is little-endian (FORMAT.md §0) and its 64-bit fields are accessed atomically.
 #[cfg(not(all(
@@ -43,15 +86,16 @@ mod error;
 mod layout;
 mod name;
 mod queue;
+#[allow(unsafe_code)]
 mod raw;
 mod segment;
 mod stack;
 mod structure;
-pub mod table;
+mod table;
 mod wait;
 
 pub use array::{Array, ArrayFormat, Iter};
-pub use error::{EntryDefect, Error, HeaderDefect, Result};
+pub use error::{EntryDefect, Error, HeaderDefect, PushError, Result};
 pub use layout::{
     BINDING_KEYWORDS, Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout,
     binding_name_problem,
@@ -62,7 +106,7 @@ pub use segment::{
     DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ENTRIES, DEFAULT_MODE, Defect, Report, Segment,
     SegmentOptions,
 };
-pub use stack::{DEFAULT_STALL_TIMEOUT, PushError, Stack};
+pub use stack::{DEFAULT_STALL_TIMEOUT, Stack};
 pub use table::{Entry, HeaderInfo};
 pub use zeroipc_derive::ShmLayout;
 
@@ -72,6 +116,25 @@ pub mod __private {
     pub use crate::layout::{Field, Layout, Scalar, ShmLayout, StructLayout};
     pub use bytemuck;
     pub use core::mem::{align_of, offset_of, size_of};
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every handle can move to and be shared between threads; a change that loses this fails
+    /// to compile here.
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<crate::Segment>();
+        send_sync::<crate::SegmentOptions>();
+        send_sync::<crate::Array<'static, u64>>();
+        send_sync::<crate::Iter<'static, 'static, u64>>();
+        send_sync::<crate::Queue<'static, u64>>();
+        send_sync::<crate::Stack<'static, u64>>();
+        send_sync::<crate::Report>();
+        send_sync::<crate::Error>();
+        send_sync::<crate::PushError<u64>>();
+    }
 }
 
 /// Compiles the README's Rust examples as doctests.

@@ -11,8 +11,9 @@ pub const MAX_ENTRY_NAME_LEN: usize = 31;
 /// Checks a segment name and returns it in canonical form, with exactly one leading `/`.
 ///
 /// Accepted: `"sensors"` and `"/sensors"` (both mean `/dev/shm/sensors`). Rejected: the empty
-/// name, `"/"`, names with another `/`, `"."` and `".."`, NUL or other control characters, and
-/// names longer than [`MAX_SEGMENT_NAME_LEN`] bytes.
+/// name, `"/"`, names with another `/`, `"."` and `".."`, NUL or other control characters,
+/// invisible formatting characters (bidirectional overrides such as U+202E, zero-width
+/// characters, ...), and names longer than [`MAX_SEGMENT_NAME_LEN`] bytes.
 pub(crate) fn segment_name(name: &str) -> Result<String, Error> {
     let bad = |reason| {
         Err(Error::InvalidSegmentName {
@@ -33,10 +34,39 @@ pub(crate) fn segment_name(name: &str) -> Result<String, Error> {
     if bare.chars().any(char::is_control) {
         return bad("the name contains a NUL or control character");
     }
+    if bare.chars().any(is_invisible_format) {
+        return bad(
+            "the name contains an invisible formatting character (a bidirectional override, \
+             zero-width or similar), which would make it display as another name",
+        );
+    }
     if bare.len() > MAX_SEGMENT_NAME_LEN {
         return bad("the name is longer than 255 bytes");
     }
     Ok(format!("/{bare}"))
+}
+
+/// Characters of Unicode category Cf (format) and the other invisible code points that can make
+/// a name display differently from what it is: bidirectional embeddings, overrides and isolates
+/// (U+202A..U+202E, U+2066..U+2069, U+200E/F, U+061C), zero-width characters (U+200B..U+200D,
+/// U+2060..U+2064, U+FEFF), the soft hyphen, the Mongolian vowel separator, interlinear
+/// annotation marks, tag characters (U+E0000..U+E007F) and variation selectors.
+pub(crate) fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 /// The `/dev/shm` path of a canonical segment name.
@@ -84,12 +114,23 @@ mod tests {
             "/../../tmp/x",
             "a\0b",
             "a\nb",
+            "invoice\u{202E}fdp.exe",
+            "a\u{200B}b",
+            "\u{2066}x\u{2069}",
+            "\u{FEFF}sensors",
+            "x\u{E0041}",
         ] {
             assert!(
                 matches!(segment_name(bad), Err(Error::InvalidSegmentName { .. })),
                 "{bad:?} accepted"
             );
         }
+        let e = segment_name("evil\u{202E}cod").unwrap_err().to_string();
+        assert!(e.contains("invisible") && e.contains("\\u{202e}"), "{e}");
+        assert!(
+            segment_name("capteurs-été").is_ok(),
+            "visible non-ASCII is fine"
+        );
         assert!(segment_name(&"x".repeat(255)).is_ok());
         assert!(segment_name(&"x".repeat(256)).is_err());
     }

@@ -20,14 +20,7 @@
 //! not `size_of::<T>()`, and an entry whose size disagrees with the geometry. The geometry is
 //! copied into the handle at open.
 //!
-//! # Crashes
-//!
-//! A producer that dies between claiming a position and publishing its slot leaves that slot
-//! unpublished forever: consumers then see the queue as empty from that position on (`pop`
-//! returns `None`, `len` stays above zero), and producers see it full one lap later. Nothing
-//! spins: every operation returns. A consumer that dies after claiming leaves one slot unusable
-//! for producers in the same way. Items already popped are never duplicated and items handed to
-//! a live consumer are never lost.
+//! Crash behaviour is documented on [`Queue`].
 
 #![deny(
     clippy::arithmetic_side_effects,
@@ -40,8 +33,8 @@ use std::marker::PhantomData;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
-use crate::algo::vyukov;
-use crate::error::{Error, Result};
+use crate::algo::{Anomaly, MAX_RETRIES, vyukov};
+use crate::error::{Error, PushError, Result};
 use crate::layout::ShmLayout;
 use crate::raw::{Access, Region, Slots, Words};
 use crate::segment::Segment;
@@ -69,9 +62,18 @@ const MAX_CREATE_CAPACITY: u64 = 1 << 30;
 /// let seg = Segment::create("/jobs", 1 << 20)?;
 /// let jobs = Queue::<u64>::create(&seg, "jobs", 1000)?; // capacity 1024
 /// jobs.push(7).expect("not full");
-/// assert_eq!(jobs.pop(), Some(7));
+/// assert_eq!(jobs.pop()?, Some(7));
 /// # Ok::<(), zeroipc::Error>(())
 /// ```
+///
+/// # Crashes
+///
+/// A producer that dies between claiming a position and publishing its slot leaves that slot
+/// unpublished forever: consumers then see the queue as empty from that position on (`pop`
+/// returns `Ok(None)`, `len` stays above zero), and producers see it full one lap later. Nothing
+/// spins: every operation returns. A consumer that dies after claiming leaves one slot unusable
+/// for producers in the same way. Items already popped are never duplicated and items handed to
+/// a live consumer are never lost.
 pub struct Queue<'seg, T: ShmLayout> {
     segment: &'seg Segment,
     name: String,
@@ -170,6 +172,7 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
         }
         let rounded = capacity.max(2).next_power_of_two();
         structure::open_or_create(
+            segment,
             name,
             rounded,
             || Self::open(segment, name),
@@ -192,13 +195,24 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
         };
         let capacity = header(OFF_CAPACITY)?;
         let elem = header(OFF_ELEM_SIZE)?;
-        if capacity < 2 || !capacity.is_power_of_two() || u64::from(capacity) > MAX_CAPACITY {
-            return Err(corrupt(
-                segment,
-                name,
-                "queue",
-                format!("capacity `{capacity}` is not a power of two in `2..=2^31`"),
-            ));
+        let problem = match capacity {
+            0 => Some("capacity `0` leaves no slot".to_owned()),
+            1 => Some(
+                "capacity `1`: a one-slot queue cannot tell full from empty in this format (a \
+                 full slot's sequence word equals the value that marks it free for the next \
+                 push)"
+                    .to_owned(),
+            ),
+            c if !c.is_power_of_two() => Some(format!(
+                "capacity `{c}` is not a power of two, which the wrapping 32-bit counters need"
+            )),
+            c if u64::from(c) > MAX_CAPACITY => {
+                Some(format!("capacity `{c}` exceeds the format's `2^31`"))
+            }
+            _ => None,
+        };
+        if let Some(reason) = problem {
+            return Err(corrupt(segment, name, "queue", reason));
         }
         let (slots, seqs) = open_slotted::<T>(segment, name, "queue", region, capacity, elem)?;
         let access = |a| access_error(segment, name, "queue", a);
@@ -244,32 +258,50 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
         self.len() >= self.capacity()
     }
 
-    /// Enqueues `value`; when the queue is full the value comes back as `Err(value)`.
+    /// Enqueues `value`.
     ///
     /// # Errors
     ///
-    /// `Err(value)` when full (also when the queue's words are corrupt).
-    pub fn push(&self, value: T) -> std::result::Result<(), T> {
-        vyukov::push(self, value)
+    /// [`PushError::Full`] with the value when the queue is full; [`PushError::Failed`] with the
+    /// value and [`Error::CorruptStructure`] when the queue's words are inconsistent (a state
+    /// that live peers following the format cannot produce). Nothing is stored in either case.
+    pub fn push(&self, value: T) -> std::result::Result<(), PushError<T>> {
+        vyukov::push(self, value).map_err(|(value, anomaly)| match anomaly {
+            None => PushError::Full(value),
+            Some(a) => PushError::Failed(value, self.anomaly(a)),
+        })
     }
 
-    /// Dequeues the oldest item, or `None` when the queue is empty.
-    pub fn pop(&self) -> Option<T> {
-        vyukov::pop(self)
+    /// Dequeues the oldest item; `Ok(None)` when the queue is empty (or its next item is claimed
+    /// by a producer that has not published it yet).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CorruptStructure`] when the queue's words are inconsistent; nothing is dequeued.
+    pub fn pop(&self) -> Result<Option<T>> {
+        vyukov::pop(self).map_err(|a| self.anomaly(a))
     }
 
     /// Enqueues the longest prefix of `items` that fits, claiming all its positions at once
     /// (one update of the shared counter for the whole batch, which is much faster across
     /// processes than pushing one by one); returns how many were enqueued, 0 when full. Peers
     /// see the items as ordinary single pushes, in order.
-    pub fn push_slice(&self, items: &[T]) -> usize {
-        vyukov::push_batch(self, items)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CorruptStructure`] as for [`push`](Self::push); nothing is enqueued.
+    pub fn push_slice(&self, items: &[T]) -> Result<usize> {
+        vyukov::push_batch(self, items).map_err(|a| self.anomaly(a))
     }
 
     /// Dequeues up to `out.len()` items, oldest first, claiming them all at once; returns how
     /// many were written to the front of `out`, 0 when empty.
-    pub fn pop_into(&self, out: &mut [T]) -> usize {
-        vyukov::pop_batch(self, out)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CorruptStructure`] as for [`pop`](Self::pop); nothing is dequeued.
+    pub fn pop_into(&self, out: &mut [T]) -> Result<usize> {
+        vyukov::pop_batch(self, out).map_err(|a| self.anomaly(a))
     }
 
     /// Enqueues `value`, waiting up to `timeout` for room (spinning, then sleeping in steps of up
@@ -277,34 +309,70 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
     ///
     /// # Errors
     ///
-    /// `Err(value)` when the queue stayed full until the timeout.
-    pub fn push_timeout(&self, value: T, timeout: Duration) -> std::result::Result<(), T> {
+    /// [`PushError::Failed`] with the value and [`Error::Timeout`] when the queue stayed full
+    /// until the deadline, or [`Error::CorruptStructure`] as for [`push`](Self::push).
+    pub fn push_timeout(
+        &self,
+        value: T,
+        timeout: Duration,
+    ) -> std::result::Result<(), PushError<T>> {
         let deadline = deadline(timeout);
         let mut backoff = Backoff::new();
         let mut value = value;
         loop {
             match self.push(value) {
-                Ok(()) => return Ok(()),
-                Err(back) => value = back,
+                Err(PushError::Full(back)) => value = back,
+                done => return done,
             }
             if !backoff.snooze(deadline) {
-                return Err(value);
+                let e = self.timeout("push_timeout", "the queue stayed full", timeout);
+                return Err(PushError::Failed(value, e));
             }
         }
     }
 
     /// Dequeues an item, waiting up to `timeout` for one (spinning, then sleeping in steps of up
-    /// to 1 ms). `None` when the queue stayed empty.
-    pub fn pop_timeout(&self, timeout: Duration) -> Option<T> {
+    /// to 1 ms).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the queue stayed empty until the deadline;
+    /// [`Error::CorruptStructure`] as for [`pop`](Self::pop).
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<T> {
         let deadline = deadline(timeout);
         let mut backoff = Backoff::new();
         loop {
-            if let Some(item) = self.pop() {
-                return Some(item);
+            if let Some(item) = self.pop()? {
+                return Ok(item);
             }
             if !backoff.snooze(deadline) {
-                return None;
+                return Err(self.timeout("pop_timeout", "the queue stayed empty", timeout));
             }
+        }
+    }
+
+    fn anomaly(&self, anomaly: Anomaly) -> Error {
+        let reason = match anomaly {
+            Anomaly::SeqAhead { pos, seq } => format!(
+                "the sequence word of position `{pos}` reads `{seq}`, ahead of a counter that \
+                 has not moved"
+            ),
+            Anomaly::Livelock => format!(
+                "`{MAX_RETRIES}` attempts in a row found the counters and sequence words \
+                 inconsistent"
+            ),
+            Anomaly::NoSlot { slot } => format!("slot `{slot}` has no sequence word"),
+        };
+        corrupt(self.segment, &self.name, "queue", reason)
+    }
+
+    fn timeout(&self, op: &'static str, condition: &'static str, waited: Duration) -> Error {
+        Error::Timeout {
+            segment: self.segment.name().to_owned(),
+            name: self.name.clone(),
+            op,
+            condition,
+            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
         }
     }
 }

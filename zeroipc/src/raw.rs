@@ -6,18 +6,43 @@
 //! that another process may write: such references would promise the compiler an immutability or
 //! exclusivity that shared memory cannot give.
 //!
-//! Copies (`read`, `write`, `read_bytes`, ...) move data in the widest naturally aligned units
-//! (8, 4, 2 or 1 bytes) with `Relaxed` atomic loads and stores, which compile to the same plain
-//! moves as the `memcpy` of the C, C++, Go and Python implementations. Because every access is
-//! atomic, two threads of this process copying into the same element race only in the sense that
-//! one wins, never in the undefined-behaviour sense of the Rust memory model, and copies do not
-//! mix atomic and non-atomic accesses with the atomic accessors on the same words. A value larger
-//! than one unit can still be torn by a concurrent writer; every type copied is `bytemuck::Pod`,
-//! so a torn value is a meaningless value, never an invalid one. Structures that need more use
-//! the atomic accessors and document their protocol.
+//! # Every access is atomic
 //!
-//! On a read-only mapping no `&Atomic*` is ever formed (their methods may write); loads there are
-//! volatile reads of aligned words, followed by a fence when the caller asked for ordering.
+//! Copies (`read`, `write`, `read_slice`, ...) move data in units with `Relaxed` atomic loads and
+//! stores, which compile to the same plain moves as the `memcpy` of the C, C++, Go and Python
+//! implementations. Because every access of this process is atomic, two threads copying into the
+//! same element race only in the sense that one wins, never in the undefined-behaviour sense of
+//! the Rust memory model. A value larger than one unit can still be torn by a concurrent writer;
+//! every type copied is `bytemuck::Pod`, so a torn value is a meaningless value, never an invalid
+//! one. Structures that need more use the atomic accessors and document their protocol.
+//!
+//! # The copy unit
+//!
+//! The memory model also forbids *mixed-size* atomic accesses to the same bytes unless they are
+//! ordered by happens-before: a copy in 8-byte units over words that `Array::<u32>::fetch_add`
+//! touches with 4-byte atomics would be undefined behaviour even though x86 tolerates it. So the
+//! unit of a copy is chosen from the element type, never from the address or length of the
+//! range:
+//!
+//! - a copy of elements of `T: ShmLayout` uses [`copy_unit`]`(T::LAYOUT)`: the width of `T`'s
+//!   scalars when they all have one width (`u32`, `[f64; 3]`, a record of `u16`s), and otherwise
+//!   the width of its narrowest scalar (a record of a `u8` and a `u64` is copied byte by byte,
+//!   one of `u32` and `u64` fields in 4-byte units). Every access this crate makes to a scalar
+//!   element of width `w` is then a `w`-byte atomic, which is exactly what the atomic accessors
+//!   use; a record's fields are only ever copied, always with the record's one unit;
+//! - the words of the format's own headers are accessed with their declared width (`u32`, `u64`);
+//! - [`Region::zero`] alone picks its unit from the alignment of the range: it initialises bytes
+//!   that no other process can see yet (a structure is published through the table only after
+//!   it), so every later access is ordered after it by the table's Release/Acquire pair.
+//!
+//! # Read-only mappings
+//!
+//! On a read-only mapping loads are `Relaxed` atomic loads of at most 8 bytes (the register width
+//! of every supported target), followed by a fence when the caller asked for ordering. The
+//! standard library documents such loads as valid on read-only memory ("Atomic accesses to
+//! read-only memory" in `core::sync::atomic`), and, being atomic, they do not race with a
+//! read-write view of the same segment held by this or another thread. Stores and
+//! read-modify-write operations are refused before any pointer is formed.
 
 #![deny(
     clippy::arithmetic_side_effects,
@@ -33,6 +58,8 @@ use std::sync::atomic::{
 };
 
 use memmap2::MmapRaw;
+
+use crate::layout::{Layout, LayoutKind, ShmLayout};
 
 /// Why a raw access was refused. Callers attach names and offsets when turning this into an
 /// [`Error`](crate::Error); with validated geometry only `ReadOnly` is expected in practice.
@@ -195,17 +222,18 @@ impl<'a> Region<'a> {
         if !ptr.is_aligned() {
             return Err(Access::Misaligned);
         }
-        if self.writable {
-            // SAFETY:
-            // - in bounds (checked by `ptr_for`) and aligned (checked above), in a writable
-            //   mapping that outlives this call; all our accesses to it are atomic.
-            return Ok(unsafe { AtomicU32::from_ptr(ptr) }.load(order));
-        }
         // SAFETY:
-        // - in bounds and aligned (checked above), inside a mapping that outlives this call;
-        // - an aligned 4-byte volatile read is a single load instruction on every supported
-        //   target (see the `compile_error!` in lib.rs), so it cannot tear.
-        let value = unsafe { ptr.read_volatile() };
+        // - in bounds (checked by `ptr_for`) and aligned (checked above), inside a mapping that
+        //   outlives this call;
+        // - every access of this crate to shared bytes is atomic (module docs), so this load
+        //   races with no non-atomic access of ours.
+        let word = unsafe { AtomicU32::from_ptr(ptr) };
+        if self.writable {
+            return Ok(word.load(order));
+        }
+        // A read-only mapping allows only `Relaxed` loads of at most register width (module
+        // docs); the fence then gives the ordering the caller asked for.
+        let value = word.load(Ordering::Relaxed);
         load_fence(order);
         Ok(value)
     }
@@ -220,37 +248,38 @@ impl<'a> Region<'a> {
         if !ptr.is_aligned() {
             return Err(Access::Misaligned);
         }
-        if self.writable {
-            // SAFETY:
-            // - in bounds (checked by `ptr_for`) and aligned (checked above), in a writable
-            //   mapping that outlives this call; all our accesses to it are atomic.
-            return Ok(unsafe { AtomicU64::from_ptr(ptr) }.load(order));
-        }
         // SAFETY:
-        // - in bounds and aligned (checked above), inside a mapping that outlives this call;
-        // - an aligned 8-byte volatile read is a single load instruction on the 64-bit targets
-        //   the crate supports (lib.rs refuses others), so it cannot tear.
-        let value = unsafe { ptr.read_volatile() };
+        // - in bounds (checked by `ptr_for`) and aligned (checked above), inside a mapping that
+        //   outlives this call;
+        // - every access of this crate to shared bytes is atomic (module docs), so this load
+        //   races with no non-atomic access of ours.
+        let word = unsafe { AtomicU64::from_ptr(ptr) };
+        if self.writable {
+            return Ok(word.load(order));
+        }
+        // A read-only mapping allows only `Relaxed` loads of at most register width (module
+        // docs); the fence then gives the ordering the caller asked for.
+        let value = word.load(Ordering::Relaxed);
         load_fence(order);
         Ok(value)
     }
 
-    /// Copies the `Pod` value at `offset` out of the mapping.
-    pub(crate) fn read<T: bytemuck::Pod>(&self, offset: usize) -> Result<T, Access> {
+    /// Copies the value of `T` at `offset` out of the mapping, in units of
+    /// [`copy_unit`]`(T::LAYOUT)`.
+    pub(crate) fn read<T: ShmLayout>(&self, offset: usize) -> Result<T, Access> {
         let mut value = T::zeroed();
-        self.read_bytes(offset, bytemuck::bytes_of_mut(&mut value))?;
+        self.read_bytes(offset, bytemuck::bytes_of_mut(&mut value), unit_of::<T>())?;
         Ok(value)
     }
 
-    /// Copies `value` into the mapping at `offset`.
-    pub(crate) fn write<T: bytemuck::Pod>(&self, offset: usize, value: T) -> Result<(), Access> {
-        self.write_bytes(offset, bytemuck::bytes_of(&value))
+    /// Copies `value` into the mapping at `offset`, in units of [`copy_unit`]`(T::LAYOUT)`.
+    pub(crate) fn write<T: ShmLayout>(&self, offset: usize, value: T) -> Result<(), Access> {
+        self.write_bytes(offset, bytemuck::bytes_of(&value), unit_of::<T>())
     }
 
-    /// Copies `out.len()` bytes starting at `offset` into `out`.
-    pub(crate) fn read_bytes(&self, offset: usize, out: &mut [u8]) -> Result<(), Access> {
-        let src = self.ptr_for(offset, out.len(), false)?;
-        match unit_for(src, out.len()) {
+    /// Copies `out.len()` bytes starting at `offset` into `out`, in units of `unit` bytes.
+    fn read_bytes(&self, offset: usize, out: &mut [u8], unit: usize) -> Result<(), Access> {
+        match unit {
             8 => self.read_units::<u64>(offset, out),
             4 => self.read_units::<u32>(offset, out),
             2 => self.read_units::<u16>(offset, out),
@@ -258,10 +287,9 @@ impl<'a> Region<'a> {
         }
     }
 
-    /// Copies `data` into the mapping at `offset`.
-    pub(crate) fn write_bytes(&self, offset: usize, data: &[u8]) -> Result<(), Access> {
-        let dst = self.ptr_for(offset, data.len(), true)?;
-        match unit_for(dst, data.len()) {
+    /// Copies `data` into the mapping at `offset`, in units of `unit` bytes.
+    fn write_bytes(&self, offset: usize, data: &[u8], unit: usize) -> Result<(), Access> {
+        match unit {
             8 => self.write_units::<u64>(offset, data),
             4 => self.write_units::<u32>(offset, data),
             2 => self.write_units::<u16>(offset, data),
@@ -269,15 +297,21 @@ impl<'a> Region<'a> {
         }
     }
 
-    /// Sets `len` bytes starting at `offset` to zero.
+    /// Sets `len` bytes starting at `offset` to zero, in the widest units the range's alignment
+    /// allows.
+    ///
+    /// Only for bytes that no other process can reach yet (a structure being created, before the
+    /// table publishes it): that is what makes the alignment-based unit safe (module docs).
     pub(crate) fn zero(&self, offset: usize, len: usize) -> Result<(), Access> {
         const ZEROS: [u8; 256] = [0; 256];
-        self.ptr_for(offset, len, true)?;
+        let start = self.ptr_for(offset, len, true)?;
         let mut done = 0usize;
         while let Some(left) = len.checked_sub(done).filter(|&l| l > 0) {
             let n = left.min(ZEROS.len());
             let at = offset.checked_add(done).ok_or(Access::OutOfBounds)?;
-            self.write_bytes(at, ZEROS.get(..n).unwrap_or(&ZEROS))?;
+            // Chunks of 256 keep the alignment of `start` for every later chunk.
+            let unit = unit_for(start, n);
+            self.write_bytes(at, ZEROS.get(..n).unwrap_or(&ZEROS), unit)?;
             done = done.saturating_add(n);
         }
         Ok(())
@@ -320,8 +354,8 @@ impl<'a> Region<'a> {
         Ok(())
     }
 
-    /// Loads the unit of type `U` at `base + at`: a `Relaxed` atomic load on a writable mapping,
-    /// a volatile read on a read-only one.
+    /// Loads the unit of type `U` at `base + at` with a `Relaxed` atomic load (valid on
+    /// read-only mappings too, module docs).
     ///
     /// # Safety
     ///
@@ -331,33 +365,30 @@ impl<'a> Region<'a> {
         // SAFETY:
         // - the caller guarantees `base + at` is in bounds of the mapping.
         let ptr = unsafe { base.add(at) }.cast::<U>();
-        if self.writable {
-            // SAFETY:
-            // - in bounds and aligned (caller), in a writable mapping that outlives this call.
-            unsafe { U::load_relaxed(ptr) }
-        } else {
-            // SAFETY:
-            // - in bounds and aligned (see above), in a mapping that outlives this call; a
-            //   volatile read never writes, so it is valid on read-only pages.
-            unsafe { ptr.read_volatile() }
-        }
+        // SAFETY:
+        // - in bounds and aligned (caller), in a mapping that outlives this call; `U` is at most
+        //   8 bytes, so a `Relaxed` load is valid even when the mapping is read-only.
+        unsafe { U::load_relaxed(ptr) }
     }
-    /// Copies `out.len()` values of `T` starting at byte `offset`.
-    pub(crate) fn read_slice<T: bytemuck::Pod>(
+
+    /// Copies `out.len()` values of `T` starting at byte `offset`, in units of
+    /// [`copy_unit`]`(T::LAYOUT)`.
+    pub(crate) fn read_slice<T: ShmLayout>(
         &self,
         offset: usize,
         out: &mut [T],
     ) -> Result<(), Access> {
-        self.read_bytes(offset, bytemuck::cast_slice_mut(out))
+        self.read_bytes(offset, bytemuck::cast_slice_mut(out), unit_of::<T>())
     }
 
-    /// Copies `data` into the mapping starting at byte `offset`.
-    pub(crate) fn write_slice<T: bytemuck::Pod>(
+    /// Copies `data` into the mapping starting at byte `offset`, in units of
+    /// [`copy_unit`]`(T::LAYOUT)`.
+    pub(crate) fn write_slice<T: ShmLayout>(
         &self,
         offset: usize,
         data: &[T],
     ) -> Result<(), Access> {
-        self.write_bytes(offset, bytemuck::cast_slice(data))
+        self.write_bytes(offset, bytemuck::cast_slice(data), unit_of::<T>())
     }
 }
 
@@ -417,21 +448,10 @@ unsafe impl<T> Send for Slots<'_, T> {}
 // SAFETY: as for `Region`.
 unsafe impl<T> Sync for Slots<'_, T> {}
 
-impl<T: bytemuck::Pod> Slots<'_, T> {
-    /// The copy unit for `T`: the widest of 8, 4, 2, 1 bytes dividing its size (slot bases are
-    /// 8-aligned, so every slot is aligned to it).
-    const UNIT: usize = {
-        let size = size_of::<T>();
-        if size % 8 == 0 {
-            8
-        } else if size % 4 == 0 {
-            4
-        } else if size % 2 == 0 {
-            2
-        } else {
-            1
-        }
-    };
+impl<T: ShmLayout> Slots<'_, T> {
+    /// The copy unit for `T` (module docs). Slot bases are 8-aligned and the slot size is a
+    /// multiple of `T`'s alignment, which the unit never exceeds, so every slot is aligned to it.
+    const UNIT: usize = copy_unit(T::LAYOUT);
 
     /// Copies slot `index` out; `None` past the end.
     #[inline]
@@ -531,7 +551,7 @@ impl<'a> Region<'a> {
     }
 
     /// `count` slots of `T` at `offset` (8-aligned, writable).
-    pub(crate) fn slots<T: bytemuck::Pod>(
+    pub(crate) fn slots<T: ShmLayout>(
         &self,
         offset: usize,
         count: usize,
@@ -564,6 +584,32 @@ fn load_fence(order: Ordering) {
     }
 }
 
+/// The copy unit of elements of a type with this layout: the width of its narrowest scalar,
+/// which is the width of all of them when they all have one (module docs).
+pub(crate) const fn copy_unit(layout: &Layout) -> usize {
+    match layout.kind() {
+        LayoutKind::Scalar(s) => s.size(),
+        LayoutKind::Array { elem, .. } => copy_unit(elem),
+        LayoutKind::Struct(st) => {
+            let mut rest = st.fields();
+            let mut unit = 8;
+            while let [field, tail @ ..] = rest {
+                let u = copy_unit(field.layout());
+                if u < unit {
+                    unit = u;
+                }
+                rest = tail;
+            }
+            unit
+        }
+    }
+}
+
+/// [`copy_unit`] of `T`.
+const fn unit_of<T: ShmLayout>() -> usize {
+    copy_unit(T::LAYOUT)
+}
+
 /// The widest unit (8, 4, 2 or 1 bytes) that divides both the address and the length.
 fn unit_for(ptr: *mut u8, len: usize) -> usize {
     [8, 4, 2]
@@ -593,7 +639,8 @@ trait Unit: bytemuck::Pod {
     ///
     /// # Safety
     ///
-    /// `ptr` must be aligned and point into a writable mapping that outlives the call.
+    /// `ptr` must be aligned and point into a mapping (read-only is fine: the load is `Relaxed`
+    /// and at most 8 bytes) that outlives the call.
     unsafe fn load_relaxed(ptr: *mut Self) -> Self;
 
     /// `Relaxed` atomic store.
@@ -610,15 +657,20 @@ macro_rules! unit_impl {
             #[inline]
             unsafe fn load_relaxed(ptr: *mut Self) -> Self {
                 // SAFETY:
-                // - aligned and valid for reads and writes for the call (caller); every access
-                //   of this crate to shared words is atomic, so no non-atomic access races it.
+                // - aligned and valid for reads for the call (caller); a `Relaxed` load of at
+                //   most 8 bytes never writes, so read-only pages are fine;
+                // - every access of this crate to shared words is atomic and of the width the
+                //   copy-unit rule gives these bytes, so no non-atomic or mixed-size access races
+                //   it.
                 unsafe { <$atomic>::from_ptr(ptr) }.load(Ordering::Relaxed)
             }
             #[inline]
             unsafe fn store_relaxed(ptr: *mut Self, value: Self) {
                 // SAFETY:
-                // - aligned and valid for reads and writes for the call (caller); every access
-                //   of this crate to shared words is atomic, so no non-atomic access races it.
+                // - aligned and valid for reads and writes for the call (caller);
+                // - every access of this crate to shared words is atomic and of the width the
+                //   copy-unit rule gives these bytes, so no non-atomic or mixed-size access races
+                //   it.
                 unsafe { <$atomic>::from_ptr(ptr) }.store(value, Ordering::Relaxed);
             }
         }
@@ -649,7 +701,7 @@ mod tests {
         assert_eq!(r.atomic_u32(62).err(), Some(Access::OutOfBounds));
         assert_eq!(r.atomic_u32(2).err(), Some(Access::Misaligned));
         assert_eq!(r.atomic_u64(4).err(), Some(Access::Misaligned));
-        assert_eq!(r.write_bytes(usize::MAX, &[1]), Err(Access::OutOfBounds));
+        assert_eq!(r.write_bytes(usize::MAX, &[1], 1), Err(Access::OutOfBounds));
     }
 
     #[test]
@@ -673,6 +725,94 @@ mod tests {
         r.zero(32, 6).unwrap();
         r.read_slice(32, &mut out).unwrap();
         assert_eq!(out, [0, 0, 0]);
+    }
+
+    #[test]
+    fn the_copy_unit_is_the_width_of_the_element_scalars() {
+        use crate::layout::{Field, Scalar, StructLayout};
+        // Scalars and arrays of them: their own width, whatever the total size.
+        assert_eq!(unit_of::<u8>(), 1);
+        assert_eq!(unit_of::<i16>(), 2);
+        assert_eq!(unit_of::<u32>(), 4);
+        assert_eq!(unit_of::<f32>(), 4);
+        assert_eq!(unit_of::<u64>(), 8);
+        assert_eq!(unit_of::<[u32; 2]>(), 4, "8 bytes of u32 stay 4-byte units");
+        assert_eq!(unit_of::<[u8; 32]>(), 1);
+        assert_eq!(unit_of::<[[f64; 2]; 3]>(), 8);
+        // Records: one width if every scalar has it, else the narrowest.
+        static U16S: StructLayout = StructLayout::new(
+            "U16s",
+            "",
+            &[
+                Field::new("a", 0, &Layout::scalar(Scalar::U16), ""),
+                Field::new("b", 2, &Layout::scalar(Scalar::I16), ""),
+            ],
+        );
+        static MIXED: StructLayout = StructLayout::new(
+            "Mixed",
+            "",
+            &[
+                Field::new("a", 0, &Layout::scalar(Scalar::U32), ""),
+                Field::new("b", 4, &Layout::scalar(Scalar::F32), ""),
+                Field::new("c", 8, &Layout::scalar(Scalar::U64), ""),
+            ],
+        );
+        static WITH_BYTE: StructLayout = StructLayout::new(
+            "WithByte",
+            "",
+            &[
+                Field::new("c", 0, &Layout::scalar(Scalar::U64), ""),
+                Field::new(
+                    "flag",
+                    8,
+                    &Layout::array(&Layout::scalar(Scalar::U8), 8),
+                    "",
+                ),
+            ],
+        );
+        assert_eq!(copy_unit(&Layout::structure(4, 2, &U16S)), 2);
+        assert_eq!(copy_unit(&Layout::structure(16, 8, &MIXED)), 4);
+        assert_eq!(copy_unit(&Layout::structure(16, 8, &WITH_BYTE)), 1);
+        // Zeroing new bytes uses the alignment of the range instead.
+        let m = anon(64);
+        let base = m.region().ptr_for(0, 64, false).unwrap();
+        assert_eq!(unit_for(base, 64), 8);
+        assert_eq!(unit_for(base, 12), 4);
+    }
+
+    #[test]
+    fn a_u32_slice_copy_round_trips_with_the_atomic_view_of_each_word() {
+        let m = anon(64);
+        let r = m.region();
+        // An 8-aligned range of whole u32 pairs: once copied in 8-byte units, now in 4-byte ones.
+        r.write_slice(8, &[1u32, 2, 3, 4]).unwrap();
+        r.atomic_u32(12).unwrap().fetch_add(10, Ordering::Relaxed);
+        let mut out = [0u32; 4];
+        r.read_slice(8, &mut out).unwrap();
+        assert_eq!(out, [1, 12, 3, 4]);
+        // A range misaligned for the element's unit is refused, not split into narrower units.
+        assert_eq!(r.read_slice(10, &mut out[..1]), Err(Access::Misaligned));
+    }
+
+    #[test]
+    fn read_only_regions_load_with_atomics() {
+        let m = anon(32);
+        let rw = m.region();
+        rw.write::<u64>(8, 0x0102_0304_0506_0708).unwrap();
+        rw.write::<u32>(16, 42).unwrap();
+        let ro = Region {
+            writable: false,
+            ..rw
+        };
+        assert_eq!(ro.read::<u64>(8).unwrap(), 0x0102_0304_0506_0708);
+        assert_eq!(
+            ro.load_u64(8, Ordering::Acquire).unwrap(),
+            0x0102_0304_0506_0708
+        );
+        assert_eq!(ro.load_u32(16, Ordering::SeqCst).unwrap(), 42);
+        let mut out = [0u8; 4];
+        ro.read_slice(8, &mut out).unwrap();
+        assert_eq!(out, [8, 7, 6, 5]);
     }
 
     #[test]

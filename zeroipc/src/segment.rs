@@ -105,7 +105,13 @@ impl SegmentOptions {
     }
 
     /// Number of table slots of a segment this creates (ignored by `open`, which reads it from
-    /// the header).
+    /// the header). Default [`DEFAULT_MAX_ENTRIES`] (64).
+    ///
+    /// Keep the default for segments that other ZeroIPC implementations open: their openers
+    /// assume 64 entries unless told otherwise, and the C++ and Python ones refuse a segment
+    /// whose `entry_count` exceeds the table size they assume. A larger table is for segments
+    /// only this crate (or openers configured to match) will read; a smaller one only saves
+    /// `48` bytes per slot.
     pub fn max_entries(&mut self, max_entries: u32) -> &mut Self {
         self.max_entries = max_entries;
         self
@@ -173,10 +179,17 @@ impl SegmentOptions {
                 ),
             });
         }
-        let len = usize::try_from(size).map_err(|_| Error::InvalidArgument {
-            what: "size",
-            reason: format!("`{size}` bytes do not fit in this address space"),
-        })?;
+        // A file size is an `off_t` (i64), and a mapping at most `isize::MAX` bytes: refuse
+        // larger sizes here, before any system call, instead of failing in `ftruncate`.
+        let len = usize::try_from(size)
+            .ok()
+            .filter(|_| i64::try_from(size).is_ok())
+            .ok_or_else(|| Error::InvalidArgument {
+                what: "size",
+                reason: format!(
+                    "`{size}` bytes exceed the largest shared-memory object, `2^63 - 1` bytes"
+                ),
+            })?;
 
         let path = name::shm_path(&canonical);
         let flags = OFlags::CREATE
@@ -196,7 +209,14 @@ impl SegmentOptions {
             identity,
         };
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode)).map_err(sys("fchmod"))?;
-        rustix::fs::ftruncate(&fd, size).map_err(sys("ftruncate"))?;
+        rustix::fs::ftruncate(&fd, size).map_err(|e| match e {
+            // The file system's own limit on file sizes (tmpfs: far below 2^63).
+            Errno::FBIG | Errno::INVAL => Error::InvalidArgument {
+                what: "size",
+                reason: format!("the file system refuses a shared-memory object of `{size}` bytes"),
+            },
+            e => sys("ftruncate")(e),
+        })?;
         loop {
             match rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, size) {
                 Ok(()) | Err(Errno::OPNOTSUPP) => break,
@@ -432,15 +452,20 @@ fn map_file(file: &File, canonical: &str, size: u64, read_only: bool) -> Result<
 }
 
 /// Turns a refused raw access during a segment-level operation into an error.
-pub(crate) fn access_error(segment: &str, what: &str, access: Access) -> Error {
+pub(crate) fn access_error(segment: &str, what: &'static str, access: Access) -> Error {
     match access {
         Access::ReadOnly => Error::ReadOnly {
             segment: segment.to_owned(),
         },
-        Access::OutOfBounds | Access::Misaligned => Error::Io {
-            op: "map",
-            name: segment.to_owned(),
-            source: std::io::Error::other(format!("could not {what}: {access:?} access")),
+        Access::OutOfBounds => Error::Internal {
+            segment: segment.to_owned(),
+            what,
+            problem: "outside the mapping",
+        },
+        Access::Misaligned => Error::Internal {
+            segment: segment.to_owned(),
+            what,
+            problem: "misaligned",
         },
     }
 }

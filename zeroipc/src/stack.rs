@@ -13,20 +13,7 @@
 //! The algorithm (`algo/stack.rs`) claims a position by CAS on `top`, then the slot by CAS on its
 //! state word, so a slot is never read while written or written while read.
 //!
-//! # Crashes
-//!
-//! A peer that dies between moving `top` and finishing its slot leaves the slot in WRITING or
-//! READING. Operations that reach such a slot wait a bounded time (the stall timeout, 100 ms by
-//! default), try to undo their own `top` move, and fail with [`Error::PeerStalled`] naming the
-//! slot and its state. They never hang. As in every implementation of this format, the stack is
-//! not automatically repaired: the slot stays stuck until someone resets the structure.
-//!
-//! The format records no owner, so a dead peer and one the scheduler has descheduled between two
-//! steps look the same. The stall timeout trades detection time against spurious failures: with
-//! more runnable threads than cores a live peer can be descheduled for tens of milliseconds, and
-//! a timed-out operation whose undo loses a race leaves an element stranded above `top` (the
-//! reference implementations behave the same way). Keep the timeout well above the longest
-//! scheduling delay you expect; lower it only where peers are known to run on dedicated cores.
+//! Crash behaviour is documented on [`Stack`].
 
 #![deny(
     clippy::arithmetic_side_effects,
@@ -41,7 +28,7 @@ use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use crate::algo::stack::{self as algo, Failure};
-use crate::error::{Error, Result};
+use crate::error::{Error, PushError, Result};
 use crate::layout::ShmLayout;
 use crate::raw::{Access, Region, Slots, Words};
 use crate::segment::Segment;
@@ -60,35 +47,6 @@ const MAX_CAPACITY: u64 = i32::MAX as u64;
 /// The default bound on waiting for a slot held by another process.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// Why [`Stack::push`] handed the value back.
-#[derive(Debug)]
-pub enum PushError<T> {
-    /// The stack is full.
-    Full(T),
-    /// The push could not complete: a slot held by a stalled peer, or a corrupt stack.
-    Failed(T, Error),
-}
-
-impl<T> PushError<T> {
-    /// The value that was not pushed.
-    pub fn into_inner(self) -> T {
-        match self {
-            Self::Full(v) | Self::Failed(v, _) => v,
-        }
-    }
-}
-
-impl<T> fmt::Display for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Full(_) => f.write_str("the stack is full"),
-            Self::Failed(_, e) => write!(f, "push failed: {e}"),
-        }
-    }
-}
-
-impl<T: fmt::Debug> std::error::Error for PushError<T> {}
-
 /// A bounded LIFO stack of `T` in a [`Segment`].
 ///
 /// ```no_run
@@ -101,6 +59,21 @@ impl<T: fmt::Debug> std::error::Error for PushError<T> {}
 /// assert_eq!(undo.pop()?, Some(2));
 /// # Ok::<(), zeroipc::Error>(())
 /// ```
+///
+/// # Crashes
+///
+/// A peer that dies between moving `top` and finishing its slot leaves the slot in WRITING or
+/// READING. Operations that reach such a slot wait a bounded time (the stall timeout, 100 ms by
+/// default), try to undo their own `top` move, and fail with [`Error::PeerStalled`] naming the
+/// slot and its state. They never hang. As in every implementation of this format, the stack is
+/// not automatically repaired: the slot stays stuck until someone resets the structure.
+///
+/// The format records no owner, so a dead peer and one the scheduler has descheduled between two
+/// steps look the same. The stall timeout trades detection time against spurious failures: with
+/// more runnable threads than cores a live peer can be descheduled for tens of milliseconds, and
+/// a timed-out operation whose undo loses a race leaves an element stranded above `top` (the
+/// reference implementations behave the same way). Keep the timeout well above the longest
+/// scheduling delay you expect; lower it only where peers are known to run on dedicated cores.
 pub struct Stack<'seg, T: ShmLayout> {
     segment: &'seg Segment,
     name: String,
@@ -178,6 +151,7 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
     /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
     pub fn open_or_create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
         structure::open_or_create(
+            segment,
             name,
             capacity,
             || Self::open(segment, name),

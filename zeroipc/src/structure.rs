@@ -34,6 +34,7 @@ pub(crate) fn corrupt(segment: &Segment, name: &str, kind: &'static str, reason:
 /// Opens a structure, or creates it when its entry does not exist (opening again if another
 /// process created it first), then checks that its capacity is `capacity`.
 pub(crate) fn open_or_create<H>(
+    segment: &Segment,
     name: &str,
     capacity: usize,
     open: impl Fn() -> Result<H>,
@@ -51,6 +52,7 @@ pub(crate) fn open_or_create<H>(
     let found = capacity_of(&handle);
     if found != capacity {
         return Err(Error::CapacityMismatch {
+            segment: segment.name().to_owned(),
             name: name.to_owned(),
             requested: capacity as u64,
             found: found as u64,
@@ -101,6 +103,7 @@ pub(crate) fn open_slotted<'seg, T: ShmLayout>(
 ) -> Result<(Slots<'seg, T>, Words<'seg>)> {
     if elem as usize != size_of::<T>() {
         return Err(Error::TypeMismatch {
+            segment: segment.name().to_owned(),
             name: name.to_owned(),
             expected: size_of::<T>(),
             found: format!("`{elem}`-byte elements, capacity `{capacity}`"),

@@ -44,19 +44,19 @@ use crate::error::{EntryDefect, HeaderDefect};
 use crate::raw::{Access, Region};
 
 /// The magic word, `"MPIZ"` in memory.
-pub const MAGIC: u32 = 0x5A49_504D;
+pub(crate) const MAGIC: u32 = 0x5A49_504D;
 /// The only supported format version.
-pub const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 2;
 /// Size of the table header in bytes.
-pub const HEADER_SIZE: u64 = 32;
+pub(crate) const HEADER_SIZE: u64 = 32;
 /// Size of one table entry in bytes.
-pub const ENTRY_SIZE: u64 = 48;
+pub(crate) const ENTRY_SIZE: u64 = 48;
 /// The largest `max_entries` this crate creates or accepts. The format allows up to `u32::MAX`,
 /// but every lookup scans the table, so a hostile segment claiming billions of (sparse, free to
 /// fake) slots would cost gigabytes of reads; real tables hold at most a few thousand entries.
-pub const MAX_ENTRIES_LIMIT: u32 = 1 << 20;
+pub(crate) const MAX_ENTRIES_LIMIT: u32 = 1 << 20;
 /// Bytes reserved for an entry's name, including the terminating NUL.
-pub const NAME_FIELD: usize = 32;
+pub(crate) const NAME_FIELD: usize = 32;
 
 const OFF_MAGIC: usize = 0x00;
 const OFF_VERSION: usize = 0x04;
@@ -68,7 +68,7 @@ const ENTRY_OFF_OFFSET: usize = 32;
 const ENTRY_OFF_SIZE: usize = 40;
 
 /// The end of a table with `max_entries` slots: `32 + 48 * max_entries`.
-pub fn table_end(max_entries: u32) -> u64 {
+pub(crate) fn table_end(max_entries: u32) -> u64 {
     // Cannot overflow: 48 * u32::MAX + 32 < 2^38.
     HEADER_SIZE.saturating_add(ENTRY_SIZE.saturating_mul(u64::from(max_entries)))
 }

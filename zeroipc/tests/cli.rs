@@ -85,8 +85,9 @@ fn dump_prints_array_values() {
     );
     let (out, text) = cli(&["dump", &name, "nope", "--dtype", "<i4"]);
     assert_eq!(out.status.code(), Some(1), "{text}");
+    // An unsupported dtype is a usage error.
     let (out, text) = cli(&["dump", &name, "ints", "--dtype", ">i4"]);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(2), "{text}");
 }
 
 #[test]
@@ -182,6 +183,38 @@ fn rm_removes_segments_but_not_foreign_files() {
 }
 
 #[test]
+fn rm_without_force_removes_only_what_open_accepts() {
+    // The magic, but a version `open` does not support: kept, and the reason is given.
+    let v99 = unique_name("rmv99");
+    let mut bytes = [0u8; 32];
+    bytes[..4].copy_from_slice(&0x5A49_504Du32.to_le_bytes());
+    bytes[4..8].copy_from_slice(&99u32.to_le_bytes());
+    let _g = write_raw(&v99, &bytes);
+    let (out, text) = cli(&["rm", &v99]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("version") && text.contains("--force"),
+        "{text}"
+    );
+    assert!(shm_path(&v99).exists());
+    let (out, text) = cli(&["rm", &v99, "--force"]);
+    assert!(out.status.success(), "{text}");
+    assert!(!shm_path(&v99).exists());
+    // A sound segment owned by someone else: kept without --force.
+    if !rustix::process::geteuid().is_root() {
+        println!("the foreign-owner half needs root to chown a segment; not run");
+        return;
+    }
+    let (name, _g2) = guarded("rmforeign");
+    drop(sample(&name));
+    std::os::unix::fs::chown(shm_path(&name), Some(65534), Some(65534)).unwrap();
+    let (out, text) = cli(&["rm", &name]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("owned by uid `65534`"), "{text}");
+    assert!(shm_path(&name).exists());
+}
+
+#[test]
 fn usage_errors_exit_2_and_missing_segments_exit_1() {
     let (out, text) = cli(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2), "{text}");
@@ -193,8 +226,13 @@ fn usage_errors_exit_2_and_missing_segments_exit_1() {
         String::from_utf8_lossy(&out.stderr).contains("does not exist"),
         "{text}"
     );
-    let (out, text) = cli(&["check", "/a/b"]);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    // An invalid segment name is a usage error too, for every command.
+    for cmd in ["check", "show", "rm"] {
+        let (out, text) = cli(&[cmd, "/a/b"]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {text}");
+    }
+    let (out, text) = cli(&["show", "evil\u{202E}name"]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
     let (out, text) = cli(&["--help"]);
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Exit codes"),

@@ -109,17 +109,26 @@ impl vyukov::Store for LoomQueue {
 }
 
 /// Pushes each item once (no waiting: spin loops would explode loom's state space); returns the
-/// items the queue refused as full.
+/// items the queue refused as full. Live peers never produce an anomaly, in any interleaving.
 fn push_all(q: &LoomQueue, items: &[u64]) -> Vec<u64> {
     items
         .iter()
-        .filter_map(|&item| vyukov::push(q, item).err())
+        .filter_map(|&item| match vyukov::push(q, item) {
+            Ok(()) => None,
+            Err((item, None)) => Some(item),
+            Err((_, Some(anomaly))) => panic!("live peers produced {anomaly:?}"),
+        })
         .collect()
+}
+
+/// One non-blocking pop; live peers never produce an anomaly.
+fn pop1(q: &LoomQueue) -> Option<u64> {
+    vyukov::pop(q).unwrap_or_else(|anomaly| panic!("live peers produced {anomaly:?}"))
 }
 
 /// `n` non-blocking pop attempts.
 fn try_pop(q: &LoomQueue, n: usize) -> Vec<u64> {
-    (0..n).filter_map(|_| vyukov::pop(q)).collect()
+    (0..n).filter_map(|_| pop1(q)).collect()
 }
 
 /// Checks that `popped` (in the order one consumer saw them, or drained) plus `refused` is every
@@ -147,7 +156,7 @@ fn queue_two_producers_one_consumer() {
             .into_iter()
             .flat_map(|p| p.join().unwrap())
             .collect();
-        seen.extend(std::iter::from_fn(|| vyukov::pop(&*q)));
+        seen.extend(std::iter::from_fn(|| pop1(&q)));
         // Per-producer FIFO: among the items of one producer that got in, order is kept.
         for base in [10, 20] {
             let mine: Vec<u64> = seen
@@ -187,7 +196,7 @@ fn queue_one_producer_two_consumers_across_the_wrap() {
             );
             got.extend(seen);
         }
-        got.extend(std::iter::from_fn(|| vyukov::pop(&*q)));
+        got.extend(std::iter::from_fn(|| pop1(&q)));
         got.extend(refused);
         assert_exactly_once(got, &[1, 2, 3]);
         assert_eq!(vyukov::len(&*q), 0);
@@ -201,17 +210,17 @@ fn queue_batches_against_single_operations() {
         let producer = {
             let q = q.clone();
             loom::thread::spawn(move || {
-                let first = vyukov::push_batch(&*q, &[1, 2, 3]) as u64;
+                let first = vyukov::push_batch(&*q, &[1, 2, 3]).unwrap() as u64;
                 let second = vyukov::push(&*q, 4).is_ok();
                 (first, second)
             })
         };
         let mut out = [0u64; 4];
-        let n = vyukov::pop_batch(&*q, &mut out);
+        let n = vyukov::pop_batch(&*q, &mut out).unwrap();
         let mut seen: Vec<u64> = out[..n].to_vec();
-        seen.extend(vyukov::pop(&*q));
+        seen.extend(pop1(&q));
         let (first, second) = producer.join().unwrap();
-        seen.extend(std::iter::from_fn(|| vyukov::pop(&*q)));
+        seen.extend(std::iter::from_fn(|| pop1(&q)));
         let mut want: Vec<u64> = (1..=first).collect();
         if second {
             want.push(4);

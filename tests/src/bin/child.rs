@@ -105,7 +105,10 @@ fn queue_produce(seg: &str, name: &str, id: &str, count: &str) -> Result<String,
     for seq in 0..parse(count)? as u64 {
         let mut item = (id << 32) | seq;
         while let Err(back) = q.push(item) {
-            item = back;
+            if let Some(e) = back.error() {
+                return Err(e.to_string());
+            }
+            item = back.into_inner();
             full += 1;
             std::hint::spin_loop();
             if full % 64 == 0 {
@@ -127,7 +130,7 @@ fn queue_consume(seg: &str, name: &str, total: &str, out: &str) -> Result<String
     let mut last: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
     let mut empty = 0u64;
     loop {
-        match q.pop() {
+        match q.pop().map_err(|e| e.to_string())? {
             Some(item) => {
                 let (producer, seq) = (item >> 32, item & 0xFFFF_FFFF);
                 if let Some(&prev) = last.get(&producer) {

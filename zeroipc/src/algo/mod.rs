@@ -13,6 +13,27 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// loop could otherwise keep an operation spinning for ever.
 pub(crate) const MAX_RETRIES: u32 = 1 << 20;
 
+/// A state that live peers following the format cannot produce: the structure's words were
+/// corrupted, or are being rewritten by a process that does not follow the algorithm. Reported
+/// instead of full/empty so that a caller can tell a broken structure from a busy one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Anomaly {
+    /// The sequence word of position `pos` is ahead of it while the counter still reads `pos`.
+    SeqAhead {
+        /// The position (counter value).
+        pos: u32,
+        /// The sequence word found.
+        seq: u32,
+    },
+    /// `MAX_RETRIES` attempts in a row lost their CAS or found inconsistent words.
+    Livelock,
+    /// The store has no sequence word for a slot the mask allows.
+    NoSlot {
+        /// The slot.
+        slot: u32,
+    },
+}
+
 pub(crate) mod stack;
 pub(crate) mod vyukov;
 

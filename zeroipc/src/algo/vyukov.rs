@@ -13,8 +13,9 @@
 //! Beyond the reference algorithm:
 //! - a sequence word *ahead* of our position while the counter has not moved cannot happen with
 //!   live, conforming peers (seeing the newer `seq` with Acquire implies seeing the CAS that
-//!   preceded it), so it is reported as full/empty instead of retried, and every loop is capped
-//!   at `MAX_RETRIES`: a corrupted or hostile segment cannot make an operation spin;
+//!   preceded it), so it is reported as an [`Anomaly`] instead of retried, and every loop is
+//!   capped at `MAX_RETRIES` (an `Anomaly::Livelock` past it): a corrupted or hostile segment
+//!   cannot make an operation spin, and its caller can tell it from full or empty;
 //! - operations start from a process-local guess of the counter instead of loading it (the
 //!   counters share one cache line, which the other side keeps taking). A guess can only lag
 //!   behind the counter, and at a lagging position `seq` is always at or ahead of the position
@@ -28,7 +29,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{MAX_RETRIES, Word};
+use super::{Anomaly, MAX_RETRIES, Word};
 
 /// The shared state a queue operates on.
 pub(crate) trait Store {
@@ -68,19 +69,24 @@ fn distance(seq: u32, pos: u32) -> i32 {
     seq.wrapping_sub(pos) as i32
 }
 
-/// Enqueues `item`, or hands it back when the queue is full.
-pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), S::Item> {
+/// Why [`push`] handed its item back: `None` when the queue is full, the anomaly when its words
+/// are inconsistent.
+pub(crate) type Refused<I> = (I, Option<Anomaly>);
+
+/// Enqueues `item`, or hands it back when the queue is full (or broken).
+pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), Refused<S::Item>> {
     // The position is only a guess until the CAS below validates it (see the module docs).
     let mut t = s.tail_guess();
     let mut reloaded = false;
     for _ in 0..MAX_RETRIES {
         let slot = t & s.mask();
         let Some(seq) = s.seq(slot) else {
-            return Err(item);
+            return Err((item, Some(Anomaly::NoSlot { slot })));
         };
         // SYNC POINT (slot seq): Acquire pairs with the consumer's Release store of
         // `seq = h + cap` in `pop`, so its read of the old item happened before we overwrite it.
-        let d = distance(seq.load(Ordering::Acquire), t);
+        let seen = seq.load(Ordering::Acquire);
+        let d = distance(seen, t);
         if d == 0 {
             // Relaxed: the slot's ownership is transferred by `seq`, not by `tail`.
             match s
@@ -111,31 +117,32 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), S::Item> {
                     continue;
                 }
             }
-            return Err(item);
+            return Err((item, None));
         } else {
             // Another producer took position t; catch up with the counter.
             let current = s.tail().load(Ordering::Relaxed);
             if current == t {
                 // Impossible with conforming peers (see the module docs): corrupt state.
-                return Err(item);
+                return Err((item, Some(Anomaly::SeqAhead { pos: t, seq: seen })));
             }
             t = current;
         }
     }
-    Err(item)
+    Err((item, Some(Anomaly::Livelock)))
 }
 
 /// Dequeues the oldest item, or `None` when the queue is empty (or its next item is claimed by
-/// a producer that has not published it yet).
-pub(crate) fn pop<S: Store>(s: &S) -> Option<S::Item> {
+/// a producer that has not published it yet); an anomaly when its words are inconsistent.
+pub(crate) fn pop<S: Store>(s: &S) -> Result<Option<S::Item>, Anomaly> {
     let mut h = s.head_guess();
     let mut reloaded = false;
     for _ in 0..MAX_RETRIES {
         let slot = h & s.mask();
-        let seq = s.seq(slot)?;
+        let seq = s.seq(slot).ok_or(Anomaly::NoSlot { slot })?;
         // SYNC POINT (slot seq): Acquire pairs with the producer's Release store of `seq = t + 1`
         // in `push`: the item's bytes are visible.
-        let d = distance(seq.load(Ordering::Acquire), h.wrapping_add(1));
+        let seen = seq.load(Ordering::Acquire);
+        let d = distance(seen, h.wrapping_add(1));
         if d == 0 {
             match s
                 .head()
@@ -147,7 +154,7 @@ pub(crate) fn pop<S: Store>(s: &S) -> Option<S::Item> {
                     // lap, whose Acquire load in `push` orders its write after our read.
                     seq.store(h.wrapping_add(s.mask()).wrapping_add(1), Ordering::Release);
                     s.note_head(h.wrapping_add(1));
-                    return Some(item);
+                    return Ok(Some(item));
                 }
                 Err(current) => {
                     h = current;
@@ -164,30 +171,31 @@ pub(crate) fn pop<S: Store>(s: &S) -> Option<S::Item> {
                     continue;
                 }
             }
-            return None;
+            return Ok(None);
         } else {
             let current = s.head().load(Ordering::Relaxed);
             if current == h {
-                return None;
+                return Err(Anomaly::SeqAhead { pos: h, seq: seen });
             }
             h = current;
         }
     }
-    None
+    Err(Anomaly::Livelock)
 }
 
 /// Enqueues the longest prefix of `items` that fits, with a single claim on `tail` (so a batch
 /// costs one round trip of the counter's cache line instead of one per item); returns how many
 /// were enqueued (0 when full). Other producers and consumers, of any implementation, see
-/// ordinary positions: a batch is a claim of several consecutive free positions at once.
-pub(crate) fn push_batch<S: Store>(s: &S, items: &[S::Item]) -> usize
+/// ordinary positions: a batch is a claim of several consecutive free positions at once. An
+/// anomaly (nothing enqueued) when the queue's words are inconsistent.
+pub(crate) fn push_batch<S: Store>(s: &S, items: &[S::Item]) -> Result<usize, Anomaly>
 where
     S::Item: Copy,
 {
     let cap = s.mask().wrapping_add(1);
     let want = u32::try_from(items.len()).unwrap_or(u32::MAX).min(cap);
     if want == 0 {
-        return 0;
+        return Ok(0);
     }
     let mut t = s.tail_guess();
     let mut reloaded = false;
@@ -195,16 +203,18 @@ where
         // Count the free positions t, t+1, ...: a free slot's seq equals its position.
         let mut free = 0u32;
         let mut first = 0i32;
+        let mut first_seq = 0u32;
         while free < want {
             let pos = t.wrapping_add(free);
-            let Some(seq) = s.seq(pos & s.mask()) else {
-                return 0;
-            };
+            let slot = pos & s.mask();
+            let seq = s.seq(slot).ok_or(Anomaly::NoSlot { slot })?;
             // SYNC POINT (slot seq): as in `push`.
-            let d = distance(seq.load(Ordering::Acquire), pos);
+            let seen = seq.load(Ordering::Acquire);
+            let d = distance(seen, pos);
             if d != 0 {
                 if free == 0 {
                     first = d;
+                    first_seq = seen;
                 }
                 break;
             }
@@ -227,7 +237,7 @@ where
                         }
                     }
                     s.note_tail(t.wrapping_add(free));
-                    return free as usize;
+                    return Ok(free as usize);
                 }
                 Err(current) => {
                     t = current;
@@ -236,25 +246,33 @@ where
             }
         }
         if first < 0 && (first == 1i32.wrapping_sub(cap as i32) || reloaded) {
-            return 0;
+            return Ok(0);
         }
         reloaded = true;
         let current = s.tail().load(Ordering::Relaxed);
         if current == t {
-            return 0;
+            return if first > 0 {
+                Err(Anomaly::SeqAhead {
+                    pos: t,
+                    seq: first_seq,
+                })
+            } else {
+                Ok(0)
+            };
         }
         t = current;
     }
-    0
+    Err(Anomaly::Livelock)
 }
 
 /// Dequeues up to `out.len()` items with a single claim on `head`: the published items at the
-/// front, oldest first; returns how many (0 when empty).
-pub(crate) fn pop_batch<S: Store>(s: &S, out: &mut [S::Item]) -> usize {
+/// front, oldest first; returns how many (0 when empty), or an anomaly (nothing dequeued) when
+/// the queue's words are inconsistent.
+pub(crate) fn pop_batch<S: Store>(s: &S, out: &mut [S::Item]) -> Result<usize, Anomaly> {
     let cap = s.mask().wrapping_add(1);
     let want = u32::try_from(out.len()).unwrap_or(u32::MAX).min(cap);
     if want == 0 {
-        return 0;
+        return Ok(0);
     }
     let mut h = s.head_guess();
     let mut reloaded = false;
@@ -262,16 +280,18 @@ pub(crate) fn pop_batch<S: Store>(s: &S, out: &mut [S::Item]) -> usize {
         // Count the published positions h, h+1, ...: a published slot's seq is its position + 1.
         let mut ready = 0u32;
         let mut first = 0i32;
+        let mut first_seq = 0u32;
         while ready < want {
             let pos = h.wrapping_add(ready);
-            let Some(seq) = s.seq(pos & s.mask()) else {
-                return 0;
-            };
+            let slot = pos & s.mask();
+            let seq = s.seq(slot).ok_or(Anomaly::NoSlot { slot })?;
             // SYNC POINT (slot seq): as in `pop`.
-            let d = distance(seq.load(Ordering::Acquire), pos.wrapping_add(1));
+            let seen = seq.load(Ordering::Acquire);
+            let d = distance(seen, pos.wrapping_add(1));
             if d != 0 {
                 if ready == 0 {
                     first = d;
+                    first_seq = seen;
                 }
                 break;
             }
@@ -294,7 +314,7 @@ pub(crate) fn pop_batch<S: Store>(s: &S, out: &mut [S::Item]) -> usize {
                         }
                     }
                     s.note_head(h.wrapping_add(ready));
-                    return ready as usize;
+                    return Ok(ready as usize);
                 }
                 Err(current) => {
                     h = current;
@@ -303,16 +323,23 @@ pub(crate) fn pop_batch<S: Store>(s: &S, out: &mut [S::Item]) -> usize {
             }
         }
         if first < 0 && (first == -1 || reloaded) {
-            return 0;
+            return Ok(0);
         }
         reloaded = true;
         let current = s.head().load(Ordering::Relaxed);
         if current == h {
-            return 0;
+            return if first > 0 {
+                Err(Anomaly::SeqAhead {
+                    pos: h,
+                    seq: first_seq,
+                })
+            } else {
+                Ok(0)
+            };
         }
         h = current;
     }
-    0
+    Err(Anomaly::Livelock)
 }
 
 /// Items in the queue (`tail - head`, clamped to the capacity): a snapshot that may be stale by

@@ -15,7 +15,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
-use zeroipc::{Array, ArrayFormat, Entry, HeaderInfo, Report, Scalar, Segment, ShmLayout};
+use zeroipc::{
+    Array, ArrayFormat, Entry, HeaderInfo, Report, Scalar, Segment, SegmentOptions, ShmLayout,
+};
 
 /// Inspect ZeroIPC shared-memory segments (format v2).
 #[derive(Debug, Parser)]
@@ -72,12 +74,30 @@ enum Command {
     },
 }
 
-/// A failure: the message goes to stderr, the exit code is 1.
-struct Failure(String);
+/// A failure: the message goes to stderr; the exit code is 2 for a usage error (an invalid name
+/// or argument), 1 otherwise.
+struct Failure(String, u8);
 
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Self(e.to_string())
+/// Exit code of a usage error, as clap uses for unparsable arguments.
+const USAGE: u8 = 2;
+
+impl Failure {
+    /// A failure that is not a usage error (exit code 1).
+    fn other(msg: String) -> Self {
+        Self(msg, 1)
+    }
+}
+
+impl From<zeroipc::Error> for Failure {
+    fn from(e: zeroipc::Error) -> Self {
+        use zeroipc::Error as E;
+        let code = match e {
+            E::InvalidSegmentName { .. }
+            | E::InvalidEntryName { .. }
+            | E::InvalidArgument { .. } => USAGE,
+            _ => 1,
+        };
+        Self(e.to_string(), code)
     }
 }
 
@@ -96,9 +116,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(Failure(msg)) => {
+        Err(Failure(msg, code)) => {
             eprintln!("zeroipc: {msg}");
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
 }
@@ -144,8 +164,8 @@ fn report_json(r: &Report) -> Value {
 
 fn ls(as_json: bool) -> Result<ExitCode, Failure> {
     let mut found = Vec::new();
-    let dir =
-        std::fs::read_dir("/dev/shm").map_err(|e| Failure(format!("cannot list /dev/shm: {e}")))?;
+    let dir = std::fs::read_dir("/dev/shm")
+        .map_err(|e| Failure::other(format!("cannot list /dev/shm: {e}")))?;
     let mut names: Vec<String> = dir
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
@@ -197,7 +217,7 @@ fn ls(as_json: bool) -> Result<ExitCode, Failure> {
 fn show(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
     let report = Segment::inspect(segment)?;
     if !report.is_zeroipc() {
-        return Err(Failure(format!(
+        return Err(Failure::other(format!(
             "`{}` is not a ZeroIPC segment",
             report.segment
         )));
@@ -242,9 +262,12 @@ fn show(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
 
 fn dump(segment: &str, name: &str, dtype: &str, as_json: bool) -> Result<ExitCode, Failure> {
     let scalar = Scalar::from_numpy(dtype).ok_or_else(|| {
-        Failure(format!(
-            "unsupported dtype `{dtype}`: use a little-endian scalar such as <i4, <f8, |u1"
-        ))
+        Failure(
+            format!(
+                "unsupported dtype `{dtype}`: use a little-endian scalar such as <i4, <f8, |u1"
+            ),
+            USAGE,
+        )
     })?;
     // Read-only inspection: segments of other users may be dumped too.
     let seg = Segment::options()
@@ -262,7 +285,7 @@ fn dump(segment: &str, name: &str, dtype: &str, as_json: bool) -> Result<ExitCod
         Scalar::I64 => values::<i64>(&seg, name)?,
         Scalar::F32 => values::<f32>(&seg, name)?,
         Scalar::F64 => values::<f64>(&seg, name)?,
-        _ => return Err(Failure(format!("unsupported dtype `{dtype}`"))),
+        _ => return Err(Failure(format!("unsupported dtype `{dtype}`"), USAGE)),
     };
     let format = match format {
         ArrayFormat::CHeader => "c",
@@ -315,19 +338,32 @@ fn check(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
     })
 }
 
+/// Without `--force`, removes only what `Segment::open` accepts: a ZeroIPC segment of a
+/// supported version, with a sound table, owned by the caller.
 fn rm(segment: &str, force: bool, as_json: bool) -> Result<ExitCode, Failure> {
-    let report = Segment::inspect(segment)?;
-    if !force && !report.is_zeroipc() {
-        return Err(Failure(format!(
-            "`{}` is not a ZeroIPC segment; pass --force to remove it anyway",
-            report.segment
-        )));
-    }
+    let removed = if force {
+        Segment::inspect(segment)?.segment
+    } else {
+        let opened = SegmentOptions::new().read_only(true).open(segment);
+        match opened {
+            Ok(seg) => seg.name().to_owned(),
+            Err(
+                e @ (zeroipc::Error::InvalidSegmentName { .. } | zeroipc::Error::NotFound { .. }),
+            ) => {
+                return Err(e.into());
+            }
+            Err(e) => {
+                return Err(Failure::other(format!(
+                    "refusing to remove it: {e}; pass --force to remove it anyway"
+                )));
+            }
+        }
+    };
     Segment::unlink(segment)?;
     if as_json {
-        print_json(&json!({ "removed": report.segment }));
+        print_json(&json!({ "removed": removed }));
     } else {
-        println!("removed {}", report.segment);
+        println!("removed {removed}");
     }
     Ok(ExitCode::SUCCESS)
 }
