@@ -148,3 +148,35 @@ fn d1_a_stuck_stack_slot_fails_within_50_ms() {
     assert_eq!(s.len(), 1);
     assert_eq!(s.pop().unwrap(), Some(10), "other slots still work");
 }
+
+#[test]
+fn stack_timeouts_have_the_queue_shape() {
+    let (name, _g) = guarded("sto");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let s = Stack::<u64>::create(&seg, "s", 1).unwrap();
+    let t = Instant::now();
+    let e = s.pop_timeout(Duration::from_millis(20)).unwrap_err();
+    assert!(t.elapsed() >= Duration::from_millis(20));
+    assert!(
+        matches!(&e, Error::Timeout { op: "pop_timeout", name, .. } if name == "s"),
+        "{e}"
+    );
+    s.push(1).unwrap();
+    match s.push_timeout(2, Duration::from_millis(20)) {
+        Err(PushError::Failed(
+            2,
+            Error::Timeout {
+                op: "push_timeout", ..
+            },
+        )) => {}
+        other => panic!("expected a timeout handing back 2, got {other:?}"),
+    }
+    std::thread::scope(|scope| {
+        let h = scope.spawn(|| s.pop_timeout(Duration::from_secs(5)).unwrap());
+        assert_eq!(h.join().unwrap(), 1);
+        let h = scope.spawn(|| s.pop_timeout(Duration::from_secs(5)).unwrap());
+        std::thread::sleep(Duration::from_millis(10));
+        s.push_timeout(3, Duration::from_secs(5)).unwrap();
+        assert_eq!(h.join().unwrap(), 3);
+    });
+}

@@ -130,6 +130,12 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     /// Opens the existing array `name`, checking that it holds elements of `size_of::<T>()`
     /// bytes.
     ///
+    /// The format stores only the element size, not the type, so open an array with the type
+    /// it was created with. In particular, within one process, do not use two handles of
+    /// different scalar widths on one entry at once (say `Array::<u64>` and
+    /// `Array::<[u32; 2]>`): their concurrent accesses to the same words would differ in width,
+    /// which the Rust memory model does not allow.
+    ///
     /// # Errors
     ///
     /// [`Error::EntryNotFound`]; [`Error::TypeMismatch`] when the stored geometry implies
@@ -443,7 +449,10 @@ impl<'a, 'seg, T: ShmLayout> IntoIterator for &'a Array<'seg, T> {
 macro_rules! atomic_ops {
     ($ty:ty, $atomic:ident, $load:ident, $accessor:ident) => {
         impl Array<'_, $ty> {
-            /// Atomically loads element `index`. Works on read-only segments.
+            /// Atomically loads element `index`. Works on read-only segments, where the load is
+            /// `Relaxed` followed by a fence of `order`: exactly an `Acquire` load for `Acquire`,
+            /// and for `SeqCst` ordered like one without joining the single total order of
+            /// `SeqCst` operations.
             ///
             /// # Errors
             ///

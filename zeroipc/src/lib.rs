@@ -41,9 +41,13 @@
 //!
 //! - "Full" and "empty" are the only outcomes that are not an [`Error`]: they are cheap (no
 //!   allocation) and expected, so polling loops may spin on them.
-//! - A structure whose shared words are inconsistent (corrupt, or rewritten by a process that
-//!   does not follow the algorithm) is [`Error::CorruptStructure`]; a slot held too long by a
-//!   stalled or dead peer is [`Error::PeerStalled`]. Neither is ever reported as full or empty.
+//! - A structure whose shared words are in a state that live peers following the algorithm
+//!   cannot produce (corruption, or a process that does not follow it) is
+//!   [`Error::CorruptStructure`] whenever the operation can detect it, and then never reported
+//!   as full or empty. A stack slot held too long by a stalled or dead peer is
+//!   [`Error::PeerStalled`]. Some states look exactly like full or empty and are reported so:
+//!   a queue slot claimed by a producer that died before publishing reads as empty (see
+//!   [`Queue`]), and a sequence word rewritten to a value behind its counter reads as full.
 //! - A value that was not stored is always handed back: [`PushError::into_inner`].
 //! - Every error about an entry names the segment and the entry.
 //!
@@ -73,12 +77,24 @@
 #![deny(unsafe_code)]
 
 // The format is little-endian (FORMAT.md §0) and its 64-bit fields are accessed atomically.
+// The targets are also those whose 8-byte `Relaxed` atomic loads the standard library documents
+// as valid on read-only memory (`raw`).
 #[cfg(not(all(
     target_endian = "little",
     target_has_atomic = "64",
-    target_pointer_width = "64"
+    target_pointer_width = "64",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "loongarch64",
+        target_arch = "powerpc64",
+    )
 )))]
-compile_error!("zeroipc supports 64-bit little-endian targets with 64-bit atomics only");
+compile_error!(
+    "zeroipc supports 64-bit little-endian x86_64, aarch64, riscv64, loongarch64 and powerpc64 \
+     targets only"
+);
 
 mod algo;
 mod array;

@@ -41,7 +41,7 @@ use crate::segment::Segment;
 use crate::structure::{
     self, SLOTTED_HEADER_LEN, access_error, corrupt, open_slotted, slotted_geometry,
 };
-use crate::wait::{Backoff, deadline};
+use crate::wait::{pop_until, push_until, timeout_error};
 
 const OFF_HEAD: usize = 0;
 const OFF_TAIL: usize = 4;
@@ -316,19 +316,12 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
         value: T,
         timeout: Duration,
     ) -> std::result::Result<(), PushError<T>> {
-        let deadline = deadline(timeout);
-        let mut backoff = Backoff::new();
-        let mut value = value;
-        loop {
-            match self.push(value) {
-                Err(PushError::Full(back)) => value = back,
-                done => return done,
-            }
-            if !backoff.snooze(deadline) {
-                let e = self.timeout("push_timeout", "the queue stayed full", timeout);
-                return Err(PushError::Failed(value, e));
-            }
-        }
+        push_until(
+            timeout,
+            value,
+            |v| self.push(v),
+            || self.timeout("push_timeout", "the queue stayed full", timeout),
+        )
     }
 
     /// Dequeues an item, waiting up to `timeout` for one (spinning, then sleeping in steps of up
@@ -339,16 +332,11 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
     /// [`Error::Timeout`] when the queue stayed empty until the deadline;
     /// [`Error::CorruptStructure`] as for [`pop`](Self::pop).
     pub fn pop_timeout(&self, timeout: Duration) -> Result<T> {
-        let deadline = deadline(timeout);
-        let mut backoff = Backoff::new();
-        loop {
-            if let Some(item) = self.pop()? {
-                return Ok(item);
-            }
-            if !backoff.snooze(deadline) {
-                return Err(self.timeout("pop_timeout", "the queue stayed empty", timeout));
-            }
-        }
+        pop_until(
+            timeout,
+            || self.pop(),
+            || self.timeout("pop_timeout", "the queue stayed empty", timeout),
+        )
     }
 
     fn anomaly(&self, anomaly: Anomaly) -> Error {
@@ -367,13 +355,7 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
     }
 
     fn timeout(&self, op: &'static str, condition: &'static str, waited: Duration) -> Error {
-        Error::Timeout {
-            segment: self.segment.name().to_owned(),
-            name: self.name.clone(),
-            op,
-            condition,
-            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-        }
+        timeout_error(self.segment.name(), &self.name, op, condition, waited)
     }
 }
 

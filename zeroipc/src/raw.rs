@@ -38,7 +38,7 @@
 //! # Read-only mappings
 //!
 //! On a read-only mapping loads are `Relaxed` atomic loads of at most 8 bytes (the register width
-//! of every supported target), followed by a fence when the caller asked for ordering. The
+//! of every target lib.rs admits), followed by a fence when the caller asked for ordering. The
 //! standard library documents such loads as valid on read-only memory ("Atomic accesses to
 //! read-only memory" in `core::sync::atomic`), and, being atomic, they do not race with a
 //! read-write view of the same segment held by this or another thread. Stores and
@@ -51,7 +51,7 @@
 )]
 
 use std::marker::PhantomData;
-use std::mem::size_of;
+use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
 use std::sync::atomic::{
     AtomicI32, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering, fence,
@@ -118,7 +118,7 @@ pub(crate) struct Region<'a> {
 
 // SAFETY:
 // - A `Region` is a pointer range into a shared mapping that lives at least as long as `'a`.
-// - Every access through it is either an atomic operation or a byte copy of `Pod` data, both of
+// - Every access through it is an atomic operation (copies of `Pod` data move in atomic units),
 //   which other processes perform concurrently anyway; sharing the window between threads adds
 //   nothing new.
 unsafe impl Send for Region<'_> {}
@@ -224,10 +224,13 @@ impl<'a> Region<'a> {
         }
         // SAFETY:
         // - in bounds (checked by `ptr_for`) and aligned (checked above), inside a mapping that
-        //   outlives this call;
+        //   outlives this call, so the pointer is dereferenceable; `AtomicU32` has the size and
+        //   alignment of the integer. A shared reference needs no write permission (unlike
+        //   `from_ptr`), and on a read-only mapping only a `Relaxed` load is made through it,
+        //   which `core::sync::atomic` ("Atomic accesses to read-only memory") allows;
         // - every access of this crate to shared bytes is atomic (module docs), so this load
         //   races with no non-atomic access of ours.
-        let word = unsafe { AtomicU32::from_ptr(ptr) };
+        let word = unsafe { &*ptr.cast::<AtomicU32>() };
         if self.writable {
             return Ok(word.load(order));
         }
@@ -250,10 +253,13 @@ impl<'a> Region<'a> {
         }
         // SAFETY:
         // - in bounds (checked by `ptr_for`) and aligned (checked above), inside a mapping that
-        //   outlives this call;
+        //   outlives this call, so the pointer is dereferenceable; `AtomicU64` has the size and
+        //   alignment of the integer. A shared reference needs no write permission (unlike
+        //   `from_ptr`), and on a read-only mapping only a `Relaxed` load is made through it,
+        //   which `core::sync::atomic` ("Atomic accesses to read-only memory") allows;
         // - every access of this crate to shared bytes is atomic (module docs), so this load
         //   races with no non-atomic access of ours.
-        let word = unsafe { AtomicU64::from_ptr(ptr) };
+        let word = unsafe { &*ptr.cast::<AtomicU64>() };
         if self.writable {
             return Ok(word.load(order));
         }
@@ -450,8 +456,13 @@ unsafe impl<T> Sync for Slots<'_, T> {}
 
 impl<T: ShmLayout> Slots<'_, T> {
     /// The copy unit for `T` (module docs). Slot bases are 8-aligned and the slot size is a
-    /// multiple of `T`'s alignment, which the unit never exceeds, so every slot is aligned to it.
-    const UNIT: usize = copy_unit(T::LAYOUT);
+    /// multiple of `T`'s alignment, which the unit never exceeds (asserted at compile time), so
+    /// every slot is aligned to it and split into whole units.
+    const UNIT: usize = {
+        let unit = copy_unit(T::LAYOUT);
+        assert!(unit <= align_of::<T>() && size_of::<T>() % unit == 0);
+        unit
+    };
 
     /// Copies slot `index` out; `None` past the end.
     #[inline]
@@ -459,12 +470,18 @@ impl<T: ShmLayout> Slots<'_, T> {
         let ptr = self.slot(index)?;
         let mut value = T::zeroed();
         let out = bytemuck::bytes_of_mut(&mut value);
-        match Self::UNIT {
-            8 => copy_units_out::<u64>(ptr, out),
-            4 => copy_units_out::<u32>(ptr, out),
-            2 => copy_units_out::<u16>(ptr, out),
-            _ => copy_units_out::<u8>(ptr, out),
-        }
+        // `UNIT` is a constant, so this picks the function at compile time.
+        let copy: unsafe fn(SlotPtr, &mut [u8]) = match Self::UNIT {
+            8 => copy_units_out::<u64>,
+            4 => copy_units_out::<u32>,
+            2 => copy_units_out::<u16>,
+            _ => copy_units_out::<u8>,
+        };
+        // SAFETY:
+        // - `ptr` is a whole in-bounds slot of `size_of::<T>() == out.len()` bytes in a writable
+        //   mapping (`slot`), 8-aligned plus a multiple of `size_of::<T>()`, so aligned to
+        //   `UNIT`, which divides `out.len()` (asserted in `UNIT`); the unit type is `UNIT` wide.
+        unsafe { copy(ptr, out) };
         Some(value)
     }
 
@@ -475,12 +492,15 @@ impl<T: ShmLayout> Slots<'_, T> {
             return false;
         };
         let data = bytemuck::bytes_of(&value);
-        match Self::UNIT {
-            8 => copy_units_in::<u64>(ptr, data),
-            4 => copy_units_in::<u32>(ptr, data),
-            2 => copy_units_in::<u16>(ptr, data),
-            _ => copy_units_in::<u8>(ptr, data),
-        }
+        // `UNIT` is a constant, so this picks the function at compile time.
+        let copy: unsafe fn(SlotPtr, &[u8]) = match Self::UNIT {
+            8 => copy_units_in::<u64>,
+            4 => copy_units_in::<u32>,
+            2 => copy_units_in::<u16>,
+            _ => copy_units_in::<u8>,
+        };
+        // SAFETY: as in `read`, with `data.len() == size_of::<T>()`.
+        unsafe { copy(ptr, data) };
         true
     }
 
@@ -504,14 +524,18 @@ impl<T: ShmLayout> Slots<'_, T> {
 #[derive(Clone, Copy)]
 struct SlotPtr(*mut u8);
 
-/// Copies `out.len()` bytes from a slot in units of `U` (`U` divides the length; the slot is
-/// `U`-aligned and at least `out.len()` bytes long).
+/// Copies `out.len()` bytes from a slot in units of `U`.
+///
+/// # Safety
+///
+/// `slot` must point to at least `out.len()` bytes inside a live writable mapping, aligned for
+/// `U`, and `size_of::<U>()` must divide `out.len()`.
 #[inline]
-fn copy_units_out<U: Unit>(slot: SlotPtr, out: &mut [u8]) {
+unsafe fn copy_units_out<U: Unit>(slot: SlotPtr, out: &mut [u8]) {
     let unit = size_of::<U>();
     for (chunk, at) in out.chunks_exact_mut(unit).zip((0..).step_by(unit)) {
         // SAFETY:
-        // - `SlotPtr` guarantees an in-bounds, `U`-aligned slot of at least `out.len()` bytes
+        // - the caller guarantees an in-bounds, `U`-aligned slot of at least `out.len()` bytes
         //   in a writable mapping; `at + unit <= out.len()`.
         let ptr = unsafe { slot.0.add(at) }.cast::<U>();
         // SAFETY: as above.
@@ -520,13 +544,17 @@ fn copy_units_out<U: Unit>(slot: SlotPtr, out: &mut [u8]) {
     }
 }
 
-/// Copies `data` into a slot in units of `U` (same conditions as [`copy_units_out`]).
+/// Copies `data` into a slot in units of `U`.
+///
+/// # Safety
+///
+/// As [`copy_units_out`], with `data.len()` bytes.
 #[inline]
-fn copy_units_in<U: Unit>(slot: SlotPtr, data: &[u8]) {
+unsafe fn copy_units_in<U: Unit>(slot: SlotPtr, data: &[u8]) {
     let unit = size_of::<U>();
     for (chunk, at) in data.chunks_exact(unit).zip((0..).step_by(unit)) {
         // SAFETY:
-        // - `SlotPtr` guarantees an in-bounds, `U`-aligned slot of at least `data.len()` bytes
+        // - the caller guarantees an in-bounds, `U`-aligned slot of at least `data.len()` bytes
         //   in a writable mapping; `at + unit <= data.len()`.
         let ptr = unsafe { slot.0.add(at) }.cast::<U>();
         // SAFETY: as above.
@@ -573,7 +601,10 @@ impl<'a> Region<'a> {
     }
 }
 
-/// The fence that gives a plain (volatile) load the ordering the caller asked for.
+/// The fence that gives a `Relaxed` load on a read-only mapping the ordering the caller asked
+/// for. `Acquire` is exact (a Relaxed load then an Acquire fence is the pattern the standard
+/// library recommends); `SeqCst` gives a SeqCst fence after the load, which orders like an
+/// Acquire load but does not place the load itself in the single total order.
 fn load_fence(order: Ordering) {
     match order {
         Ordering::Relaxed => {}
@@ -657,12 +688,13 @@ macro_rules! unit_impl {
             #[inline]
             unsafe fn load_relaxed(ptr: *mut Self) -> Self {
                 // SAFETY:
-                // - aligned and valid for reads for the call (caller); a `Relaxed` load of at
-                //   most 8 bytes never writes, so read-only pages are fine;
+                // - aligned and valid for reads for the call (caller), so the shared reference
+                //   (which, unlike `from_ptr`, needs no write permission) is sound; a `Relaxed`
+                //   load of at most 8 bytes is valid on read-only memory;
                 // - every access of this crate to shared words is atomic and of the width the
                 //   copy-unit rule gives these bytes, so no non-atomic or mixed-size access races
                 //   it.
-                unsafe { <$atomic>::from_ptr(ptr) }.load(Ordering::Relaxed)
+                unsafe { &*ptr.cast::<$atomic>() }.load(Ordering::Relaxed)
             }
             #[inline]
             unsafe fn store_relaxed(ptr: *mut Self, value: Self) {

@@ -35,7 +35,7 @@ use crate::segment::Segment;
 use crate::structure::{
     self, SLOTTED_HEADER_LEN, access_error, corrupt, open_slotted, slotted_geometry,
 };
-use crate::wait::{Backoff, deadline};
+use crate::wait::{Backoff, deadline, pop_until, push_until, timeout_error};
 
 const OFF_TOP: usize = 0;
 const OFF_CAPACITY: usize = 4;
@@ -260,6 +260,56 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
     /// [`Error::CorruptStructure`] when `top` is out of range.
     pub fn pop(&self) -> Result<Option<T>> {
         algo::pop(&self.op()).map_err(|f| self.failure(f))
+    }
+
+    /// Pushes `value`, waiting up to `timeout` for room (spinning, then sleeping in steps of up to
+    /// 1 ms).
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Failed`] with the value and [`Error::Timeout`] when the stack stayed full
+    /// until the deadline; otherwise as [`push`](Self::push).
+    pub fn push_timeout(
+        &self,
+        value: T,
+        timeout: Duration,
+    ) -> std::result::Result<(), PushError<T>> {
+        push_until(
+            timeout,
+            value,
+            |v| self.push(v),
+            || {
+                timeout_error(
+                    self.segment.name(),
+                    &self.name,
+                    "push_timeout",
+                    "the stack stayed full",
+                    timeout,
+                )
+            },
+        )
+    }
+
+    /// Pops the top element, waiting up to `timeout` for one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the stack stayed empty until the deadline; otherwise as
+    /// [`pop`](Self::pop).
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<T> {
+        pop_until(
+            timeout,
+            || self.pop(),
+            || {
+                timeout_error(
+                    self.segment.name(),
+                    &self.name,
+                    "pop_timeout",
+                    "the stack stayed empty",
+                    timeout,
+                )
+            },
+        )
     }
 
     fn failure(&self, failure: Failure) -> Error {

@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::error::{Error, PushError, Result};
+
 /// Spins before the first yield.
 const SPINS: u32 = 64;
 /// Yields before the first sleep.
@@ -55,6 +57,64 @@ pub(crate) fn deadline(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
         .unwrap_or(now + Duration::from_secs(60 * 60 * 24 * 365))
+}
+
+/// Retries `push` with `value` until it stops reporting full or `timeout` passes, then hands the
+/// value back with the error `timed_out` makes. Every other outcome returns at once.
+pub(crate) fn push_until<T>(
+    timeout: Duration,
+    value: T,
+    mut push: impl FnMut(T) -> std::result::Result<(), PushError<T>>,
+    timed_out: impl FnOnce() -> Error,
+) -> std::result::Result<(), PushError<T>> {
+    let deadline = deadline(timeout);
+    let mut backoff = Backoff::new();
+    let mut value = value;
+    loop {
+        match push(value) {
+            Err(PushError::Full(back)) => value = back,
+            done => return done,
+        }
+        if !backoff.snooze(deadline) {
+            return Err(PushError::Failed(value, timed_out()));
+        }
+    }
+}
+
+/// Retries `pop` until it yields an item or `timeout` passes (then the error `timed_out`
+/// makes). Errors return at once.
+pub(crate) fn pop_until<T>(
+    timeout: Duration,
+    mut pop: impl FnMut() -> Result<Option<T>>,
+    timed_out: impl FnOnce() -> Error,
+) -> Result<T> {
+    let deadline = deadline(timeout);
+    let mut backoff = Backoff::new();
+    loop {
+        if let Some(item) = pop()? {
+            return Ok(item);
+        }
+        if !backoff.snooze(deadline) {
+            return Err(timed_out());
+        }
+    }
+}
+
+/// The error of a `*_timeout` call on entry `name` of `segment` that waited `waited`.
+pub(crate) fn timeout_error(
+    segment: &str,
+    name: &str,
+    op: &'static str,
+    condition: &'static str,
+    waited: Duration,
+) -> Error {
+    Error::Timeout {
+        segment: segment.to_owned(),
+        name: name.to_owned(),
+        op,
+        condition,
+        waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+    }
 }
 
 #[cfg(test)]

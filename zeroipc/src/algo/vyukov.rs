@@ -122,7 +122,12 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), Refused<S::Item
             // Another producer took position t; catch up with the counter.
             let current = s.tail().load(Ordering::Relaxed);
             if current == t {
-                // Impossible with conforming peers (see the module docs): corrupt state.
+                // Impossible with conforming peers (see the module docs), unless the counter
+                // wrapped all the way round between the two loads: look once more.
+                // SYNC POINT (slot seq): as above.
+                if seq.load(Ordering::Acquire) != seen {
+                    continue;
+                }
                 return Err((item, Some(Anomaly::SeqAhead { pos: t, seq: seen })));
             }
             t = current;
@@ -175,6 +180,11 @@ pub(crate) fn pop<S: Store>(s: &S) -> Result<Option<S::Item>, Anomaly> {
         } else {
             let current = s.head().load(Ordering::Relaxed);
             if current == h {
+                // As in `push`.
+                // SYNC POINT (slot seq): as above.
+                if seq.load(Ordering::Acquire) != seen {
+                    continue;
+                }
                 return Err(Anomaly::SeqAhead { pos: h, seq: seen });
             }
             h = current;
@@ -251,7 +261,7 @@ where
         reloaded = true;
         let current = s.tail().load(Ordering::Relaxed);
         if current == t {
-            return if first > 0 {
+            return if first > 0 && !moved(s, t, first_seq) {
                 Err(Anomaly::SeqAhead {
                     pos: t,
                     seq: first_seq,
@@ -328,7 +338,7 @@ pub(crate) fn pop_batch<S: Store>(s: &S, out: &mut [S::Item]) -> Result<usize, A
         reloaded = true;
         let current = s.head().load(Ordering::Relaxed);
         if current == h {
-            return if first > 0 {
+            return if first > 0 && !moved(s, h, first_seq) {
                 Err(Anomaly::SeqAhead {
                     pos: h,
                     seq: first_seq,
@@ -340,6 +350,14 @@ pub(crate) fn pop_batch<S: Store>(s: &S, out: &mut [S::Item]) -> Result<usize, A
         h = current;
     }
     Err(Anomaly::Livelock)
+}
+
+/// Whether the sequence word of position `pos` no longer reads `seen` (a wrap of the counter
+/// between two loads, not corruption).
+fn moved<S: Store>(s: &S, pos: u32, seen: u32) -> bool {
+    // SYNC POINT (slot seq): Acquire, as every load of a sequence word.
+    s.seq(pos & s.mask())
+        .is_some_and(|seq| seq.load(Ordering::Acquire) != seen)
 }
 
 /// Items in the queue (`tail - head`, clamped to the capacity): a snapshot that may be stale by
