@@ -41,11 +41,18 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         let ty = f.ty;
         previous = Some(quote!(#start + #p::size_of::<#ty>()));
     }
-    // With `align(N)` the over-alignment check below reports the one problem trailing padding
-    // would otherwise report a second time.
-    let aligned = input.repr.align.is_some();
-    if let (Some(end), Some(last), false) = (previous, input.fields.last(), aligned) {
-        let gap = quote!(#p::size_of::<#ident>() - (#end));
+    // Always checked, `align(N)` or not: an `align` equal to the fields' alignment can still
+    // leave bytes at the end. Only when the struct is over-aligned is the gap taken as zero,
+    // because the over-alignment check below then fails the build with the one message that
+    // names the fix.
+    if let (Some(end), Some(last)) = (previous, input.fields.last()) {
+        let gap = quote! {
+            if #p::align_of::<#ident>() == NATURAL_ALIGN {
+                #p::size_of::<#ident>() - (#end)
+            } else {
+                0
+            }
+        };
         let what = format!("after `{}`, at the end of `{ident}`", last.rust_name);
         padding.push(padding_check(&gap, &what, "at the end", ident.span()));
     }
@@ -71,17 +78,21 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         })
         .collect();
 
-    let over_aligned_check = quote_spanned! {align_span=>
-        {
+    let natural_align = quote! {
+        /// The largest alignment of a field: what `#[repr(C)]` alone gives the struct.
+        const NATURAL_ALIGN: usize = {
             let mut natural = 1;
             #(
                 if #field_aligns > natural {
                     natural = #field_aligns;
                 }
             )*
-            if #p::align_of::<#ident>() != natural {
-                ::core::panic!(#over_aligned_msg)
-            }
+            natural
+        };
+    };
+    let over_aligned_check = quote_spanned! {align_span=>
+        if #p::align_of::<#ident>() != NATURAL_ALIGN {
+            ::core::panic!(#over_aligned_msg)
         }
     };
 
@@ -102,6 +113,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                     &#p::StructLayout::new(#name, #doc, &[#(#descriptors),*]),
                 );
             }
+            #natural_align
             #(#padding)*
             const _: () = if #p::align_of::<#ident>() > 8 {
                 ::core::panic!(#align_msg)
