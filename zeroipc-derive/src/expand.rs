@@ -3,10 +3,12 @@
 //! - `Zeroable` and `Pod` through `::zeroipc::__private::bytemuck` (users need no bytemuck
 //!   dependency);
 //! - `ShmLayout` with a descriptor built only from `size_of`, `align_of` and `offset_of!`;
-//! - a `ShmLayout` bound on every field type (through `<T as ShmLayout>::LAYOUT` in the
-//!   descriptor, so a field of another type is reported at that field);
-//! - compile-time proofs that there is no implicit padding (between fields and at the end) and
-//!   that the alignment is at most 8. Padding is at most 7 bytes when every field is at most
+//! - a `ShmLayout` bound on every field type, through a local `const fn` whose only bound is
+//!   `ShmLayout`, so a field of another type is reported once, at that field, with the trait's
+//!   `on_unimplemented` message (`<T as ShmLayout>::LAYOUT` would also report the `Pod`
+//!   supertrait, e.g. bytemuck's `PodInOption` for `Option<u32>`);
+//! - compile-time proofs that there is no implicit padding (between fields and at the end,
+//!   whatever the `repr(align(N))`) and that the alignment is at most 8. Padding is at most 7 bytes when every field is at most
 //!   8-aligned, so each byte count gets its own literal message.
 
 use proc_macro2::TokenStream;
@@ -23,7 +25,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
     let descriptors = input.fields.iter().map(|f| {
         let (member, ty, fname, fdoc) = (&f.member, f.ty, f.shm_name(), &f.doc);
         quote! {
-            #p::Field::new(#fname, #p::offset_of!(#ident, #member), <#ty as #p::ShmLayout>::LAYOUT, #fdoc)
+            #p::Field::new(#fname, #p::offset_of!(#ident, #member), __zeroipc_layout_of::<#ty>(), #fdoc)
         }
     });
 
@@ -47,7 +49,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
     // names the fix.
     if let (Some(end), Some(last)) = (previous, input.fields.last()) {
         let gap = quote! {
-            if #p::align_of::<#ident>() == NATURAL_ALIGN {
+            if #p::align_of::<#ident>() == __ZEROIPC_NATURAL_ALIGN {
                 #p::size_of::<#ident>() - (#end)
             } else {
                 0
@@ -80,7 +82,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
 
     let natural_align = quote! {
         /// The largest alignment of a field: what `#[repr(C)]` alone gives the struct.
-        const NATURAL_ALIGN: usize = {
+        const __ZEROIPC_NATURAL_ALIGN: usize = {
             let mut natural = 1;
             #(
                 if #field_aligns > natural {
@@ -91,7 +93,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         };
     };
     let over_aligned_check = quote_spanned! {align_span=>
-        if #p::align_of::<#ident>() != NATURAL_ALIGN {
+        if #p::align_of::<#ident>() != __ZEROIPC_NATURAL_ALIGN {
             ::core::panic!(#over_aligned_msg)
         }
     };
@@ -112,6 +114,10 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                     #p::align_of::<#ident>(),
                     &#p::StructLayout::new(#name, #doc, &[#(#descriptors),*]),
                 );
+            }
+            /// The descriptor of a field type; its one bound is what a field must satisfy.
+            const fn __zeroipc_layout_of<T: #p::ShmLayout>() -> &'static #p::Layout {
+                T::LAYOUT
             }
             #natural_align
             #(#padding)*

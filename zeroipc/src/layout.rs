@@ -89,10 +89,13 @@ use std::mem::{align_of, size_of};
 /// Do not implement this by hand: use `#[derive(ShmLayout)]`, which proves all three at compile
 /// time.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be placed in shared memory: it does not implement `ShmLayout`",
+    message = "`{Self}` cannot be shared through a segment: it is not `ShmLayout`",
     label = "not `ShmLayout`",
-    note = "shareable types are the fixed-width integers, `f32`, `f64`, arrays of them, and \
-            `#[repr(C)]` structs with `#[derive(ShmLayout)]`"
+    note = "shareable types are the fixed-width integers, `f32`, `f64`, arrays `[T; N]` of them, \
+            and `#[repr(C)]` structs with `#[derive(ShmLayout)]`",
+    note = "heap types such as `Vec`, `String` and `Box` point into one process: use a fixed-size \
+            array `[T; N]`; for `Option<T>` store the value plus a `u8` flag; for `bool` use `u8`",
+    note = "for a `#[repr(C)]` struct of your own, add `#[derive(ShmLayout)]` to it"
 )]
 pub unsafe trait ShmLayout: bytemuck::Pod {
     /// The descriptor of `Self`.
