@@ -5,7 +5,9 @@ use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, Type, TypePath};
 
 use crate::ast::{Input, Shape};
-use crate::attr::{name_problem, name_span};
+use zeroipc_names::binding_name_problem;
+
+use crate::attr::name_span;
 
 /// Runs every rule on `input`, pushing one error per problem.
 pub(crate) fn check(input: &Input<'_>, errors: &mut Vec<syn::Error>) {
@@ -91,7 +93,7 @@ fn repr(input: &Input<'_>, errors: &mut Vec<syn::Error>) {
 }
 
 fn names(input: &Input<'_>, errors: &mut Vec<syn::Error>) {
-    if let Some(problem) = name_problem(&input.shm_name()) {
+    if let Some(problem) = binding_name_problem(&input.shm_name()) {
         let span = name_span(input.attrs.rename.as_ref(), input.ident.span());
         err(
             errors,
@@ -103,7 +105,7 @@ fn names(input: &Input<'_>, errors: &mut Vec<syn::Error>) {
     for field in &input.fields {
         let name = field.shm_name();
         let span = name_span(field.attrs.rename.as_ref(), field.span);
-        if let Some(problem) = name_problem(&name) {
+        if let Some(problem) = binding_name_problem(&name) {
             err(
                 errors,
                 span,
