@@ -8,8 +8,9 @@
 //!   `on_unimplemented` message (`<T as ShmLayout>::LAYOUT` would also report the `Pod`
 //!   supertrait, e.g. bytemuck's `PodInOption` for `Option<u32>`);
 //! - compile-time proofs that there is no implicit padding (between fields and at the end,
-//!   whatever the `repr(align(N))`) and that the alignment is at most 8. Padding is at most 7 bytes when every field is at most
-//!   8-aligned, so each byte count gets its own literal message.
+//!   whatever the `repr(align(N))`) and that the alignment is at most 8. Padding is at most 7
+//!   bytes when every field is at most 8-aligned, so each byte count gets its own literal
+//!   message.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
