@@ -315,7 +315,7 @@ impl Schema {
                     message: msg,
                 }))
             };
-            if let Some(problem) = zeroipc::binding_name_problem(&t.name) {
+            if let Some(problem) = zeroipc_names::binding_name_problem(&t.name) {
                 return Err(err(None, problem));
             }
             if self.types[..i].iter().any(|u| u.name == t.name) {
@@ -363,7 +363,7 @@ impl Schema {
             let mut names: Vec<&str> = Vec::new();
             for f in &t.fields {
                 let ferr = |msg: String| err(Some(&f.name), msg);
-                if let Some(problem) = zeroipc::binding_name_problem(&f.name) {
+                if let Some(problem) = zeroipc_names::binding_name_problem(&f.name) {
                     return Err(ferr(problem));
                 }
                 if names.contains(&f.name.as_str()) {

@@ -125,6 +125,50 @@ fn each_rule_is_enforced_with_a_precise_message() {
     assert!(msg.contains("type `T`, field `b`"), "{msg}");
 }
 
+/// The schema check uses the rule of `zeroipc-names`, the one the derive uses (its ui cases under
+/// `tests/ui/attr/` show the same texts at compile time), for type and field names alike.
+#[test]
+fn names_follow_the_names_crate() {
+    for bad in [
+        "xor",
+        "lambda",
+        "NULL",
+        "uint32_t",
+        "INT8_MAX",
+        "_Pragma",
+        "a__b",
+        "zeroipc_x",
+        "size_t",
+        "3d",
+    ] {
+        let problem = zeroipc_names::binding_name_problem(bad).expect(bad);
+        let field = one_type(
+            &format!(r#"{{"name": "{bad}", "offset": 0, "type": "u32"}}"#),
+            4,
+            4,
+        );
+        let e = error_of(&field);
+        assert!(e.contains(&problem), "field {bad}: {e}");
+        let ty = field
+            .replace(r#""name": "T""#, &format!(r#""name": "{bad}""#))
+            .replace(
+                &format!(r#""name": "{bad}", "offset""#),
+                r#""name": "a", "offset""#,
+            );
+        let e = error_of(&ty);
+        assert!(e.contains(&problem), "type {bad}: {e}");
+    }
+    for good in ["_pad", "x", "Sample3", "int_value", "UINT"] {
+        assert_eq!(zeroipc_names::binding_name_problem(good), None, "{good}");
+        let field = one_type(
+            &format!(r#"{{"name": "{good}", "offset": 0, "type": "u32"}}"#),
+            4,
+            4,
+        );
+        assert!(Schema::from_json(&field, None).is_ok(), "{good} refused");
+    }
+}
+
 #[test]
 fn builder_errors() {
     assert!(matches!(Builder::new().generate(), Err(Error::Empty)));

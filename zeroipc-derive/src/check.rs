@@ -2,10 +2,12 @@
 //! together.
 
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, Lit, Type};
+use syn::{Expr, ExprLit, Ident, Lit, Type, TypePath};
 
 use crate::ast::{Input, Shape};
-use crate::attr::{name_problem, name_span};
+use zeroipc_names::binding_name_problem;
+
+use crate::attr::name_span;
 
 /// Runs every rule on `input`, pushing one error per problem.
 pub(crate) fn check(input: &Input<'_>, errors: &mut Vec<syn::Error>) {
@@ -91,7 +93,7 @@ fn repr(input: &Input<'_>, errors: &mut Vec<syn::Error>) {
 }
 
 fn names(input: &Input<'_>, errors: &mut Vec<syn::Error>) {
-    if let Some(problem) = name_problem(&input.shm_name()) {
+    if let Some(problem) = binding_name_problem(&input.shm_name()) {
         let span = name_span(input.attrs.rename.as_ref(), input.ident.span());
         err(
             errors,
@@ -103,7 +105,7 @@ fn names(input: &Input<'_>, errors: &mut Vec<syn::Error>) {
     for field in &input.fields {
         let name = field.shm_name();
         let span = name_span(field.attrs.rename.as_ref(), field.span);
-        if let Some(problem) = name_problem(&name) {
+        if let Some(problem) = binding_name_problem(&name) {
             err(
                 errors,
                 span,
@@ -192,11 +194,10 @@ fn field_type(ty: &Type, errors: &mut Vec<syn::Error>) {
         }
         Type::Paren(p) => field_type(&p.elem, errors),
         Type::Group(g) => field_type(&g.elem, errors),
-        Type::Path(p) if p.qself.is_none() => {
-            let Some(last) = p.path.segments.last() else {
-                return;
-            };
-            if let Some(msg) = named_type_problem(&last.ident.to_string()) {
+        Type::Path(p) => {
+            if let Some(msg) = primitive_name(p).and_then(|name| primitive_problem(&name)) {
+                // The last segment: a stable proc macro cannot join the spans of a whole path.
+                let span = p.path.segments.last().map_or(span, |s| s.ident.span());
                 err(errors, span, msg);
             }
         }
@@ -204,8 +205,25 @@ fn field_type(ty: &Type, errors: &mut Vec<syn::Error>) {
     }
 }
 
-/// Messages for well-known types that cannot be shared.
-fn named_type_problem(name: &str) -> Option<String> {
+/// The name of the primitive type `p` spells, if it spells one: a single-segment path without
+/// generic arguments (`bool`), or `core::primitive::bool` / `std::primitive::bool`. Any other path
+/// names a type that the `ShmLayout` bound judges, whatever it is called.
+fn primitive_name(p: &TypePath) -> Option<String> {
+    if p.qself.is_some() || p.path.segments.iter().any(|s| !s.arguments.is_none()) {
+        return None;
+    }
+    let segments: Vec<&Ident> = p.path.segments.iter().map(|s| &s.ident).collect();
+    match segments.as_slice() {
+        [name] if p.path.leading_colon.is_none() => Some(name.to_string()),
+        [root, module, name] if (*root == "core" || *root == "std") && *module == "primitive" => {
+            Some(name.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Messages for the primitive types that cannot be shared.
+fn primitive_problem(name: &str) -> Option<String> {
     let msg = match name {
         "bool" => "`bool` cannot be shared: not every byte is a valid `bool`; use `u8`".to_owned(),
         "char" => {
@@ -221,36 +239,8 @@ fn named_type_problem(name: &str) -> Option<String> {
              `{}64` fields",
             &name[..1]
         ),
-        "Box" | "Vec" | "String" | "Rc" | "Arc" | "HashMap" | "BTreeMap" | "VecDeque" => format!(
-            "`{name}` cannot be shared: it points to heap memory of one process; use a fixed-size \
-             array `[T; N]`"
-        ),
-        "str" | "CStr" | "CString" | "OsString" | "PathBuf" => format!(
-            "`{name}` cannot be shared: it is unsized or owns heap memory; use a fixed-size byte \
-             array `[u8; N]`"
-        ),
-        "Option" => "`Option` cannot be shared: its tag has no defined layout; use a value plus \
-                     a `u8` flag"
+        "str" => "`str` cannot be shared: it is unsized; use a fixed-size byte array `[u8; N]`"
             .to_owned(),
-        "PhantomData" | "PhantomPinned" => format!(
-            "`{name}` is zero-sized and cannot be shared: it has no bytes; remove the field"
-        ),
-        "Cell" | "RefCell" | "UnsafeCell" | "Mutex" | "RwLock" => format!(
-            "`{name}` cannot be shared: its in-process synchronisation means nothing to another \
-             process; store the plain value and use a zeroipc sync primitive"
-        ),
-        "AtomicBool" | "AtomicUsize" | "AtomicIsize" | "AtomicU8" | "AtomicU16" | "AtomicU32"
-        | "AtomicU64" | "AtomicI8" | "AtomicI16" | "AtomicI32" | "AtomicI64" | "AtomicPtr" => {
-            format!(
-                "`{name}` cannot be a field: store the plain integer and use `Array::<u32>` / \
-                 `Array::<u64>` atomic operations on it"
-            )
-        }
-        "NonNull" | "NonZeroU8" | "NonZeroU16" | "NonZeroU32" | "NonZeroU64" | "NonZeroI32"
-        | "NonZeroI64" => format!(
-            "`{name}` cannot be shared: not every bit pattern is valid (zero is not); use the \
-             plain integer"
-        ),
         _ => return None,
     };
     Some(msg)

@@ -3,11 +3,14 @@
 //! - `Zeroable` and `Pod` through `::zeroipc::__private::bytemuck` (users need no bytemuck
 //!   dependency);
 //! - `ShmLayout` with a descriptor built only from `size_of`, `align_of` and `offset_of!`;
-//! - a `ShmLayout` bound on every field type (through `<T as ShmLayout>::LAYOUT` in the
-//!   descriptor, so a field of another type is reported at that field);
-//! - compile-time proofs that there is no implicit padding (between fields and at the end) and
-//!   that the alignment is at most 8. Padding is at most 7 bytes when every field is at most
-//!   8-aligned, so each byte count gets its own literal message.
+//! - a `ShmLayout` bound on every field type, through a local `const fn` whose only bound is
+//!   `ShmLayout`, so a field of another type is reported once, at that field, with the trait's
+//!   `on_unimplemented` message (`<T as ShmLayout>::LAYOUT` would also report the `Pod`
+//!   supertrait, e.g. bytemuck's `PodInOption` for `Option<u32>`);
+//! - compile-time proofs that there is no implicit padding (between fields and at the end,
+//!   whatever the `repr(align(N))`) and that the alignment is at most 8. Padding is at most 7
+//!   bytes when every field is at most 8-aligned, so each byte count gets its own literal
+//!   message.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -23,7 +26,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
     let descriptors = input.fields.iter().map(|f| {
         let (member, ty, fname, fdoc) = (&f.member, f.ty, f.shm_name(), &f.doc);
         quote! {
-            #p::Field::new(#fname, #p::offset_of!(#ident, #member), <#ty as #p::ShmLayout>::LAYOUT, #fdoc)
+            #p::Field::new(#fname, #p::offset_of!(#ident, #member), __zeroipc_layout_of::<#ty>(), #fdoc)
         }
     });
 
@@ -41,11 +44,18 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         let ty = f.ty;
         previous = Some(quote!(#start + #p::size_of::<#ty>()));
     }
-    // With `align(N)` the over-alignment check below reports the one problem trailing padding
-    // would otherwise report a second time.
-    let aligned = input.repr.align.is_some();
-    if let (Some(end), Some(last), false) = (previous, input.fields.last(), aligned) {
-        let gap = quote!(#p::size_of::<#ident>() - (#end));
+    // Always checked, `align(N)` or not: an `align` equal to the fields' alignment can still
+    // leave bytes at the end. Only when the struct is over-aligned is the gap taken as zero,
+    // because the over-alignment check below then fails the build with the one message that
+    // names the fix.
+    if let (Some(end), Some(last)) = (previous, input.fields.last()) {
+        let gap = quote! {
+            if #p::align_of::<#ident>() == __ZEROIPC_NATURAL_ALIGN {
+                #p::size_of::<#ident>() - (#end)
+            } else {
+                0
+            }
+        };
         let what = format!("after `{}`, at the end of `{ident}`", last.rust_name);
         padding.push(padding_check(&gap, &what, "at the end", ident.span()));
     }
@@ -71,17 +81,21 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         })
         .collect();
 
-    let over_aligned_check = quote_spanned! {align_span=>
-        {
+    let natural_align = quote! {
+        /// The largest alignment of a field: what `#[repr(C)]` alone gives the struct.
+        const __ZEROIPC_NATURAL_ALIGN: usize = {
             let mut natural = 1;
             #(
                 if #field_aligns > natural {
                     natural = #field_aligns;
                 }
             )*
-            if #p::align_of::<#ident>() != natural {
-                ::core::panic!(#over_aligned_msg)
-            }
+            natural
+        };
+    };
+    let over_aligned_check = quote_spanned! {align_span=>
+        if #p::align_of::<#ident>() != __ZEROIPC_NATURAL_ALIGN {
+            ::core::panic!(#over_aligned_msg)
         }
     };
 
@@ -102,6 +116,11 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                     &#p::StructLayout::new(#name, #doc, &[#(#descriptors),*]),
                 );
             }
+            /// The descriptor of a field type; its one bound is what a field must satisfy.
+            const fn __zeroipc_layout_of<T: #p::ShmLayout>() -> &'static #p::Layout {
+                T::LAYOUT
+            }
+            #natural_align
             #(#padding)*
             const _: () = if #p::align_of::<#ident>() > 8 {
                 ::core::panic!(#align_msg)

@@ -26,9 +26,11 @@
 //! - missing `#[repr(C)]`: add it; `#[repr(packed)]`: remove it and add `_pad` fields;
 //!   `align(N)` over 8 or over the fields' own alignment: remove it;
 //! - implicit padding: `N byte(s) of implicit padding before `field`; add `_pad: [u8; N]``;
-//! - `bool` (use `u8`), `char` (use `u32`), `usize`/`isize` (use `u64`/`i64`), `u128`/`i128`,
-//!   references, raw and function pointers, `Box`/`Vec`/`String`, tuples, zero-sized types,
-//!   and any type that is not `ShmLayout`;
+//! - the primitives `bool` (use `u8`), `char` (use `u32`), `usize`/`isize` (use `u64`/`i64`),
+//!   `u128`/`i128` and `str`, references, raw and function pointers, tuples, `()`, `[T; 0]`;
+//! - any type that is not `ShmLayout`, such as `Box`/`Vec`/`String`, `Option` or `PhantomData`,
+//!   judged by the trait rather than by its name (a struct of your own called `Vec` is fine
+//!   when it derives `ShmLayout`);
 //! - enums, unions, generic structs;
 //! - unknown or repeated `#[shm(...)]` keys, and names (after `rename`) that are not identifiers
 //!   in both Python and C, are keywords of Python, C or C++ or names the C header includes, or

@@ -49,7 +49,7 @@ use std::mem::{align_of, size_of};
 /// `bytemuck::Zeroable` and `bytemuck::Pod` impls itself, so you need no bytemuck dependency.
 ///
 /// `#[shm(rename = "...")]` on the struct or a field sets the name used in the generated Python
-/// and C; it must pass [`binding_name_problem`]: an identifier valid in both, not a keyword of
+/// and C; it must pass the `zeroipc-names` rule: an identifier valid in both, not a keyword of
 /// Python, C or C++ nor a name the C header includes (a field named `lambda`, `class`, `xor` or
 /// `uint32_t` needs a rename), and no field may have the name of its struct. Tuple fields are
 /// named `f0`, `f1`, ...
@@ -89,10 +89,13 @@ use std::mem::{align_of, size_of};
 /// Do not implement this by hand: use `#[derive(ShmLayout)]`, which proves all three at compile
 /// time.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be placed in shared memory: it does not implement `ShmLayout`",
+    message = "`{Self}` cannot be shared through a segment: it is not `ShmLayout`",
     label = "not `ShmLayout`",
-    note = "shareable types are the fixed-width integers, `f32`, `f64`, arrays of them, and \
-            `#[repr(C)]` structs with `#[derive(ShmLayout)]`"
+    note = "shareable types are the fixed-width integers, `f32`, `f64`, arrays `[T; N]` of them, \
+            and `#[repr(C)]` structs with `#[derive(ShmLayout)]`",
+    note = "heap types such as `Vec`, `String` and `Box` point into one process: use a fixed-size \
+            array `[T; N]`; for `Option<T>` store the value plus a `u8` flag; for `bool` use `u8`",
+    note = "for a `#[repr(C)]` struct of your own, add `#[derive(ShmLayout)]` to it"
 )]
 #[allow(unsafe_code)] // an unsafe trait: its contract is the `# Safety` section above
 pub unsafe trait ShmLayout: bytemuck::Pod {
@@ -438,227 +441,6 @@ const fn fnv_layout(hash: u64, layout: &Layout) -> u64 {
             h
         }
     }
-}
-
-/// Keywords of Python 3, C (C11 and C23) and C++ (C++20, with the alternative tokens), and the
-/// names the generated header includes: none may name a generated type or field, since the
-/// bindings would not compile or import.
-pub const BINDING_KEYWORDS: &[&str] = &[
-    // Python 3
-    "False",
-    "None",
-    "True",
-    "and",
-    "as",
-    "assert",
-    "async",
-    "await",
-    "break",
-    "class",
-    "continue",
-    "def",
-    "del",
-    "elif",
-    "else",
-    "except",
-    "finally",
-    "for",
-    "from",
-    "global",
-    "if",
-    "import",
-    "in",
-    "is",
-    "lambda",
-    "nonlocal",
-    "not",
-    "or",
-    "pass",
-    "raise",
-    "return",
-    "try",
-    "while",
-    "with",
-    "yield",
-    // C11 and C23
-    "auto",
-    "case",
-    "char",
-    "const",
-    "default",
-    "do",
-    "double",
-    "enum",
-    "extern",
-    "float",
-    "goto",
-    "inline",
-    "int",
-    "long",
-    "register",
-    "restrict",
-    "short",
-    "signed",
-    "sizeof",
-    "static",
-    "struct",
-    "switch",
-    "typedef",
-    "union",
-    "unsigned",
-    "void",
-    "volatile",
-    "_Alignas",
-    "_Alignof",
-    "_Atomic",
-    "_Bool",
-    "_Complex",
-    "_Generic",
-    "_Imaginary",
-    "_Noreturn",
-    "_Static_assert",
-    "_Thread_local",
-    "typeof",
-    "typeof_unqual",
-    // C++20, with the alternative tokens
-    "alignas",
-    "alignof",
-    "and_eq",
-    "asm",
-    "bitand",
-    "bitor",
-    "bool",
-    "catch",
-    "char8_t",
-    "char16_t",
-    "char32_t",
-    "co_await",
-    "co_return",
-    "co_yield",
-    "compl",
-    "concept",
-    "const_cast",
-    "consteval",
-    "constexpr",
-    "constinit",
-    "decltype",
-    "delete",
-    "dynamic_cast",
-    "explicit",
-    "export",
-    "false",
-    "friend",
-    "mutable",
-    "namespace",
-    "new",
-    "noexcept",
-    "not_eq",
-    "nullptr",
-    "operator",
-    "or_eq",
-    "private",
-    "protected",
-    "public",
-    "reinterpret_cast",
-    "requires",
-    "static_assert",
-    "static_cast",
-    "template",
-    "this",
-    "thread_local",
-    "throw",
-    "true",
-    "typeid",
-    "typename",
-    "using",
-    "virtual",
-    "wchar_t",
-    "xor",
-    "xor_eq",
-    // names the generated header includes (stddef.h, stdint.h, string.h)
-    "NULL",
-    "offsetof",
-    "size_t",
-    "ptrdiff_t",
-    "max_align_t",
-    "SIZE_MAX",
-    "PTRDIFF_MIN",
-    "PTRDIFF_MAX",
-    "WCHAR_MIN",
-    "WCHAR_MAX",
-    "WINT_MIN",
-    "WINT_MAX",
-    "SIG_ATOMIC_MIN",
-    "SIG_ATOMIC_MAX",
-    "memchr",
-    "memcmp",
-    "memcpy",
-    "memmove",
-    "memset",
-    "strcat",
-    "strchr",
-    "strcmp",
-    "strcoll",
-    "strcpy",
-    "strcspn",
-    "strerror",
-    "strlen",
-    "strncat",
-    "strncmp",
-    "strncpy",
-    "strpbrk",
-    "strrchr",
-    "strspn",
-    "strstr",
-    "strtok",
-    "strxfrm",
-];
-
-/// Why `name` cannot name a type or field in generated Python and C, if it cannot: it must be an
-/// ASCII identifier, not in [`BINDING_KEYWORDS`], without `__`, not starting with `_` and a
-/// capital letter (reserved in C), not starting with `zeroipc_`, and not a `<stdint.h>` name.
-///
-/// `#[derive(ShmLayout)]` applies the same rule at compile time (a test keeps the two lists
-/// equal).
-pub fn binding_name_problem(name: &str) -> Option<String> {
-    let mut chars = name.chars();
-    let valid = match chars.next() {
-        Some(c) if c == '_' || c.is_ascii_alphabetic() => {
-            chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-        }
-        _ => false,
-    };
-    if !valid {
-        return Some(format!(
-            "`{name}` is not a valid identifier in both Python and C (ASCII letters, digits and `_`, \
-             not starting with a digit)"
-        ));
-    }
-    if BINDING_KEYWORDS.contains(&name) {
-        return Some(format!(
-            "`{name}` is a keyword of Python, C or C++, or a name the generated C header includes"
-        ));
-    }
-    if name.contains("__") {
-        return Some(format!("`{name}` contains `__`, which C and C++ reserve"));
-    }
-    if name.starts_with('_') && name.chars().nth(1).is_some_and(|c| c.is_ascii_uppercase()) {
-        return Some(format!(
-            "`{name}` starts with `_` and a capital letter, which C and C++ reserve"
-        ));
-    }
-    if name.to_ascii_lowercase().starts_with("zeroipc_") {
-        return Some(format!(
-            "`{name}` starts with `zeroipc_`, which the generated files use for their own names"
-        ));
-    }
-    let stdint_type = (name.starts_with("int") || name.starts_with("uint")) && name.ends_with("_t");
-    let stdint_macro = (name.starts_with("INT") || name.starts_with("UINT"))
-        && (name.ends_with("_MAX") || name.ends_with("_MIN") || name.ends_with("_C"));
-    if stdint_type || stdint_macro {
-        return Some(format!("`{name}` is a type or macro name of `<stdint.h>`"));
-    }
-    None
 }
 
 macro_rules! scalar_impls {

@@ -112,10 +112,7 @@ mod wait;
 
 pub use array::{Array, ArrayFormat, Iter};
 pub use error::{EntryDefect, Error, HeaderDefect, PushError, Result};
-pub use layout::{
-    BINDING_KEYWORDS, Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout,
-    binding_name_problem,
-};
+pub use layout::{Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout};
 pub use name::{MAX_ENTRY_NAME_LEN, MAX_SEGMENT_NAME_LEN};
 pub use queue::Queue;
 pub use segment::{

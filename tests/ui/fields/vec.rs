@@ -1,9 +1,10 @@
 use zeroipc::ShmLayout;
 
 #[repr(C)]
-#[derive(ShmLayout)]
-struct Samples {
-    values: Vec<f64>,
+#[derive(Clone, Copy, ShmLayout)]
+struct Reading {
+    time: u64,
+    value: Vec<u8>,
 }
 
 fn main() {}

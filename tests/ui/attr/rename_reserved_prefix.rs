@@ -1,0 +1,10 @@
+use zeroipc::ShmLayout;
+
+#[repr(C)]
+#[derive(Clone, Copy, ShmLayout)]
+struct Counter {
+    #[shm(rename = "zeroipc_count")]
+    count: u64,
+}
+
+fn main() {}

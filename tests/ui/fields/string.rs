@@ -1,0 +1,10 @@
+use zeroipc::ShmLayout;
+
+#[repr(C)]
+#[derive(Clone, Copy, ShmLayout)]
+struct Reading {
+    time: u64,
+    value: String,
+}
+
+fn main() {}
