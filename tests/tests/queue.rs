@@ -595,3 +595,74 @@ fn a_one_slot_queue_is_refused_with_the_real_reason() {
     assert!(e.contains("cannot tell full from empty"), "{e}");
     assert!(!e.contains("power of two"), "{e}");
 }
+
+/// An application that keeps its segment and structures together, as owned handles do allow.
+struct Telemetry {
+    seg: Segment,
+    readings: Queue<SensorReading>,
+    hits: Array<u64>,
+}
+
+fn open_telemetry(name: &str) -> zeroipc::Result<Telemetry> {
+    let seg = SegmentOptions::new()
+        .unlink_on_drop(true)
+        .create(name, 1 << 16)?;
+    let readings = Queue::create(&seg, "readings", 16)?;
+    let hits = Array::create(&seg, "hits", 1)?;
+    Ok(Telemetry {
+        seg,
+        readings,
+        hits,
+    })
+}
+
+#[test]
+fn handles_are_owned_live_beside_their_segment_and_move_into_threads() {
+    fn is_static<T: 'static + Send + Sync>(_: &T) {}
+    let name = unique_name("owned");
+    let _g = zeroipc_tests::ShmGuard::new(&name);
+    let app = open_telemetry(&name).unwrap();
+    is_static(&app.readings);
+    is_static(&app.hits);
+    assert_eq!(app.seg.entries().unwrap().len(), 2);
+    let Telemetry {
+        seg,
+        readings,
+        hits,
+    } = app;
+    // A handle moved into a thread (not a scoped one) keeps working after the segment handle
+    // it came from is gone.
+    drop(seg);
+    let producer = std::thread::spawn(move || {
+        for i in 0..100 {
+            readings
+                .push_timeout(SensorReading::nth(i), Duration::from_secs(5))
+                .unwrap();
+            hits.fetch_add(0, 1, std::sync::atomic::Ordering::Relaxed)
+                .unwrap();
+        }
+        (readings, hits)
+    });
+    let consumer_seg = Segment::open(&name).unwrap();
+    let consumer = Queue::<SensorReading>::open(&consumer_seg, "readings").unwrap();
+    for i in 0..100 {
+        assert_eq!(
+            consumer.pop_timeout(Duration::from_secs(5)).unwrap(),
+            SensorReading::nth(i)
+        );
+    }
+    let (readings, hits) = producer.join().unwrap();
+    assert_eq!(
+        hits.load(0, std::sync::atomic::Ordering::Relaxed).unwrap(),
+        100
+    );
+    // unlink_on_drop happens when the last handle of the creating process goes.
+    drop((consumer, consumer_seg));
+    drop(readings);
+    assert!(
+        zeroipc_tests::shm_path(&name).exists(),
+        "`hits` still holds it"
+    );
+    drop(hits);
+    assert!(!zeroipc_tests::shm_path(&name).exists());
+}

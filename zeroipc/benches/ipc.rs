@@ -68,7 +68,7 @@ impl Shared {
         Self { name, seg }
     }
 
-    fn ctl(&self) -> Array<'_, u64> {
+    fn ctl(&self) -> Array<u64> {
         Array::<u64>::open(&self.seg, "ctl").unwrap()
     }
 
@@ -218,6 +218,86 @@ fn roundtrip_queues() -> f64 {
     ns
 }
 
+/// SPSC between two threads of one process, through one handle they share or a handle each.
+fn threads_spsc(shared: bool) -> f64 {
+    let sh = Shared::new(if shared { "tspsc1" } else { "tspsc2" });
+    let consumer = Queue::<u64>::create(&sh.seg, "q", 1024).unwrap();
+    let own = Queue::<u64>::open(&sh.seg, "q").unwrap();
+    let producer = if shared { &consumer } else { &own };
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            pin(1);
+            for i in 0..SPSC_ITEMS {
+                let mut v = i;
+                while let Err(back) = producer.push(v) {
+                    v = back.into_inner();
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        pin(0);
+        let t = Instant::now();
+        let mut sum = 0u64;
+        for _ in 0..SPSC_ITEMS {
+            let v = loop {
+                if let Some(v) = consumer.pop().unwrap() {
+                    break v;
+                }
+                std::hint::spin_loop();
+            };
+            sum = sum.wrapping_add(v);
+        }
+        assert_eq!(sum, SPSC_ITEMS * (SPSC_ITEMS - 1) / 2, "checksum");
+        t.elapsed().as_nanos() as f64 / SPSC_ITEMS as f64
+    })
+}
+
+/// Round trips between two threads through a ping and a pong queue, one handle of each shared
+/// by both threads or a handle each.
+fn threads_roundtrip(shared: bool) -> f64 {
+    let sh = Shared::new(if shared { "trt1" } else { "trt2" });
+    let ping = Queue::<u64>::create(&sh.seg, "ping", 64).unwrap();
+    let pong = Queue::<u64>::create(&sh.seg, "pong", 64).unwrap();
+    let (ping2, pong2) = (
+        Queue::<u64>::open(&sh.seg, "ping").unwrap(),
+        Queue::<u64>::open(&sh.seg, "pong").unwrap(),
+    );
+    let (echo_ping, echo_pong) = if shared {
+        (&ping, &pong)
+    } else {
+        (&ping2, &pong2)
+    };
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            pin(1);
+            loop {
+                if let Some(v) = echo_ping.pop().unwrap() {
+                    if v == u64::MAX {
+                        break;
+                    }
+                    echo_pong.push(v).unwrap();
+                }
+                std::hint::spin_loop();
+            }
+        });
+        pin(0);
+        let t = Instant::now();
+        for i in 0..ROUND_TRIPS {
+            ping.push(i).unwrap();
+            loop {
+                if let Some(v) = pong.pop().unwrap() {
+                    assert_eq!(v, i);
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        let ns = t.elapsed().as_nanos() as f64 / ROUND_TRIPS as f64;
+        ping.push(u64::MAX).unwrap();
+        ns
+    })
+}
+
 fn local_queue() -> f64 {
     let name = format!("/zipc-bench-{}-local", std::process::id());
     let seg = SegmentOptions::new()
@@ -257,7 +337,7 @@ fn shared_alternating() -> f64 {
     (mine.as_nanos() as f64).max(theirs) / (SPSC_ITEMS / 4) as f64
 }
 
-fn alternate(q: &Queue<'_, u64>, n: u64) {
+fn alternate(q: &Queue<u64>, n: u64) {
     for i in 0..n {
         let mut v = i;
         while let Err(back) = q.push(v) {
@@ -458,7 +538,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
     type Workload = (&'static str, fn() -> f64);
-    let workloads: [Workload; 13] = [
+    let workloads: [Workload; 17] = [
         ("cache-line ping-pong round trip (ns)", pingpong),
         ("Queue round trip, 2 processes (ns)", roundtrip_queues),
         ("pipe round trip, 8 B (ns)", roundtrip_pipe),
@@ -488,6 +568,20 @@ fn main() {
             "Queue SPSC cap 65536, batches of 64, 2 processes (ns/item)",
             || spsc_queue_batched(65536),
         ),
+        (
+            "Queue SPSC cap 1024, 2 threads, one shared handle (ns/item)",
+            || threads_spsc(true),
+        ),
+        (
+            "Queue SPSC cap 1024, 2 threads, a handle each (ns/item)",
+            || threads_spsc(false),
+        ),
+        ("Queue round trip, 2 threads, shared handles (ns)", || {
+            threads_roundtrip(true)
+        }),
+        ("Queue round trip, 2 threads, a handle each (ns)", || {
+            threads_roundtrip(false)
+        }),
     ];
     let mut results = vec![Vec::new(); workloads.len()];
     for round in 0..rounds {
@@ -510,7 +604,7 @@ fn main() {
             .map(|(x, y)| x / y)
             .collect()
     };
-    let targets: [(&str, Vec<f64>, &str); 8] = [
+    let targets: [(&str, Vec<f64>, &str); 10] = [
         ("Queue round trip / ping-pong", ratio(1, 0), "≤ 2.6"),
         ("pipe round trip / Queue round trip", ratio(2, 1), "≥ 100"),
         ("socket round trip / Queue round trip", ratio(3, 1), "≥ 100"),
@@ -538,6 +632,16 @@ fn main() {
             "Queue SPSC 65536 batched throughput / ArrayQueue SPSC throughput",
             ratio(6, 12),
             "≥ 0.75",
+        ),
+        (
+            "SPSC throughput, shared handle / a handle each",
+            ratio(14, 13),
+            "≈ 1",
+        ),
+        (
+            "round trip, shared handles / a handle each (time)",
+            ratio(15, 16),
+            "≈ 1",
         ),
     ];
     println!("\n| ratio (per round) | median | min–max | target |\n|---|---:|---:|---|");

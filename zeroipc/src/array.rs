@@ -28,7 +28,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::layout::ShmLayout;
-use crate::raw::{Access, Region};
+use crate::raw::{Access, Anchored, Region};
 use crate::segment::Segment;
 use crate::structure;
 
@@ -74,16 +74,16 @@ pub enum ArrayFormat {
 /// assert_eq!(temps.to_vec(), [20.5, 21.0, 21.5, 22.0]);
 /// # Ok::<(), zeroipc::Error>(())
 /// ```
-pub struct Array<'seg, T: ShmLayout> {
-    segment: &'seg Segment,
+pub struct Array<T: ShmLayout> {
+    segment: Segment,
     name: String,
-    data: Region<'seg>,
+    data: Anchored<Region<'static>>,
     len: usize,
     format: ArrayFormat,
     _elem: PhantomData<fn() -> T>,
 }
 
-impl<T: ShmLayout> fmt::Debug for Array<'_, T> {
+impl<T: ShmLayout> fmt::Debug for Array<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Array")
             .field("segment", &self.segment.name())
@@ -95,7 +95,7 @@ impl<T: ShmLayout> fmt::Debug for Array<'_, T> {
     }
 }
 
-impl<'seg, T: ShmLayout> Array<'seg, T> {
+impl<T: ShmLayout> Array<T> {
     /// Creates the array `name` with `capacity` zeroed elements, in the reference layout.
     ///
     /// # Errors
@@ -103,7 +103,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     /// [`Error::InvalidArgument`] for capacity 0 or a size that overflows;
     /// [`Error::InvalidEntryName`], [`Error::DuplicateEntry`], [`Error::TableFull`],
     /// [`Error::OutOfSpace`], [`Error::ReadOnly`]: the segment is unchanged.
-    pub fn create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+    pub fn create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
         let elem = u64::from(structure::elem_size::<T>()?);
         let capacity_u64 = u64::try_from(capacity).unwrap_or(u64::MAX);
         let data_len = capacity_u64.checked_mul(elem).filter(|_| capacity > 0);
@@ -141,7 +141,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     /// [`Error::EntryNotFound`]; [`Error::TypeMismatch`] when the stored geometry implies
     /// another element size; [`Error::CorruptEntry`] / [`Error::CorruptStructure`] when the
     /// entry or the array header is malformed.
-    pub fn open(segment: &'seg Segment, name: &str) -> Result<Self> {
+    pub fn open(segment: &Segment, name: &str) -> Result<Self> {
         let elem = u64::from(structure::elem_size::<T>()?);
         let region = segment.open_entry(name)?;
         let size = region.len() as u64;
@@ -214,7 +214,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     /// # Errors
     ///
     /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
-    pub fn open_or_create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+    pub fn open_or_create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
         structure::open_or_create(
             segment,
             name,
@@ -226,19 +226,21 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     }
 
     fn from_region(
-        segment: &'seg Segment,
+        segment: &Segment,
         name: &str,
-        region: Region<'seg>,
+        region: Region<'_>,
         header: u64,
         capacity: u64,
         format: ArrayFormat,
     ) -> Result<Self> {
         let data_len = (region.len() as u64).saturating_sub(header);
-        let data = region.sub(header, data_len);
+        let data = region
+            .sub(header, data_len)
+            .and_then(|d| Anchored::region(segment.mapping(), d));
         let len = usize::try_from(capacity).ok();
         match (data, len) {
             (Some(data), Some(len)) => Ok(Self {
-                segment,
+                segment: segment.clone(),
                 name: name.to_owned(),
                 data,
                 len,
@@ -314,6 +316,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
             .offset(index)
             .ok_or_else(|| self.out_of_bounds(index))?;
         self.data
+            .get()
             .read::<T>(offset)
             .map_err(|a| self.access(a, index))
     }
@@ -328,6 +331,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
             .offset(index)
             .ok_or_else(|| self.out_of_bounds(index))?;
         self.data
+            .get()
             .write(offset, value)
             .map_err(|a| self.access(a, index))
     }
@@ -340,6 +344,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     pub fn copy_to_slice(&self, start: usize, out: &mut [T]) -> Result<()> {
         let offset = self.range_offset(start, out.len())?;
         self.data
+            .get()
             .read_slice(offset, out)
             .map_err(|a| self.access(a, start))
     }
@@ -353,6 +358,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     pub fn copy_from_slice(&self, start: usize, src: &[T]) -> Result<()> {
         let offset = self.range_offset(start, src.len())?;
         self.data
+            .get()
             .write_slice(offset, src)
             .map_err(|a| self.access(a, start))
     }
@@ -370,7 +376,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     pub fn to_vec(&self) -> Vec<T> {
         let mut out = vec![T::zeroed(); self.len];
         // Cannot fail: the data region holds exactly `len` elements.
-        let _ = self.data.read_slice(0, &mut out);
+        let _ = self.data.get().read_slice(0, &mut out);
         out
     }
 
@@ -387,7 +393,7 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
     }
 
     /// An iterator over copies of the elements.
-    pub fn iter(&self) -> Iter<'_, 'seg, T> {
+    pub fn iter(&self) -> Iter<'_, T> {
         Iter {
             array: self,
             next: 0,
@@ -398,13 +404,13 @@ impl<'seg, T: ShmLayout> Array<'seg, T> {
 
 /// Iterator over copies of an [`Array`]'s elements, from [`Array::iter`].
 #[derive(Debug)]
-pub struct Iter<'a, 'seg, T: ShmLayout> {
-    array: &'a Array<'seg, T>,
+pub struct Iter<'a, T: ShmLayout> {
+    array: &'a Array<T>,
     next: usize,
     end: usize,
 }
 
-impl<T: ShmLayout> Iterator for Iter<'_, '_, T> {
+impl<T: ShmLayout> Iterator for Iter<'_, T> {
     type Item = T;
 
     fn next(&mut self) -> Option<T> {
@@ -422,7 +428,7 @@ impl<T: ShmLayout> Iterator for Iter<'_, '_, T> {
     }
 }
 
-impl<T: ShmLayout> DoubleEndedIterator for Iter<'_, '_, T> {
+impl<T: ShmLayout> DoubleEndedIterator for Iter<'_, T> {
     fn next_back(&mut self) -> Option<T> {
         if self.next >= self.end {
             return None;
@@ -432,11 +438,11 @@ impl<T: ShmLayout> DoubleEndedIterator for Iter<'_, '_, T> {
     }
 }
 
-impl<T: ShmLayout> ExactSizeIterator for Iter<'_, '_, T> {}
+impl<T: ShmLayout> ExactSizeIterator for Iter<'_, T> {}
 
-impl<'a, 'seg, T: ShmLayout> IntoIterator for &'a Array<'seg, T> {
+impl<'a, T: ShmLayout> IntoIterator for &'a Array<T> {
     type Item = T;
-    type IntoIter = Iter<'a, 'seg, T>;
+    type IntoIter = Iter<'a, T>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
@@ -448,7 +454,7 @@ impl<'a, 'seg, T: ShmLayout> IntoIterator for &'a Array<'seg, T> {
 /// hardware atomics that C11 `atomic_*` and C++ `std::atomic` use on the same bytes.
 macro_rules! atomic_ops {
     ($ty:ty, $atomic:ident, $load:ident, $accessor:ident) => {
-        impl Array<'_, $ty> {
+        impl Array<$ty> {
             /// Atomically loads element `index`. Works on read-only segments, where the load is
             /// `Relaxed` followed by a fence of `order`: exactly an `Acquire` load for `Acquire`,
             /// and for `SeqCst` ordered like one without joining the single total order of
@@ -467,6 +473,7 @@ macro_rules! atomic_ops {
                     .ok_or_else(|| self.out_of_bounds(index))?;
                 let bits = self
                     .data
+                    .get()
                     .$load(offset, order)
                     .map_err(|a| self.access(a, index))?;
                 Ok(bytemuck::cast(bits))
@@ -533,6 +540,7 @@ macro_rules! atomic_ops {
                     .offset(index)
                     .ok_or_else(|| self.out_of_bounds(index))?;
                 self.data
+                    .get()
                     .$accessor(offset)
                     .map_err(|a| self.access(a, index))
             }

@@ -140,10 +140,10 @@ mod tests {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<crate::Segment>();
         send_sync::<crate::SegmentOptions>();
-        send_sync::<crate::Array<'static, u64>>();
-        send_sync::<crate::Iter<'static, 'static, u64>>();
-        send_sync::<crate::Queue<'static, u64>>();
-        send_sync::<crate::Stack<'static, u64>>();
+        send_sync::<crate::Array<u64>>();
+        send_sync::<crate::Iter<'static, u64>>();
+        send_sync::<crate::Queue<u64>>();
+        send_sync::<crate::Stack<u64>>();
         send_sync::<crate::Report>();
         send_sync::<crate::Error>();
         send_sync::<crate::PushError<u64>>();

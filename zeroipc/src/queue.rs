@@ -30,16 +30,16 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::algo::{Anomaly, MAX_RETRIES, vyukov};
 use crate::error::{Error, PushError, Result};
 use crate::layout::ShmLayout;
-use crate::raw::{Access, Region, Slots, Words};
+use crate::raw::{Access, Anchored, Region, Slots, Word, Words};
 use crate::segment::Segment;
 use crate::structure::{
-    self, SLOTTED_HEADER_LEN, access_error, corrupt, open_slotted, slotted_geometry,
+    self, SLOTTED_HEADER_LEN, access_error, anchor, corrupt, open_slotted, slotted_geometry,
 };
 use crate::wait::{pop_until, push_until, timeout_error};
 
@@ -74,21 +74,31 @@ const MAX_CREATE_CAPACITY: u64 = 1 << 30;
 /// spins: every operation returns. A consumer that dies after claiming leaves one slot unusable
 /// for producers in the same way. Items already popped are never duplicated and items handed to
 /// a live consumer are never lost.
-pub struct Queue<'seg, T: ShmLayout> {
-    segment: &'seg Segment,
-    name: String,
-    head: &'seg AtomicU32,
-    tail: &'seg AtomicU32,
-    slots: Slots<'seg, T>,
-    seqs: Words<'seg>,
+pub struct Queue<T: ShmLayout> {
+    /// Process-local guesses of the counters (see `vyukov::Store::tail_guess`), each on a cache
+    /// line of its own: a consumer thread writes `head_hint` and a producer thread `tail_hint`
+    /// on every operation, and neither may take the line that holds the geometry below, which
+    /// every operation of both reads.
+    head_hint: CacheLine,
+    tail_hint: CacheLine,
+    head: Anchored<Word<'static>>,
+    tail: Anchored<Word<'static>>,
+    slots: Anchored<Slots<'static, T>>,
+    seqs: Anchored<Words<'static>>,
     capacity: u32,
-    /// Process-local guesses of the counters (see `vyukov::Store::tail_guess`).
-    head_hint: AtomicU32,
-    tail_hint: AtomicU32,
+    segment: Segment,
+    name: String,
     _elem: PhantomData<fn() -> T>,
 }
 
-impl<T: ShmLayout> fmt::Debug for Queue<'_, T> {
+/// A process-local atomic on a 128-byte line of its own (two 64-byte lines, against the
+/// adjacent-line prefetcher). Only in the handle, never in the segment, where layouts are fixed
+/// by the format.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CacheLine(AtomicU32);
+
+impl<T: ShmLayout> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Queue")
             .field("segment", &self.segment.name())
@@ -100,7 +110,7 @@ impl<T: ShmLayout> fmt::Debug for Queue<'_, T> {
     }
 }
 
-impl<'seg, T: ShmLayout> Queue<'seg, T> {
+impl<T: ShmLayout> Queue<T> {
     /// Creates the queue `name` with room for `capacity` items, rounded up to a power of two
     /// (at least 2).
     ///
@@ -109,7 +119,7 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
     /// [`Error::InvalidArgument`] for capacity 0, above 2^30, or elements larger than 4 GiB;
     /// [`Error::InvalidEntryName`], [`Error::DuplicateEntry`], [`Error::TableFull`],
     /// [`Error::OutOfSpace`], [`Error::ReadOnly`]: the segment is unchanged.
-    pub fn create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+    pub fn create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidArgument {
             what: "capacity",
             reason,
@@ -152,7 +162,7 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
     /// `size_of::<T>()`; [`Error::CorruptStructure`] for a capacity that is not a power of two
     /// in `2..=2^31` or a geometry that disagrees with the entry; [`Error::ReadOnly`] on a
     /// read-only segment (every queue operation writes).
-    pub fn open(segment: &'seg Segment, name: &str) -> Result<Self> {
+    pub fn open(segment: &Segment, name: &str) -> Result<Self> {
         let region = segment.open_entry(name)?;
         Self::from_region(segment, name, region)
     }
@@ -163,7 +173,7 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
     /// # Errors
     ///
     /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
-    pub fn open_or_create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+    pub fn open_or_create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
         if capacity == 0 || capacity as u64 > MAX_CREATE_CAPACITY {
             return Err(Error::InvalidArgument {
                 what: "capacity",
@@ -181,7 +191,7 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
         )
     }
 
-    fn from_region(segment: &'seg Segment, name: &str, region: Region<'seg>) -> Result<Self> {
+    fn from_region(segment: &Segment, name: &str, region: Region<'_>) -> Result<Self> {
         let size = region.len() as u64;
         let header = |off| {
             region.read::<u32>(off).map_err(|_| {
@@ -214,21 +224,27 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
         if let Some(reason) = problem {
             return Err(corrupt(segment, name, "queue", reason));
         }
-        let (slots, seqs) = open_slotted::<T>(segment, name, "queue", region, capacity, elem)?;
+        let (slots, seqs) = open_slotted::<T>(segment, name, "queue", &region, capacity, elem)?;
         let access = |a| access_error(segment, name, "queue", a);
-        let head = region.atomic_u32(OFF_HEAD).map_err(access)?;
-        let tail = region.atomic_u32(OFF_TAIL).map_err(access)?;
+        let word = |off| {
+            let w = region.word(off).map_err(access)?;
+            anchor(segment, Anchored::word(segment.mapping(), w))
+        };
+        let head = word(OFF_HEAD)?;
+        let tail = word(OFF_TAIL)?;
+        // Relaxed: starting guesses only.
+        let head_hint = CacheLine(AtomicU32::new(head.get().atomic().load(Ordering::Relaxed)));
+        let tail_hint = CacheLine(AtomicU32::new(tail.get().atomic().load(Ordering::Relaxed)));
         Ok(Self {
-            segment,
-            name: name.to_owned(),
+            head_hint,
+            tail_hint,
             head,
             tail,
             slots,
             seqs,
             capacity,
-            // Relaxed: starting guesses only.
-            head_hint: AtomicU32::new(head.load(std::sync::atomic::Ordering::Relaxed)),
-            tail_hint: AtomicU32::new(tail.load(std::sync::atomic::Ordering::Relaxed)),
+            segment: segment.clone(),
+            name: name.to_owned(),
             _elem: PhantomData,
         })
     }
@@ -351,7 +367,7 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
             ),
             Anomaly::NoSlot { slot } => format!("slot `{slot}` has no sequence word"),
         };
-        corrupt(self.segment, &self.name, "queue", reason)
+        corrupt(&self.segment, &self.name, "queue", reason)
     }
 
     fn timeout(&self, op: &'static str, condition: &'static str, waited: Duration) -> Error {
@@ -359,21 +375,23 @@ impl<'seg, T: ShmLayout> Queue<'seg, T> {
     }
 }
 
-impl<T: ShmLayout> vyukov::Store for Queue<'_, T> {
+impl<T: ShmLayout> vyukov::Store for Queue<T> {
     type W = AtomicU32;
     type Item = T;
 
+    #[inline]
     fn head(&self) -> &AtomicU32 {
-        self.head
+        self.head.get().atomic()
     }
 
+    #[inline]
     fn tail(&self) -> &AtomicU32 {
-        self.tail
+        self.tail.get().atomic()
     }
 
     #[inline]
     fn seq(&self, slot: u32) -> Option<&AtomicU32> {
-        self.seqs.get(slot as usize)
+        self.seqs.get().get(slot as usize)
     }
 
     fn mask(&self) -> u32 {
@@ -383,34 +401,35 @@ impl<T: ShmLayout> vyukov::Store for Queue<'_, T> {
     #[inline]
     fn write(&self, slot: u32, item: T) {
         // `slot <= mask < capacity`, inside the validated slots, so this cannot fail.
-        let _ = self.slots.write(slot as usize, item);
+        let _ = self.slots.get().write(slot as usize, item);
     }
 
     #[inline]
     fn read(&self, slot: u32) -> T {
-        self.slots.read(slot as usize).unwrap_or_else(T::zeroed)
+        self.slots
+            .get()
+            .read(slot as usize)
+            .unwrap_or_else(T::zeroed)
     }
 
     // Relaxed: the hints are guesses, validated by the algorithm.
     #[inline]
     fn tail_guess(&self) -> u32 {
-        self.tail_hint.load(std::sync::atomic::Ordering::Relaxed)
+        self.tail_hint.0.load(Ordering::Relaxed)
     }
 
     #[inline]
     fn head_guess(&self) -> u32 {
-        self.head_hint.load(std::sync::atomic::Ordering::Relaxed)
+        self.head_hint.0.load(Ordering::Relaxed)
     }
 
     #[inline]
     fn note_tail(&self, tail: u32) {
-        self.tail_hint
-            .store(tail, std::sync::atomic::Ordering::Relaxed);
+        self.tail_hint.0.store(tail, Ordering::Relaxed);
     }
 
     #[inline]
     fn note_head(&self, head: u32) {
-        self.head_hint
-            .store(head, std::sync::atomic::Ordering::Relaxed);
+        self.head_hint.0.store(head, Ordering::Relaxed);
     }
 }

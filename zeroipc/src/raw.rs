@@ -53,6 +53,7 @@
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::{
     AtomicI32, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering, fence,
 };
@@ -84,6 +85,17 @@ impl Mapping {
     /// Wraps a mapping made by the segment module.
     pub(crate) fn new(map: MmapRaw, writable: bool) -> Self {
         Self { map, writable }
+    }
+
+    /// Whether `[start, start + len)` lies inside this mapping.
+    fn contains(&self, start: *const u8, len: usize) -> bool {
+        let base = self.map.as_ptr() as usize;
+        let start = start as usize;
+        let (Some(end), Some(map_end)) = (start.checked_add(len), base.checked_add(self.map.len()))
+        else {
+            return false;
+        };
+        start >= base && end <= map_end
     }
 
     /// The whole mapping as one region.
@@ -398,6 +410,93 @@ impl<'a> Region<'a> {
     }
 }
 
+/// One validated atomic `u32` word in a writable mapping (a queue counter, a stack's `top`),
+/// checked once, when it is made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Word<'a> {
+    ptr: NonNull<AtomicU32>,
+    _mapping: PhantomData<&'a Mapping>,
+}
+
+// SAFETY: as for `Region`: a pointer into shared memory accessed only atomically.
+unsafe impl Send for Word<'_> {}
+// SAFETY: as for `Region`.
+unsafe impl Sync for Word<'_> {}
+
+impl<'a> Word<'a> {
+    /// The atomic word.
+    #[inline]
+    pub(crate) fn atomic(self) -> &'a AtomicU32 {
+        // SAFETY:
+        // - `ptr` is in bounds, 4-aligned and in a writable mapping (checked by `Region::word`),
+        //   which outlives `'a`;
+        // - every access of this crate to the word is a 4-byte atomic.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+/// A view into a mapping ([`Region`], [`Word`], [`Words`] or [`Slots`]) stored together with a
+/// share of that mapping, so that a structure handle can keep it without a lifetime. The view
+/// is lent out only for as long as the `Anchored` is borrowed, and the mapping stays mapped as
+/// long as the `Anchored` exists: this is what makes handles owned (`'static`).
+#[derive(Debug)]
+pub(crate) struct Anchored<V> {
+    view: V,
+    mapping: Arc<Mapping>,
+}
+
+impl<V: Clone> Clone for Anchored<V> {
+    fn clone(&self) -> Self {
+        Self {
+            view: self.view.clone(),
+            mapping: Arc::clone(&self.mapping),
+        }
+    }
+}
+
+/// Generates the constructor (`Anchored::region`, ..., which checks that the view lies inside the mapping it is anchored
+/// to) and `Anchored::get` (which lends the view out for the borrow of the `Anchored`) for one
+/// view type.
+macro_rules! anchored {
+    ($new:ident: $view:ident $(<$t:ident>)? { $($field:ident),* $(; $marker:ident)? }, $range:expr) => {
+        impl$(<$t: ShmLayout>)? Anchored<$view<'static $(, $t)?>> {
+            /// Anchors `view` to `mapping`; `None` unless every byte of the view lies inside
+            /// `mapping`.
+            pub(crate) fn $new(mapping: &Arc<Mapping>, view: $view<'_ $(, $t)?>) -> Option<Self> {
+                let (start, len): (*const u8, usize) = $range(&view)?;
+                if !mapping.contains(start, len) {
+                    return None;
+                }
+                // The lifetime is a marker only; from here on it is the `Arc` that keeps the
+                // bytes mapped, and `get` ties every use to a borrow of `self`.
+                let view = $view {
+                    $($field: view.$field,)*
+                    _mapping: PhantomData,
+                    $($marker: PhantomData,)?
+                };
+                Some(Self { view, mapping: Arc::clone(mapping) })
+            }
+
+            /// The view, for as long as `self` is borrowed.
+            #[inline]
+            pub(crate) fn get(&self) -> $view<'_ $(, $t)?> {
+                self.view
+            }
+        }
+    };
+}
+
+anchored!(region: Region { base, len, writable }, |r: &Region<'_>| Some((r.base.as_ptr().cast_const(), r.len)));
+anchored!(word: Word { ptr }, |w: &Word<'_>| Some((w.ptr.as_ptr().cast::<u8>().cast_const(), 4)));
+anchored!(words: Words { base, len }, |w: &Words<'_>| Some((
+    w.base.as_ptr().cast::<u8>().cast_const(),
+    w.len.checked_mul(4)?
+)));
+anchored!(slots: Slots<T> { base, len; _elem }, |s: &Slots<'_, T>| Some((
+    s.base.as_ptr().cast_const(),
+    s.len.checked_mul(size_of::<T>())?
+)));
+
 /// A validated array of atomic `u32` words in a writable mapping (sequence and state words):
 /// bounds and alignment are checked once, when it is made, and each access checks the index.
 #[derive(Debug, Clone, Copy)]
@@ -563,6 +662,15 @@ unsafe fn copy_units_in<U: Unit>(slot: SlotPtr, data: &[u8]) {
 }
 
 impl<'a> Region<'a> {
+    /// The atomic word at `offset` (4-aligned, writable), kept as a [`Word`].
+    pub(crate) fn word(&self, offset: usize) -> Result<Word<'a>, Access> {
+        let atomic = self.atomic_u32(offset)?;
+        Ok(Word {
+            ptr: NonNull::from(atomic),
+            _mapping: PhantomData,
+        })
+    }
+
     /// `count` atomic words at `offset` (4-aligned, writable).
     pub(crate) fn words(&self, offset: usize, count: usize) -> Result<Words<'a>, Access> {
         let bytes = count.checked_mul(4).ok_or(Access::OutOfBounds)?;

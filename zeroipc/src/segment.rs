@@ -2,7 +2,8 @@
 //!
 //! A [`Segment`] is one object in `/dev/shm`, mapped read-write (or read-only) into this
 //! process, with a validated ZeroIPC v2 table at offset 0. Structures ([`Array`](crate::Array),
-//! ...) borrow the segment, so none can outlive the mapping.
+//! ...) own a clone of the segment (shared ownership of the one mapping), so none can outlive
+//! the mapping and none needs a lifetime.
 //!
 //! Differences from the other ZeroIPC implementations, all deliberate:
 //! - `create` never clobbers: an existing name is [`Error::AlreadyExists`] and its bytes are left
@@ -26,7 +27,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rustix::fs::{FileType, FlockOperation, Mode, OFlags};
@@ -245,16 +246,20 @@ impl SegmentOptions {
             table_end,
         };
         Ok(Segment {
+            owner: Arc::new(Owner {
+                path: name::shm_path(&canonical),
+                identity,
+                created: true,
+                unlink_on_drop: self.unlink_on_drop,
+            }),
             name: canonical,
-            file,
-            mapping,
+            file: Arc::new(file),
+            mapping: Arc::new(mapping),
             file_size: size,
             geometry,
-            lock: Mutex::new(()),
+            lock: Arc::new(Mutex::new(())),
             lock_timeout: self.lock_timeout,
             identity,
-            owned: true,
-            unlink_on_drop: self.unlink_on_drop,
         })
     }
 
@@ -286,16 +291,20 @@ impl SegmentOptions {
                 },
             })?;
         Ok(Segment {
+            owner: Arc::new(Owner {
+                path: name::shm_path(&canonical),
+                identity,
+                created: false,
+                unlink_on_drop: false,
+            }),
             name: canonical,
-            file,
-            mapping,
+            file: Arc::new(file),
+            mapping: Arc::new(mapping),
             file_size,
             geometry,
-            lock: Mutex::new(()),
+            lock: Arc::new(Mutex::new(())),
             lock_timeout: self.lock_timeout,
             identity,
-            owned: false,
-            unlink_on_drop: false,
         })
     }
 
@@ -483,18 +492,45 @@ pub(crate) fn access_error(segment: &str, what: &'static str, access: Access) ->
 /// }
 /// # Ok::<(), zeroipc::Error>(())
 /// ```
-#[derive(Debug)]
+///
+/// # Sharing
+///
+/// A `Segment` is a cheap handle to one shared mapping: [`Clone`] makes another handle to the
+/// same mapping (no system call), and every structure handle (`Array`, `Queue`, `Stack`) owns
+/// such a clone, so it needs no lifetime, can be stored beside the segment in a struct, moved
+/// into a thread or returned from a function. The mapping is unmapped, and a segment created
+/// with `unlink_on_drop` unlinked, when the last handle (segment or structure) is dropped.
+#[derive(Debug, Clone)]
 pub struct Segment {
     name: String,
-    file: File,
-    mapping: Mapping,
+    file: Arc<File>,
+    mapping: Arc<Mapping>,
     file_size: u64,
     geometry: Geometry,
-    lock: Mutex<()>,
+    /// One per mapping: serialises this process's table changes across all clones.
+    lock: Arc<Mutex<()>>,
     lock_timeout: Duration,
     identity: Identity,
-    owned: bool,
+    /// Whether we created the file and unlink it when the last handle goes.
+    owner: Arc<Owner>,
+}
+
+/// Who made the segment's file, and what to do when the last handle goes.
+#[derive(Debug)]
+struct Owner {
+    path: String,
+    identity: Identity,
+    created: bool,
     unlink_on_drop: bool,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if self.created && self.unlink_on_drop {
+            // Best effort: someone may have unlinked it already, or replaced it.
+            unlink_if_same(&self.path, self.identity);
+        }
+    }
 }
 
 impl Segment {
@@ -599,7 +635,7 @@ impl Segment {
 
     /// Whether this handle created the segment.
     pub fn created(&self) -> bool {
-        self.owned
+        self.owner.created
     }
 
     /// The header as it is now.
@@ -657,6 +693,11 @@ impl Segment {
             segment: self.name.clone(),
             defect,
         }
+    }
+
+    /// The shared mapping, for structure handles to anchor their views to.
+    pub(crate) fn mapping(&self) -> &Arc<Mapping> {
+        &self.mapping
     }
 
     /// The bytes of the sound entry `name`.
@@ -785,15 +826,6 @@ impl Segment {
             fresh,
             _guard: guard,
         })
-    }
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        if self.owned && self.unlink_on_drop {
-            // Best effort: someone may have unlinked it already, or replaced it.
-            unlink_if_same(&name::shm_path(&self.name), self.identity);
-        }
     }
 }
 

@@ -30,10 +30,10 @@ use std::time::{Duration, Instant};
 use crate::algo::stack::{self as algo, Failure};
 use crate::error::{Error, PushError, Result};
 use crate::layout::ShmLayout;
-use crate::raw::{Access, Region, Slots, Words};
+use crate::raw::{Access, Anchored, Region, Slots, Word, Words};
 use crate::segment::Segment;
 use crate::structure::{
-    self, SLOTTED_HEADER_LEN, access_error, corrupt, open_slotted, slotted_geometry,
+    self, SLOTTED_HEADER_LEN, access_error, anchor, corrupt, open_slotted, slotted_geometry,
 };
 use crate::wait::{Backoff, deadline, pop_until, push_until, timeout_error};
 
@@ -74,18 +74,18 @@ pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_millis(100);
 /// a timed-out operation whose undo loses a race leaves an element stranded above `top` (the
 /// reference implementations behave the same way). Keep the timeout well above the longest
 /// scheduling delay you expect; lower it only where peers are known to run on dedicated cores.
-pub struct Stack<'seg, T: ShmLayout> {
-    segment: &'seg Segment,
+pub struct Stack<T: ShmLayout> {
+    segment: Segment,
     name: String,
-    top: &'seg AtomicU32,
-    slots: Slots<'seg, T>,
-    states: Words<'seg>,
+    top: Anchored<Word<'static>>,
+    slots: Anchored<Slots<'static, T>>,
+    states: Anchored<Words<'static>>,
     capacity: u32,
     stall_timeout: Duration,
     _elem: PhantomData<fn() -> T>,
 }
 
-impl<T: ShmLayout> fmt::Debug for Stack<'_, T> {
+impl<T: ShmLayout> fmt::Debug for Stack<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stack")
             .field("segment", &self.segment.name())
@@ -97,7 +97,7 @@ impl<T: ShmLayout> fmt::Debug for Stack<'_, T> {
     }
 }
 
-impl<'seg, T: ShmLayout> Stack<'seg, T> {
+impl<T: ShmLayout> Stack<T> {
     /// Creates the empty stack `name` with `capacity` slots.
     ///
     /// # Errors
@@ -105,7 +105,7 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
     /// [`Error::InvalidArgument`] for capacity 0 or above `i32::MAX`, or oversized elements;
     /// [`Error::InvalidEntryName`], [`Error::DuplicateEntry`], [`Error::TableFull`],
     /// [`Error::OutOfSpace`], [`Error::ReadOnly`]: the segment is unchanged.
-    pub fn create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+    pub fn create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidArgument {
             what: "capacity",
             reason,
@@ -139,7 +139,7 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
     /// disagrees with the entry, or `top` outside `-1..capacity` (a slot state above 3 is
     /// reported by the operation that meets it);
     /// [`Error::ReadOnly`] on a read-only segment.
-    pub fn open(segment: &'seg Segment, name: &str) -> Result<Self> {
+    pub fn open(segment: &Segment, name: &str) -> Result<Self> {
         let region = segment.open_entry(name)?;
         Self::from_region(segment, name, region)
     }
@@ -149,7 +149,7 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
     /// # Errors
     ///
     /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
-    pub fn open_or_create(segment: &'seg Segment, name: &str, capacity: usize) -> Result<Self> {
+    pub fn open_or_create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
         structure::open_or_create(
             segment,
             name,
@@ -160,7 +160,7 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
         )
     }
 
-    fn from_region(segment: &'seg Segment, name: &str, region: Region<'seg>) -> Result<Self> {
+    fn from_region(segment: &Segment, name: &str, region: Region<'_>) -> Result<Self> {
         let size = region.len() as u64;
         let header = |off| {
             region.read::<u32>(off).map_err(|_| {
@@ -183,7 +183,7 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
                 format!("capacity `{capacity}` is outside `1..=2^31-1`"),
             ));
         }
-        let (slots, states) = open_slotted::<T>(segment, name, "stack", region, capacity, elem)?;
+        let (slots, states) = open_slotted::<T>(segment, name, "stack", &region, capacity, elem)?;
         if top < -1 || i64::from(top) >= i64::from(capacity) {
             return Err(corrupt(
                 segment,
@@ -193,10 +193,11 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
             ));
         }
         let top = region
-            .atomic_u32(OFF_TOP)
+            .word(OFF_TOP)
             .map_err(|a| access_error(segment, name, "stack", a))?;
+        let top = anchor(segment, Anchored::word(segment.mapping(), top))?;
         Ok(Self {
-            segment,
+            segment: segment.clone(),
             name: name.to_owned(),
             top,
             slots,
@@ -340,7 +341,7 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
         }
     }
 
-    fn op(&self) -> Op<'_, 'seg, T> {
+    fn op(&self) -> Op<'_, T> {
         Op {
             stack: self,
             deadline: Cell::new(None),
@@ -350,22 +351,22 @@ impl<'seg, T: ShmLayout> Stack<'seg, T> {
 }
 
 /// One operation's view of the stack: the algorithm's store plus its wait state.
-struct Op<'a, 'seg, T: ShmLayout> {
-    stack: &'a Stack<'seg, T>,
+struct Op<'a, T: ShmLayout> {
+    stack: &'a Stack<T>,
     deadline: Cell<Option<Instant>>,
     backoff: Cell<Backoff>,
 }
 
-impl<T: ShmLayout> algo::Store for Op<'_, '_, T> {
+impl<T: ShmLayout> algo::Store for Op<'_, T> {
     type W = AtomicU32;
     type Item = T;
 
     fn top(&self) -> &AtomicU32 {
-        self.stack.top
+        self.stack.top.get().atomic()
     }
 
     fn state(&self, slot: u32) -> Option<&AtomicU32> {
-        self.stack.states.get(slot as usize)
+        self.stack.states.get().get(slot as usize)
     }
 
     fn capacity(&self) -> u32 {
@@ -374,12 +375,13 @@ impl<T: ShmLayout> algo::Store for Op<'_, '_, T> {
 
     fn write(&self, slot: u32, item: T) {
         // `slot < capacity`, inside the validated slots, so this cannot fail.
-        let _ = self.stack.slots.write(slot as usize, item);
+        let _ = self.stack.slots.get().write(slot as usize, item);
     }
 
     fn read(&self, slot: u32) -> T {
         self.stack
             .slots
+            .get()
             .read(slot as usize)
             .unwrap_or_else(T::zeroed)
     }

@@ -12,7 +12,7 @@ use std::mem::size_of;
 
 use crate::error::{Error, Result};
 use crate::layout::ShmLayout;
-use crate::raw::{Access, Region, Slots, Words};
+use crate::raw::{Access, Anchored, Region, Slots, Words};
 use crate::segment::Segment;
 use crate::table::align8;
 
@@ -93,14 +93,14 @@ pub(crate) fn slotted_geometry(capacity: u64, elem: u64) -> Option<SlottedGeomet
 
 /// The slots and per-slot words of the slotted structure in `region`, after checking the stored
 /// element size against `T` and the stored capacity against the entry size.
-pub(crate) fn open_slotted<'seg, T: ShmLayout>(
+pub(crate) fn open_slotted<T: ShmLayout>(
     segment: &Segment,
     name: &str,
     kind: &'static str,
-    region: Region<'seg>,
+    region: &Region<'_>,
     capacity: u32,
     elem: u32,
-) -> Result<(Slots<'seg, T>, Words<'seg>)> {
+) -> Result<(Anchored<Slots<'static, T>>, Anchored<Words<'static>>)> {
     if elem as usize != size_of::<T>() {
         return Err(Error::TypeMismatch {
             segment: segment.name().to_owned(),
@@ -131,7 +131,19 @@ pub(crate) fn open_slotted<'seg, T: ShmLayout>(
         .slots::<T>(SLOTTED_HEADER_LEN, capacity as usize)
         .map_err(access)?;
     let words = region.words(words_at, capacity as usize).map_err(access)?;
+    let slots = anchor(segment, Anchored::slots(segment.mapping(), slots))?;
+    let words = anchor(segment, Anchored::words(segment.mapping(), words))?;
     Ok((slots, words))
+}
+
+/// A view anchored to the segment's mapping; `None` (a view outside the mapping) cannot happen
+/// for views made from the segment's own regions, and is reported as an internal error.
+pub(crate) fn anchor<V>(segment: &Segment, anchored: Option<Anchored<V>>) -> Result<Anchored<V>> {
+    anchored.ok_or_else(|| Error::Internal {
+        segment: segment.name().to_owned(),
+        what: "anchor a view of an entry to its mapping",
+        problem: "outside the mapping",
+    })
 }
 
 /// A refused access while opening a structure: read-only segments cannot host structures whose
