@@ -281,6 +281,7 @@ impl<T: ShmLayout> Queue<T> {
     /// [`PushError::Full`] with the value when the queue is full; [`PushError::Failed`] with the
     /// value and [`Error::CorruptStructure`] when the queue's words are inconsistent (a state
     /// that live peers following the format cannot produce). Nothing is stored in either case.
+    #[inline]
     pub fn push(&self, value: T) -> std::result::Result<(), PushError<T>> {
         vyukov::push(self, value).map_err(|(value, anomaly)| match anomaly {
             None => PushError::Full(value),
@@ -294,6 +295,7 @@ impl<T: ShmLayout> Queue<T> {
     /// # Errors
     ///
     /// [`Error::CorruptStructure`] when the queue's words are inconsistent; nothing is dequeued.
+    #[inline]
     pub fn pop(&self) -> Result<Option<T>> {
         vyukov::pop(self).map_err(|a| self.anomaly(a))
     }
@@ -355,6 +357,8 @@ impl<T: ShmLayout> Queue<T> {
         )
     }
 
+    #[cold]
+    #[inline(never)]
     fn anomaly(&self, anomaly: Anomaly) -> Error {
         let reason = match anomaly {
             Anomaly::SeqAhead { pos, seq } => format!(
@@ -370,6 +374,8 @@ impl<T: ShmLayout> Queue<T> {
         corrupt(&self.segment, &self.name, "queue", reason)
     }
 
+    #[cold]
+    #[inline(never)]
     fn timeout(&self, op: &'static str, condition: &'static str, waited: Duration) -> Error {
         timeout_error(self.segment.name(), &self.name, op, condition, waited)
     }

@@ -569,18 +569,20 @@ impl<T: ShmLayout> Slots<'_, T> {
         let ptr = self.slot(index)?;
         let mut value = T::zeroed();
         let out = bytemuck::bytes_of_mut(&mut value);
-        // `UNIT` is a constant, so this picks the function at compile time.
-        let copy: unsafe fn(SlotPtr, &mut [u8]) = match Self::UNIT {
-            8 => copy_units_out::<u64>,
-            4 => copy_units_out::<u32>,
-            2 => copy_units_out::<u16>,
-            _ => copy_units_out::<u8>,
-        };
-        // SAFETY:
-        // - `ptr` is a whole in-bounds slot of `size_of::<T>() == out.len()` bytes in a writable
-        //   mapping (`slot`), 8-aligned plus a multiple of `size_of::<T>()`, so aligned to
-        //   `UNIT`, which divides `out.len()` (asserted in `UNIT`); the unit type is `UNIT` wide.
-        unsafe { copy(ptr, out) };
+        // `UNIT` is a constant: the match folds away.
+        match Self::UNIT {
+            // SAFETY:
+            // - `ptr` is a whole in-bounds slot of `size_of::<T>() == out.len()` bytes in a writable
+            //   mapping (`slot`), 8-aligned plus a multiple of `size_of::<T>()`, so aligned to
+            //   `UNIT`, which divides `out.len()` (asserted in `UNIT`); the unit type is `UNIT` wide.
+            8 => unsafe { copy_units_out::<u64>(ptr, out) },
+            // SAFETY: as for the 8-byte unit.
+            4 => unsafe { copy_units_out::<u32>(ptr, out) },
+            // SAFETY: as for the 8-byte unit.
+            2 => unsafe { copy_units_out::<u16>(ptr, out) },
+            // SAFETY: as for the 8-byte unit.
+            _ => unsafe { copy_units_out::<u8>(ptr, out) },
+        }
         Some(value)
     }
 
@@ -591,15 +593,17 @@ impl<T: ShmLayout> Slots<'_, T> {
             return false;
         };
         let data = bytemuck::bytes_of(&value);
-        // `UNIT` is a constant, so this picks the function at compile time.
-        let copy: unsafe fn(SlotPtr, &[u8]) = match Self::UNIT {
-            8 => copy_units_in::<u64>,
-            4 => copy_units_in::<u32>,
-            2 => copy_units_in::<u16>,
-            _ => copy_units_in::<u8>,
-        };
-        // SAFETY: as in `read`, with `data.len() == size_of::<T>()`.
-        unsafe { copy(ptr, data) };
+        // `UNIT` is a constant: the match folds away.
+        match Self::UNIT {
+            // SAFETY: as in `read`, with `data.len() == size_of::<T>()`.
+            8 => unsafe { copy_units_in::<u64>(ptr, data) },
+            // SAFETY: as for the 8-byte unit.
+            4 => unsafe { copy_units_in::<u32>(ptr, data) },
+            // SAFETY: as for the 8-byte unit.
+            2 => unsafe { copy_units_in::<u16>(ptr, data) },
+            // SAFETY: as for the 8-byte unit.
+            _ => unsafe { copy_units_in::<u8>(ptr, data) },
+        }
         true
     }
 

@@ -74,6 +74,7 @@ fn distance(seq: u32, pos: u32) -> i32 {
 pub(crate) type Refused<I> = (I, Option<Anomaly>);
 
 /// Enqueues `item`, or hands it back when the queue is full (or broken).
+#[inline]
 pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), Refused<S::Item>> {
     // The position is only a guess until the CAS below validates it (see the module docs).
     let mut t = s.tail_guess();
@@ -138,6 +139,7 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), Refused<S::Item
 
 /// Dequeues the oldest item, or `None` when the queue is empty (or its next item is claimed by
 /// a producer that has not published it yet); an anomaly when its words are inconsistent.
+#[inline]
 pub(crate) fn pop<S: Store>(s: &S) -> Result<Option<S::Item>, Anomaly> {
     let mut h = s.head_guess();
     let mut reloaded = false;
