@@ -66,6 +66,22 @@
 //! Element types implement [`ShmLayout`]: the fixed-width integers, `f32`, `f64`, arrays of
 //! them, and `#[repr(C)]` structs with `#[derive(ShmLayout)]`.
 //!
+//! # Where things live
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `container/` | the container kinds, one file each: `array`, `queue`, `stack` (FORMAT.md §4) |
+//! | `sync/`, `codata/` | the synchronisation and codata kinds, when they arrive (§5, §6) |
+//! | `algo/` | the lock-free algorithms, written against small traits so that `loom` checks the very same code |
+//! | `raw` | the only module with `unsafe` mapping access: bounds-checked regions, atomic words, copies |
+//! | `segment`, `table` | mapping a segment, and the metadata table with its lock and allocation |
+//! | `structure` | what every kind shares: open-or-create, geometry checks, views anchored to the mapping |
+//! | `wait` | back-off and deadline loops for every blocking call |
+//! | `layout`, `error`, `name` | `ShmLayout` and descriptors, the one `Error`, name rules |
+//!
+//! A new kind is a file in its family's folder (its header layout, validation into an immutable
+//! geometry, operations), its algorithm in `algo/` when it is lock-free, and a `pub use` here.
+//!
 //! # The format
 //!
 //! Section references such as "FORMAT.md §4.2" are to `FORMAT.md` at the root of the source
@@ -97,29 +113,27 @@ compile_error!(
 );
 
 mod algo;
-mod array;
+mod container;
 mod error;
 mod layout;
 mod name;
-mod queue;
 #[allow(unsafe_code)]
 mod raw;
 mod segment;
-mod stack;
 mod structure;
 mod table;
 mod wait;
 
-pub use array::{Array, ArrayFormat, Iter};
+pub use container::array::{Array, ArrayFormat, Iter};
+pub use container::queue::Queue;
+pub use container::stack::{DEFAULT_STALL_TIMEOUT, Stack};
 pub use error::{EntryDefect, Error, HeaderDefect, PushError, Result};
 pub use layout::{Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout};
 pub use name::{MAX_ENTRY_NAME_LEN, MAX_SEGMENT_NAME_LEN};
-pub use queue::Queue;
 pub use segment::{
     DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ENTRIES, DEFAULT_MODE, Defect, Report, Segment,
     SegmentOptions,
 };
-pub use stack::{DEFAULT_STALL_TIMEOUT, Stack};
 pub use table::{Entry, HeaderInfo};
 pub use zeroipc_derive::ShmLayout;
 

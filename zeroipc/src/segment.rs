@@ -744,44 +744,68 @@ impl Segment {
         size: u64,
         init: impl FnOnce(Region<'_>) -> Result<(), Access>,
     ) -> Result<Region<'_>> {
-        name::entry_name(name)?;
+        let mut regions = self.create_entries(&[(name, size)], |regions| match regions {
+            [region] => init(*region),
+            _ => Err(Access::OutOfBounds),
+        })?;
+        regions
+            .pop()
+            .ok_or_else(|| access_error(&self.name, "create the entry", Access::OutOfBounds))
+    }
+
+    /// Creates one entry per `(name, size)` of `parts`, in order, under one hold of the table
+    /// lock, initialising all their bytes with `init` before any of them becomes visible: the
+    /// entries of a composite kind (FORMAT.md §7). All are made, and published at once, or none
+    /// is and nothing in the segment changes.
+    pub(crate) fn create_entries(
+        &self,
+        parts: &[(&str, u64)],
+        init: impl FnOnce(&[Region<'_>]) -> Result<(), Access>,
+    ) -> Result<Vec<Region<'_>>> {
+        for &(name, _) in parts {
+            name::entry_name(name)?;
+        }
         if self.is_read_only() {
             return Err(Error::ReadOnly {
                 segment: self.name.clone(),
             });
         }
+        let part_name = |part: usize| parts.get(part).map_or("", |&(n, _)| n).to_owned();
+        let part_size = |part: usize| parts.get(part).map_or(0, |&(_, s)| s);
         let _lock = self.lock_table()?;
-        self.table()
-            .allocate(name, size, init)
-            .map_err(|e| match e {
-                AllocError::Header(defect) => self.corrupt_header(defect),
-                AllocError::Entry {
-                    index,
-                    name,
-                    defect,
-                } => Error::CorruptEntry {
-                    segment: self.name.clone(),
-                    index,
-                    name: printable(&name),
-                    defect,
-                },
-                AllocError::Duplicate => Error::DuplicateEntry {
-                    segment: self.name.clone(),
-                    name: name.to_owned(),
-                },
-                AllocError::TableFull => Error::TableFull {
-                    segment: self.name.clone(),
-                    max_entries: self.geometry.max_entries,
-                },
-                AllocError::OutOfSpace { offset, available } => Error::OutOfSpace {
-                    segment: self.name.clone(),
-                    name: name.to_owned(),
-                    requested: size,
-                    offset,
-                    available,
-                },
-                AllocError::Access(a) => access_error(&self.name, "write the entry", a),
-            })
+        self.table().allocate_all(parts, init).map_err(|e| match e {
+            AllocError::Header(defect) => self.corrupt_header(defect),
+            AllocError::Entry {
+                index,
+                name,
+                defect,
+            } => Error::CorruptEntry {
+                segment: self.name.clone(),
+                index,
+                name: printable(&name),
+                defect,
+            },
+            AllocError::Duplicate { part } => Error::DuplicateEntry {
+                segment: self.name.clone(),
+                name: part_name(part),
+            },
+            AllocError::TableFull => Error::TableFull {
+                segment: self.name.clone(),
+                max_entries: self.geometry.max_entries,
+            },
+            AllocError::OutOfSpace {
+                part,
+                offset,
+                available,
+            } => Error::OutOfSpace {
+                segment: self.name.clone(),
+                name: part_name(part),
+                requested: part_size(part),
+                offset,
+                available,
+            },
+            AllocError::Access(a) => access_error(&self.name, "write the entry", a),
+        })
     }
 
     /// Takes the table lock: a process-local mutex, then an exclusive `flock` on a fresh open
@@ -940,5 +964,113 @@ fn build_report(segment: String, region: Region<'_>, file_size: u64) -> Report {
         header,
         entries,
         defects,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    /// A fresh segment that unlinks itself when dropped, also when a test panics.
+    fn scratch(tag: &str, max_entries: u32, size: u64) -> Segment {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("/zipc-unit-{}-{tag}-{n}", std::process::id());
+        SegmentOptions::new()
+            .max_entries(max_entries)
+            .unlink_on_drop(true)
+            .create(&name, size)
+            .unwrap()
+    }
+
+    fn bytes(seg: &Segment) -> Vec<u8> {
+        std::fs::read(name::shm_path(seg.name())).unwrap()
+    }
+
+    fn zero_all(regions: &[Region<'_>]) -> std::result::Result<(), Access> {
+        regions.iter().try_for_each(|r| r.zero(0, r.len()))
+    }
+
+    #[test]
+    fn a_composite_whose_third_part_finds_the_table_full_changes_nothing() {
+        let seg = scratch("cfull", 3, 1 << 16);
+        seg.create_entry("first", 64, |r| r.zero(0, r.len()))
+            .unwrap();
+        let before = bytes(&seg);
+        let parts = [("c", 16), ("c_a", 16), ("c_b", 16), ("c_c", 16)];
+        let mut ran = false;
+        let e = seg
+            .create_entries(&parts, |_| {
+                ran = true;
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(matches!(e, Error::TableFull { max_entries: 3, .. }), "{e}");
+        assert!(!ran, "nothing was initialised");
+        assert_eq!(bytes(&seg), before, "not one byte changed");
+        assert_eq!(seg.entries().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_composite_whose_third_part_finds_no_space_changes_nothing() {
+        // Table end 32 + 48 * 8 = 416; parts of 250 bytes end at 666, 922 and 1178 > 1024.
+        let seg = scratch("cspace", 8, 1024);
+        let before = bytes(&seg);
+        let parts = [("c", 250), ("c_a", 250), ("c_b", 250), ("c_c", 250)];
+        let e = seg.create_entries(&parts, zero_all).unwrap_err();
+        match &e {
+            Error::OutOfSpace {
+                name,
+                requested: 250,
+                offset: 928,
+                available: 96,
+                ..
+            } => assert_eq!(name, "c_b"),
+            other => panic!("expected no space for the third part, got {other}"),
+        }
+        assert_eq!(bytes(&seg), before);
+        let e = seg
+            .create_entries(&[("x", 8), ("x", 8)], zero_all)
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::DuplicateEntry { name, .. } if name == "x"),
+            "{e}"
+        );
+        assert_eq!(bytes(&seg), before);
+    }
+
+    #[test]
+    fn a_composite_is_made_in_order_and_seen_whole_or_not_at_all() {
+        let seg = scratch("cwhole", 64, 1 << 16);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                let mut looks = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let n = seg.entries().unwrap().len();
+                    assert_eq!(n % 4, 0, "an opener saw part of a composite: {n} entries");
+                    looks += 1;
+                }
+                looks
+            });
+            for i in 0..15 {
+                let names: Vec<String> = ["", "_a", "_b", "_c"]
+                    .iter()
+                    .map(|suffix| format!("k{i}{suffix}"))
+                    .collect();
+                let parts: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 24)).collect();
+                let regions = seg.create_entries(&parts, zero_all).unwrap();
+                assert_eq!(regions.len(), 4);
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert!(watcher.join().unwrap() > 0);
+        });
+        let entries = seg.entries().unwrap();
+        assert_eq!(entries.len(), 60);
+        for pair in entries.windows(2) {
+            assert_eq!(pair[1].offset, pair[0].offset + 24, "contiguous, in order");
+        }
+        assert_eq!(entries[1].name, "k0_a");
     }
 }

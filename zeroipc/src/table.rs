@@ -19,13 +19,14 @@
 //! segment (so that threads and forked children, which share descriptors, exclude each other
 //! too), waited for at most the segment's lock timeout. The kernel drops an `flock` when its
 //! holder dies, so a crash can never leave the table locked, and the lock needs no byte in the
-//! segment. Under the lock `Table::allocate`
+//! segment. Under the lock `Table::allocate_all`, for one entry or for all the parts of a
+//! composite kind at once,
 //! 1. re-reads `entry_count` and `next_offset` and validates them,
-//! 2. checks the name against every entry, the table capacity and the free space, and changes
-//!    nothing if any check fails,
-//! 3. initialises the new structure's bytes,
-//! 4. writes the entry's name, offset and size, then `next_offset`,
-//! 5. publishes the entry by storing `entry_count + 1` with `Release`.
+//! 2. checks every name against every entry and each other, the table capacity and the free
+//!    space for all the parts, and changes nothing if any check fails,
+//! 3. initialises the new structures' bytes,
+//! 4. writes each entry's name, offset and size, then `next_offset`,
+//! 5. publishes them all by one store of `entry_count + n` with `Release`.
 //!
 //! Readers load `entry_count` with `Acquire` and read only entries below it, so they see either
 //! the table without the new entry or the entry with its structure fully initialised. A process
@@ -168,7 +169,7 @@ fn read_header(region: Region<'_>) -> Option<HeaderInfo> {
     Some(HeaderInfo {
         magic,
         version: region.load_u32(OFF_VERSION, Ordering::Relaxed).ok()?,
-        // SYNC POINT (entry_count): Acquire pairs with the Release store in `allocate`.
+        // SYNC POINT (entry_count): Acquire pairs with the Release store in `allocate_all`.
         entry_count: region.load_u32(OFF_ENTRY_COUNT, Ordering::Acquire).ok()?,
         max_entries: region.load_u32(OFF_MAX_ENTRIES, Ordering::Relaxed).ok()?,
         memory_size: region.load_u64(OFF_MEMORY_SIZE, Ordering::Relaxed).ok()?,
@@ -290,7 +291,7 @@ impl<'a> Table<'a> {
 
     /// The current `entry_count`, checked against `max_entries`.
     pub(crate) fn entry_count(&self) -> Result<u32, HeaderDefect> {
-        // SYNC POINT (entry_count): Acquire pairs with the Release store in `allocate`: every
+        // SYNC POINT (entry_count): Acquire pairs with the Release store in `allocate_all`: every
         // entry below the count, and the structure it names, is fully written.
         let count = self
             .region
@@ -480,15 +481,16 @@ impl<'a> Table<'a> {
         Ok(Some((entry, raw)))
     }
 
-    /// Appends an entry of `size` bytes named `name` (already validated) after running `init` on
-    /// its bytes. The caller must hold the table lock (module docs). Nothing in the segment
-    /// changes unless every check passes.
-    pub(crate) fn allocate(
+    /// Appends one entry per `(name, size)` of `parts` (names already validated), in order and
+    /// contiguously, after running `init` on all their bytes: the parts of a composite kind
+    /// (FORMAT.md §7). The caller must hold the table lock. Either every entry is made, published
+    /// by one Release store of `entry_count` (so an opener sees all of them or none), or nothing
+    /// in the segment changes.
+    pub(crate) fn allocate_all(
         &self,
-        name: &str,
-        size: u64,
-        init: impl FnOnce(Region<'a>) -> Result<(), Access>,
-    ) -> Result<Region<'a>, AllocError> {
+        parts: &[(&str, u64)],
+        init: impl FnOnce(&[Region<'a>]) -> Result<(), Access>,
+    ) -> Result<Vec<Region<'a>>, AllocError> {
         let count = self.entry_count().map_err(AllocError::Header)?;
         let next = self.next_offset();
         let Geometry {
@@ -506,47 +508,68 @@ impl<'a> Table<'a> {
         // The same `count` as above: a peer that does not take the lock (FORMAT.md §2.6) may
         // change the header meanwhile, and the slot index must match the entries checked.
         let raws = self.raw_entries(count);
-        if raws.iter().any(|r| r.name_bytes() == name.as_bytes()) {
-            return Err(AllocError::Duplicate);
-        }
-        if count >= max_entries {
-            return Err(AllocError::TableFull);
-        }
-        let offset = align8(next).unwrap_or(u64::MAX);
-        let end = offset
-            .checked_add(size)
-            .filter(|&end| end <= memory_size)
-            .ok_or(AllocError::OutOfSpace {
-                offset,
-                available: memory_size.saturating_sub(offset),
-            })?;
-        // An existing entry reaching into the new range would mean handing out its bytes twice.
-        for (raw, j) in raws.iter().zip(0u32..) {
-            if raw.size > 0 && size > 0 && raw.end() > offset && raw.offset < end {
-                return Err(AllocError::Entry {
-                    index: j,
-                    name: raw.name_lossy(),
-                    defect: EntryDefect::BeyondNextOffset {
-                        end: raw.end(),
-                        next_offset: next,
-                    },
-                });
+        // Every check for every part before the first byte changes.
+        let mut placed: Vec<(u64, u64, u32)> = Vec::with_capacity(parts.len());
+        let mut cursor = next;
+        for (part, &(name, size)) in parts.iter().enumerate() {
+            let taken = raws.iter().any(|r| r.name_bytes() == name.as_bytes())
+                || parts
+                    .get(..part)
+                    .is_some_and(|before| before.iter().any(|(n, _)| *n == name));
+            if taken {
+                return Err(AllocError::Duplicate { part });
             }
+            let index = u32::try_from(part)
+                .ok()
+                .and_then(|p| count.checked_add(p))
+                .filter(|&i| i < max_entries)
+                .ok_or(AllocError::TableFull)?;
+            let offset = align8(cursor).unwrap_or(u64::MAX);
+            let end = offset
+                .checked_add(size)
+                .filter(|&end| end <= memory_size)
+                .ok_or(AllocError::OutOfSpace {
+                    part,
+                    offset,
+                    available: memory_size.saturating_sub(offset),
+                })?;
+            // An existing entry reaching into the new range would mean handing out its bytes
+            // twice.
+            for (raw, j) in raws.iter().zip(0u32..) {
+                if raw.size > 0 && size > 0 && raw.end() > offset && raw.offset < end {
+                    return Err(AllocError::Entry {
+                        index: j,
+                        name: raw.name_lossy(),
+                        defect: EntryDefect::BeyondNextOffset {
+                            end: raw.end(),
+                            next_offset: next,
+                        },
+                    });
+                }
+            }
+            placed.push((offset, size, index));
+            cursor = end;
         }
-        let structure = self
-            .region
-            .sub(offset, size)
-            .ok_or(AllocError::Access(Access::OutOfBounds))?;
-        let slot_offset = u64::from(count)
-            .checked_mul(ENTRY_SIZE)
-            .and_then(|o| o.checked_add(HEADER_SIZE))
-            .ok_or(AllocError::Access(Access::OutOfBounds))?;
-        let slot = self
-            .region
-            .sub(slot_offset, ENTRY_SIZE)
-            .ok_or(AllocError::Access(Access::OutOfBounds))?;
-        // Resolve every word we will store before the first store, so that a refused access
-        // cannot leave a half-written entry.
+        // Resolve every region and word we will store to before the first store, so that a
+        // refused access cannot leave a half-written entry.
+        let mut structures = Vec::with_capacity(parts.len());
+        let mut slots = Vec::with_capacity(parts.len());
+        for &(offset, size, index) in &placed {
+            structures.push(
+                self.region
+                    .sub(offset, size)
+                    .ok_or(AllocError::Access(Access::OutOfBounds))?,
+            );
+            let slot_offset = u64::from(index)
+                .checked_mul(ENTRY_SIZE)
+                .and_then(|o| o.checked_add(HEADER_SIZE))
+                .ok_or(AllocError::Access(Access::OutOfBounds))?;
+            slots.push(
+                self.region
+                    .sub(slot_offset, ENTRY_SIZE)
+                    .ok_or(AllocError::Access(Access::OutOfBounds))?,
+            );
+        }
         let next_word = self
             .region
             .atomic_u64(OFF_NEXT_OFFSET)
@@ -555,28 +578,40 @@ impl<'a> Table<'a> {
             .region
             .atomic_u32(OFF_ENTRY_COUNT)
             .map_err(AllocError::Access)?;
-        let mut name_field = [0u8; NAME_FIELD];
-        name_field
-            .get_mut(..name.len())
-            .ok_or(AllocError::Access(Access::OutOfBounds))?
-            .copy_from_slice(name.as_bytes());
+        let mut name_fields = Vec::with_capacity(parts.len());
+        for &(name, _) in parts {
+            let mut field = [0u8; NAME_FIELD];
+            field
+                .get_mut(..name.len())
+                .ok_or(AllocError::Access(Access::OutOfBounds))?
+                .copy_from_slice(name.as_bytes());
+            name_fields.push(field);
+        }
+        let added = u32::try_from(parts.len()).map_err(|_| AllocError::TableFull)?;
 
-        init(structure).map_err(AllocError::Access)?;
-        slot.write(0, name_field).map_err(AllocError::Access)?;
-        slot.write::<u64>(ENTRY_OFF_OFFSET, offset)
-            .map_err(AllocError::Access)?;
-        slot.write::<u64>(ENTRY_OFF_SIZE, size)
-            .map_err(AllocError::Access)?;
+        // The new bytes and entry slots are beyond `entry_count`, invisible to every reader
+        // until the store below; a failure here leaves them unpublished (and `next_offset`
+        // unmoved), so the table reads exactly as before.
+        init(&structures).map_err(AllocError::Access)?;
+        for ((slot, field), &(offset, size, _)) in slots.iter().zip(&name_fields).zip(&placed) {
+            slot.write(0, *field).map_err(AllocError::Access)?;
+            slot.write::<u64>(ENTRY_OFF_OFFSET, offset)
+                .map_err(AllocError::Access)?;
+            slot.write::<u64>(ENTRY_OFF_SIZE, size)
+                .map_err(AllocError::Access)?;
+        }
         // Relaxed: ordered before readers by the Release store of entry_count below.
-        next_word.store(end, Ordering::Relaxed);
+        next_word.store(cursor, Ordering::Relaxed);
         // SYNC POINT (entry_count): Release publishes the structure bytes written by `init` and
-        // the entry fields to readers whose Acquire load of entry_count covers this index.
-        count_word.store(count.saturating_add(1), Ordering::Release);
-        Ok(structure)
+        // the entry fields of every part at once to readers whose Acquire load of entry_count
+        // covers these indices.
+        count_word.store(count.saturating_add(added), Ordering::Release);
+        Ok(structures)
     }
 }
 
-/// Why [`Table::allocate`] changed nothing.
+/// Why [`Table::allocate_all`] changed nothing; `part` is the index of the part that did not
+/// fit.
 #[derive(Debug)]
 pub(crate) enum AllocError {
     Header(HeaderDefect),
@@ -585,9 +620,12 @@ pub(crate) enum AllocError {
         name: String,
         defect: EntryDefect,
     },
-    Duplicate,
+    Duplicate {
+        part: usize,
+    },
     TableFull,
     OutOfSpace {
+        part: usize,
         offset: u64,
         available: u64,
     },
