@@ -53,7 +53,6 @@
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
-use std::sync::Arc;
 use std::sync::atomic::{
     AtomicI32, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering, fence,
 };
@@ -120,6 +119,15 @@ impl Mapping {
 }
 
 /// A bounds-checked window `[base, base + len)` inside a live [`Mapping`].
+///
+/// # The lifetime of views
+///
+/// `'a` in `Region<'a>`, [`Word<'a>`], [`Words<'a>`] and [`Slots<'a, T>`] is a span during
+/// which the mapping stays mapped: a borrow of the `Mapping` (views made by
+/// [`Mapping::region`] and derived from it), or a borrow of an [`Anchored`] that holds an `Arc`
+/// of the mapping (views lent by `Anchored::get`). Every SAFETY comment below that says the
+/// mapping "outlives `'a`" relies on this; the `'static` an `Anchored` stores internally is
+/// never observable outside it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Region<'a> {
     base: NonNull<u8>,
@@ -129,7 +137,8 @@ pub(crate) struct Region<'a> {
 }
 
 // SAFETY:
-// - A `Region` is a pointer range into a shared mapping that lives at least as long as `'a`.
+// - A `Region` is a pointer range into a shared mapping that stays mapped during `'a` (see "The
+//   lifetime of views" on `Region`).
 // - Every access through it is an atomic operation (copies of `Pod` data move in atomic units),
 //   which other processes perform concurrently anyway; sharing the window between threads adds
 //   nothing new.
@@ -435,67 +444,89 @@ impl<'a> Word<'a> {
     }
 }
 
-/// A view into a mapping ([`Region`], [`Word`], [`Words`] or [`Slots`]) stored together with a
-/// share of that mapping, so that a structure handle can keep it without a lifetime. The view
-/// is lent out only for as long as the `Anchored` is borrowed, and the mapping stays mapped as
-/// long as the `Anchored` exists: this is what makes handles owned (`'static`).
-#[derive(Debug)]
-pub(crate) struct Anchored<V> {
-    view: V,
-    mapping: Arc<Mapping>,
-}
+/// Views kept beside a share of their mapping. A child module of `raw`, so that it can build
+/// views from their private fields while nothing outside it can read `Anchored::view`.
+mod anchor {
+    use std::marker::PhantomData;
+    use std::mem::size_of;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU32;
 
-impl<V: Clone> Clone for Anchored<V> {
-    fn clone(&self) -> Self {
-        Self {
-            view: self.view.clone(),
-            mapping: Arc::clone(&self.mapping),
+    use super::{Mapping, Region, Slots, Word, Words};
+    use crate::layout::ShmLayout;
+
+    /// A view into a mapping ([`Region`], [`Word`], [`Words`] or [`Slots`]) stored together with a
+    /// share of that mapping, so that a structure handle can keep it without a lifetime. The view
+    /// is lent out only for as long as the `Anchored` is borrowed, and the mapping stays mapped as
+    /// long as the `Anchored` exists: this is what makes handles owned (`'static`).
+    #[derive(Debug)]
+    pub(crate) struct Anchored<V> {
+        // INVARIANT: `view` carries the lifetime `'static` but is valid only while `mapping` is
+        // alive; it is read only through `get`, which shortens it to a borrow of `self`. This module
+        // is a child of `raw` precisely so that no other code, not even the rest of `raw`, can reach
+        // the field.
+        view: V,
+        mapping: Arc<Mapping>,
+    }
+
+    impl<V: Clone> Clone for Anchored<V> {
+        fn clone(&self) -> Self {
+            Self {
+                view: self.view.clone(),
+                mapping: Arc::clone(&self.mapping),
+            }
         }
     }
-}
 
-/// Generates the constructor (`Anchored::region`, ..., which checks that the view lies inside the mapping it is anchored
-/// to) and `Anchored::get` (which lends the view out for the borrow of the `Anchored`) for one
-/// view type.
-macro_rules! anchored {
-    ($new:ident: $view:ident $(<$t:ident>)? { $($field:ident),* $(; $marker:ident)? }, $range:expr) => {
-        impl$(<$t: ShmLayout>)? Anchored<$view<'static $(, $t)?>> {
-            /// Anchors `view` to `mapping`; `None` unless every byte of the view lies inside
-            /// `mapping`.
-            pub(crate) fn $new(mapping: &Arc<Mapping>, view: $view<'_ $(, $t)?>) -> Option<Self> {
-                let (start, len): (*const u8, usize) = $range(&view)?;
-                if !mapping.contains(start, len) {
-                    return None;
+    /// Generates the constructor (`Anchored::region`, ..., which checks that the view lies inside
+    /// the mapping it is anchored to) and `Anchored::get` (which lends the view out for the borrow
+    /// of the `Anchored`) for one view type.
+    macro_rules! anchored {
+        ($new:ident: $view:ident $(<$t:ident>)? { $($field:ident),* $(; $marker:ident)? }, $range:expr) => {
+            impl$(<$t: ShmLayout>)? Anchored<$view<'static $(, $t)?>> {
+                /// Anchors `view` to `mapping`; `None` unless every byte of the view lies inside
+                /// `mapping`.
+                pub(crate) fn $new(mapping: &Arc<Mapping>, view: $view<'_ $(, $t)?>) -> Option<Self> {
+                    let (start, len): (*const u8, usize) = $range(&view)?;
+                    if !mapping.contains(start, len) {
+                        return None;
+                    }
+                    // The view's lifetime is erased here on purpose: from now on the `Arc` stored
+                    // beside it keeps the bytes mapped, and `get` ties every use to a borrow of
+                    // `self` (see the invariant on `Anchored::view`).
+                    let view = $view {
+                        $($field: view.$field,)*
+                        _mapping: PhantomData,
+                        $($marker: PhantomData,)?
+                    };
+                    Some(Self { view, mapping: Arc::clone(mapping) })
                 }
-                // The lifetime is a marker only; from here on it is the `Arc` that keeps the
-                // bytes mapped, and `get` ties every use to a borrow of `self`.
-                let view = $view {
-                    $($field: view.$field,)*
-                    _mapping: PhantomData,
-                    $($marker: PhantomData,)?
-                };
-                Some(Self { view, mapping: Arc::clone(mapping) })
-            }
 
-            /// The view, for as long as `self` is borrowed.
-            #[inline]
-            pub(crate) fn get(&self) -> $view<'_ $(, $t)?> {
-                self.view
+                /// The view, for as long as `self` is borrowed.
+                #[inline]
+                pub(crate) fn get(&self) -> $view<'_ $(, $t)?> {
+                    self.view
+                }
             }
-        }
-    };
+        };
+    }
+
+    anchored!(region: Region { base, len, writable }, |r: &Region<'_>| Some((r.base.as_ptr().cast_const(), r.len)));
+    anchored!(word: Word { ptr }, |w: &Word<'_>| Some((
+        w.ptr.as_ptr().cast::<u8>().cast_const(),
+        size_of::<AtomicU32>()
+    )));
+    anchored!(words: Words { base, len }, |w: &Words<'_>| Some((
+        w.base.as_ptr().cast::<u8>().cast_const(),
+        w.len.checked_mul(4)?
+    )));
+    anchored!(slots: Slots<T> { base, len; _elem }, |s: &Slots<'_, T>| Some((
+        s.base.as_ptr().cast_const(),
+        s.len.checked_mul(size_of::<T>())?
+    )));
 }
 
-anchored!(region: Region { base, len, writable }, |r: &Region<'_>| Some((r.base.as_ptr().cast_const(), r.len)));
-anchored!(word: Word { ptr }, |w: &Word<'_>| Some((w.ptr.as_ptr().cast::<u8>().cast_const(), 4)));
-anchored!(words: Words { base, len }, |w: &Words<'_>| Some((
-    w.base.as_ptr().cast::<u8>().cast_const(),
-    w.len.checked_mul(4)?
-)));
-anchored!(slots: Slots<T> { base, len; _elem }, |s: &Slots<'_, T>| Some((
-    s.base.as_ptr().cast_const(),
-    s.len.checked_mul(size_of::<T>())?
-)));
+pub(crate) use anchor::Anchored;
 
 /// A validated array of atomic `u32` words in a writable mapping (sequence and state words):
 /// bounds and alignment are checked once, when it is made, and each access checks the index.

@@ -27,7 +27,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use rustix::fs::{FileType, FlockOperation, Mode, OFlags};
@@ -131,7 +131,9 @@ impl SegmentOptions {
         self
     }
 
-    /// Unlinks the segment when the handle is dropped, but only when this handle created it.
+    /// Unlinks the segment when the last handle to it is dropped: the `Segment` that created it,
+    /// every clone of it and every structure handle opened through them. Only a segment this
+    /// process created is ever unlinked, and only if its name still refers to that file.
     pub fn unlink_on_drop(&mut self, unlink: bool) -> &mut Self {
         self.unlink_on_drop = unlink;
         self
@@ -633,7 +635,7 @@ impl Segment {
         !self.mapping.region().writable()
     }
 
-    /// Whether this handle created the segment.
+    /// Whether this handle (or the one it was cloned from) created the segment.
     pub fn created(&self) -> bool {
         self.owner.created
     }
@@ -816,7 +818,27 @@ impl Segment {
     /// processes that opened the segment themselves. The kernel drops the `flock` if the holder
     /// dies. Waits at most the configured lock timeout.
     fn lock_table(&self) -> Result<TableLock<'_>> {
-        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let start = Instant::now();
+        let timed_out = |waited: Duration| Error::LockTimeout {
+            segment: self.name.clone(),
+            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+        };
+        // The process-local half is bounded by the same timeout: a thread queued behind a
+        // holder that waits for a peer's `flock` (or a child forked while another thread held
+        // the mutex) must not wait longer than it was told.
+        let guard = loop {
+            match self.lock.try_lock() {
+                Ok(guard) => break guard,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    let waited = start.elapsed();
+                    if waited >= self.lock_timeout {
+                        return Err(timed_out(waited));
+                    }
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+            }
+        };
         let fresh = rustix::fs::open(
             format!("/proc/self/fd/{}", self.file.as_raw_fd()),
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
@@ -824,7 +846,6 @@ impl Segment {
         )
         .ok()
         .filter(|fd| file_identity(fd).is_ok_and(|id| id == self.identity));
-        let start = Instant::now();
         let mut pause = Duration::from_micros(10);
         loop {
             let fd = fresh.as_ref().map_or(self.file.as_fd(), AsFd::as_fd);
@@ -834,10 +855,7 @@ impl Segment {
                 Err(Errno::WOULDBLOCK) => {
                     let waited = start.elapsed();
                     if waited >= self.lock_timeout {
-                        return Err(Error::LockTimeout {
-                            segment: self.name.clone(),
-                            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-                        });
+                        return Err(timed_out(waited));
                     }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(1));
