@@ -1,5 +1,7 @@
 //! TESTPLAN A5: arbitrary and mutated segments never make the library panic, crash or hang.
-//! The body is [`zeroipc_tests::fuzz_open`], shared with the `cargo fuzz` target in `fuzz/`.
+//! The body is [`zeroipc_tests::fuzz_memory`] (a private memfd copy of each input), shared with
+//! the `cargo fuzz` target in `fuzz/`; [`zeroipc_tests::fuzz_open`] runs the same body on a real
+//! `/dev/shm` file, and the two are checked to agree.
 //!
 //! Case counts: `ZEROIPC_FUZZ_CASES` (default 4 000 arbitrary + 8 000 mutated = 12 000).
 
@@ -10,7 +12,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use zeroipc_tests::{FuzzOutcome, fuzz_open, unique_name, vectors_dir};
+use zeroipc_tests::{FuzzOutcome, fuzz_memory, fuzz_open, unique_name, vectors_dir};
 
 fn cases(default: u32) -> u32 {
     std::env::var("ZEROIPC_FUZZ_CASES")
@@ -120,7 +122,7 @@ fn a5_arbitrary_bytes() {
     let opened = Cell::new(0u32);
     runner
         .run(&proptest::collection::vec(any::<u8>(), 0..2048), |bytes| {
-            let out = fuzz_open(&unique_name("fz"), &bytes);
+            let out = fuzz_memory(&bytes);
             opened.set(opened.get() + u32::from(out.opened));
             Ok(())
         })
@@ -149,7 +151,7 @@ fn a5_mutated_segments() {
                 for m in &mutations {
                     apply(&mut bytes, m);
                 }
-                let out = fuzz_open(&unique_name("fz"), &bytes);
+                let out = fuzz_memory(&bytes);
                 let (o, e, a, c) = totals.get();
                 totals.set((
                     o + u32::from(out.opened),
@@ -191,5 +193,35 @@ fn a5_corpus_replay() {
         let out: FuzzOutcome = fuzz_open(&unique_name("corpus"), seed);
         assert!(out.opened, "seed {i} did not open");
         assert!(out.entries > 0, "seed {i} listed no entries");
+        // The in-memory body the generated cases use sees exactly what a real segment shows.
+        assert_eq!(
+            fuzz_memory(seed),
+            out,
+            "seed {i}: memfd and /dev/shm disagree"
+        );
     }
+}
+
+#[test]
+fn a5_memory_and_file_bodies_agree_on_mutated_seeds() {
+    let seeds = seeds();
+    let mut runner = TestRunner::new(Config {
+        cases: cases(300),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(
+            &(0..seeds.len(), proptest::collection::vec(mutation(), 1..6)),
+            |(seed, mutations)| {
+                let mut bytes = seeds[seed].clone();
+                for m in &mutations {
+                    apply(&mut bytes, m);
+                }
+                let file = fuzz_open(&unique_name("fzcmp"), &bytes);
+                prop_assert_eq!(fuzz_memory(&bytes), file);
+                Ok(())
+            },
+        )
+        .unwrap();
 }

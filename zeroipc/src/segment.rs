@@ -277,6 +277,30 @@ impl SegmentOptions {
         let canonical = name::segment_name(name)?;
         let (fd, file_size, identity) =
             open_regular(&canonical, self.read_only, self.allow_foreign_owner)?;
+        self.open_fd(canonical, fd, file_size, identity)
+    }
+
+    /// Maps a private copy of `bytes` (an anonymous `memfd`, nothing in `/dev/shm`) and opens it
+    /// as a segment with these options, validating it exactly as [`open`](Self::open) does. For
+    /// fuzzing and tests of untrusted input; the segment is named `/(memory)` in errors.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), and [`Error::Io`] when the memfd cannot be made.
+    #[doc(hidden)]
+    pub fn open_bytes(&self, bytes: &[u8]) -> Result<Segment> {
+        let (fd, file_size, identity) = memfd_with(bytes)?;
+        self.open_fd(MEMORY_NAME.to_owned(), fd, file_size, identity)
+    }
+
+    /// The part of `open` after the object is found: map, validate, wrap.
+    fn open_fd(
+        &self,
+        canonical: String,
+        fd: OwnedFd,
+        file_size: u64,
+        identity: Identity,
+    ) -> Result<Segment> {
         if file_size == 0 {
             return Err(Error::NotReady { name: canonical });
         }
@@ -462,6 +486,27 @@ fn map_file(file: &File, canonical: &str, size: u64, read_only: bool) -> Result<
     Ok((Mapping::new(map, !read_only), size))
 }
 
+/// The name of segments made from bytes in memory.
+const MEMORY_NAME: &str = "/(memory)";
+
+/// An anonymous memfd holding a copy of `bytes`, with its size and identity.
+fn memfd_with(bytes: &[u8]) -> Result<(OwnedFd, u64, Identity)> {
+    let sys = |op| move |e: Errno| Error::from_io(op, MEMORY_NAME, e.into());
+    let fd = rustix::fs::memfd_create("zeroipc-bytes", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(sys("memfd_create"))?;
+    let mut done = 0usize;
+    while let Some(rest) = bytes.get(done..).filter(|r| !r.is_empty()) {
+        match rustix::io::write(&fd, rest) {
+            Ok(0) => return Err(sys("write")(Errno::IO)),
+            Ok(n) => done = done.saturating_add(n),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(sys("write")(e)),
+        }
+    }
+    let identity = file_identity(&fd).map_err(sys("fstat"))?;
+    Ok((fd, bytes.len() as u64, identity))
+}
+
 /// Turns a refused raw access during a segment-level operation into an error.
 pub(crate) fn access_error(segment: &str, what: &'static str, access: Access) -> Error {
     match access {
@@ -601,6 +646,22 @@ impl Segment {
         let canonical = name::segment_name(name)?;
         // Inspection only reads, so foreign owners are fine here.
         let (fd, file_size, _) = open_regular(&canonical, true, true)?;
+        Self::inspect_fd(canonical, fd, file_size)
+    }
+
+    /// [`inspect`](Self::inspect) of a private copy of `bytes` (see
+    /// [`SegmentOptions::open_bytes`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the memfd cannot be made.
+    #[doc(hidden)]
+    pub fn inspect_bytes(bytes: &[u8]) -> Result<Report> {
+        let (fd, file_size, _) = memfd_with(bytes)?;
+        Self::inspect_fd(MEMORY_NAME.to_owned(), fd, file_size)
+    }
+
+    fn inspect_fd(canonical: String, fd: OwnedFd, file_size: u64) -> Result<Report> {
         if file_size == 0 {
             return Ok(Report {
                 segment: canonical,
@@ -613,6 +674,36 @@ impl Segment {
         let file = File::from(fd);
         let (mapping, file_size) = map_file(&file, &canonical, file_size, true)?;
         Ok(build_report(canonical, mapping.region(), file_size))
+    }
+
+    /// A second, read-only mapping of the same segment: hand it to code that must only read.
+    /// It shares the file and the table lock with `self`; writes through `self` are visible
+    /// through it (every access of both is atomic, so holding both is race-free).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the mapping fails; [`Error::CorruptHeader`] when the header was
+    /// corrupted since `self` was opened.
+    pub fn read_only_view(&self) -> Result<Segment> {
+        let (mapping, file_size) = map_file(&self.file, &self.name, self.file_size, true)?;
+        let (_, geometry) =
+            table::validate_header(mapping.region(), file_size).map_err(|defect| {
+                Error::CorruptHeader {
+                    segment: self.name.clone(),
+                    defect,
+                }
+            })?;
+        Ok(Segment {
+            name: self.name.clone(),
+            file: Arc::clone(&self.file),
+            mapping: Arc::new(mapping),
+            file_size,
+            geometry,
+            lock: Arc::clone(&self.lock),
+            lock_timeout: self.lock_timeout,
+            identity: self.identity,
+            owner: Arc::clone(&self.owner),
+        })
     }
 
     /// The canonical name, with its leading `/`.
