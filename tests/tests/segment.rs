@@ -623,3 +623,24 @@ fn sizes_beyond_any_file_are_invalid_arguments() {
         assert!(!shm_path(&name).exists(), "{size}: nothing was created");
     }
 }
+
+#[test]
+fn a_read_only_view_sees_writes_and_refuses_its_own() {
+    let (name, _g) = guarded("roview");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let hits = Array::<u64>::create(&seg, "hits", 4).unwrap();
+    let view = seg.read_only_view().unwrap();
+    assert!(view.is_read_only() && !seg.is_read_only());
+    let seen = Array::<u64>::open(&view, "hits").unwrap();
+    hits.fetch_add(2, 5, Ordering::AcqRel).unwrap();
+    assert_eq!(seen.load(2, Ordering::Acquire).unwrap(), 5);
+    assert_eq!(seen.get(2).unwrap(), 5);
+    assert!(matches!(seen.set(0, 1), Err(Error::ReadOnly { .. })));
+    assert!(matches!(
+        Array::<u8>::create(&view, "more", 1),
+        Err(Error::ReadOnly { .. })
+    ));
+    // Entries created through the writable handle appear in the view's table.
+    Array::<u8>::create(&seg, "later", 1).unwrap();
+    assert_eq!(view.entries().unwrap().len(), 2);
+}
