@@ -112,6 +112,15 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
     }
 }
 
+/// `seed` with `mutations` applied in order.
+fn mutated(seed: &[u8], mutations: &[Mutation]) -> Vec<u8> {
+    let mut bytes = seed.to_vec();
+    for m in mutations {
+        apply(&mut bytes, m);
+    }
+    bytes
+}
+
 #[test]
 fn a5_arbitrary_bytes() {
     let mut runner = TestRunner::new(Config {
@@ -147,10 +156,7 @@ fn a5_mutated_segments() {
         .run(
             &(0..seeds.len(), proptest::collection::vec(mutation(), 1..6)),
             |(seed, mutations)| {
-                let mut bytes = seeds[seed].clone();
-                for m in &mutations {
-                    apply(&mut bytes, m);
-                }
+                let bytes = mutated(&seeds[seed], &mutations);
                 let out = fuzz_memory(&bytes);
                 let (o, e, a, c) = totals.get();
                 totals.set((
@@ -214,10 +220,7 @@ fn a5_memory_and_file_bodies_agree_on_mutated_seeds() {
         .run(
             &(0..seeds.len(), proptest::collection::vec(mutation(), 1..6)),
             |(seed, mutations)| {
-                let mut bytes = seeds[seed].clone();
-                for m in &mutations {
-                    apply(&mut bytes, m);
-                }
+                let bytes = mutated(&seeds[seed], &mutations);
                 let file = fuzz_open(&unique_name("fzcmp"), &bytes);
                 prop_assert_eq!(fuzz_memory(&bytes), file);
                 Ok(())

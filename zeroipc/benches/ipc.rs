@@ -195,13 +195,9 @@ fn spsc_arrayqueue() -> f64 {
     })
 }
 
-fn roundtrip_queues() -> f64 {
-    let sh = Shared::new("rt");
-    let ping = Queue::<u64>::create(&sh.seg, "ping", 64).unwrap();
-    let pong = Queue::<u64>::create(&sh.seg, "pong", 64).unwrap();
-    let peer = spawn("echo-queue", &[&sh.name]);
-    pin(0);
-    let t = sh.start();
+/// Sends `ROUND_TRIPS` values through `ping`, waiting for each to come back on `pong`, then the
+/// stop value; nanoseconds per round trip since `t`.
+fn drive_round_trips(ping: &Queue<u64>, pong: &Queue<u64>, t: Instant) -> f64 {
     for i in 0..ROUND_TRIPS {
         ping.push(i).unwrap();
         loop {
@@ -214,6 +210,17 @@ fn roundtrip_queues() -> f64 {
     }
     let ns = t.elapsed().as_nanos() as f64 / ROUND_TRIPS as f64;
     ping.push(u64::MAX).unwrap();
+    ns
+}
+
+fn roundtrip_queues() -> f64 {
+    let sh = Shared::new("rt");
+    let ping = Queue::<u64>::create(&sh.seg, "ping", 64).unwrap();
+    let pong = Queue::<u64>::create(&sh.seg, "pong", 64).unwrap();
+    let peer = spawn("echo-queue", &[&sh.name]);
+    pin(0);
+    let t = sh.start();
+    let ns = drive_round_trips(&ping, &pong, t);
     wait_ok(peer);
     ns
 }
@@ -282,19 +289,7 @@ fn threads_roundtrip(shared: bool) -> f64 {
         });
         pin(0);
         let t = Instant::now();
-        for i in 0..ROUND_TRIPS {
-            ping.push(i).unwrap();
-            loop {
-                if let Some(v) = pong.pop().unwrap() {
-                    assert_eq!(v, i);
-                    break;
-                }
-                std::hint::spin_loop();
-            }
-        }
-        let ns = t.elapsed().as_nanos() as f64 / ROUND_TRIPS as f64;
-        ping.push(u64::MAX).unwrap();
-        ns
+        drive_round_trips(&ping, &pong, t)
     })
 }
 

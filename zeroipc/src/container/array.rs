@@ -233,27 +233,28 @@ impl<T: ShmLayout> Array<T> {
         capacity: u64,
         format: ArrayFormat,
     ) -> Result<Self> {
+        let corrupt = |reason: String| structure::corrupt(segment, name, "array", reason);
         let data_len = (region.len() as u64).saturating_sub(header);
-        let data = region
-            .sub(header, data_len)
-            .and_then(|d| Anchored::region(segment.mapping(), d));
-        let len = usize::try_from(capacity).ok();
-        match (data, len) {
-            (Some(data), Some(len)) => Ok(Self {
-                segment: segment.clone(),
-                name: name.to_owned(),
-                data,
-                len,
-                format,
-                _elem: PhantomData,
-            }),
-            _ => Err(Error::CorruptStructure {
-                segment: segment.name().to_owned(),
-                name: name.to_owned(),
-                kind: "array",
-                reason: format!("capacity `{capacity}` does not fit this address space"),
-            }),
-        }
+        let data = region.sub(header, data_len).ok_or_else(|| {
+            corrupt(format!(
+                "the `{header}`-byte header does not fit the `{}`-byte entry",
+                region.len()
+            ))
+        })?;
+        let len = usize::try_from(capacity).map_err(|_| {
+            corrupt(format!(
+                "capacity `{capacity}` does not fit this address space"
+            ))
+        })?;
+        let data = structure::anchor(segment, Anchored::region(segment.mapping(), data))?;
+        Ok(Self {
+            segment: segment.clone(),
+            name: name.to_owned(),
+            data,
+            len,
+            format,
+            _elem: PhantomData,
+        })
     }
 
     /// The entry name.
