@@ -70,17 +70,34 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | `container/` | the container kinds, one file each: `array`, `queue`, `stack` (FORMAT.md §4) |
+//! | `container/` | the container kinds, one file each: `array`, `queue`, `stack`, and `slotted`, the shape queue and stack share (FORMAT.md §4) |
 //! | `sync/`, `codata/` | the synchronisation and codata kinds, when they arrive (§5, §6) |
+//! | `kind` | the one abstraction every kind implements, and what is written once over it: create (all parts of a composite or none), open (every part checked), open-or-create, [`Segment::check_structure`], the fuzz body; the registration list of kinds |
 //! | `algo/` | the lock-free algorithms, written against small traits so that `loom` checks the very same code |
 //! | `raw` | the only module with `unsafe` mapping access: bounds-checked regions, atomic words, copies |
 //! | `segment`, `table` | mapping a segment, and the metadata table with its lock and allocation |
-//! | `structure` | what every kind shares: open-or-create, geometry checks, views anchored to the mapping |
-//! | `wait` | back-off and deadline loops for every blocking call |
+//! | `wait` | waiting for a peer, for every blocking call |
 //! | `layout`, `error`, `name` | `ShmLayout` and descriptors, the one `Error`, name rules |
 //!
-//! A new kind is a file in its family's folder (its header layout, validation into an immutable
-//! geometry, operations), its algorithm in `algo/` when it is lock-free, and a `pub use` here.
+//! ## Adding a kind
+//!
+//! A new kind is one file in its family's folder and one line in the `kinds!` list of `kind`
+//! (which also makes its [`StructureKind`] variant), plus a `pub use` here. The file holds:
+//!
+//! - a type implementing `kind::Kind`: the entry-name suffixes of its parts in creation order
+//!   (`[""]` for one entry; `["_state", "_rmtx", "_wmtx", ""]` for an RWLock, FORMAT.md §7), its
+//!   parameters and their check (`plan`), the size of each part (`sizes`), initialisation of
+//!   fresh bytes (`init`, run before any part is visible), validation of the stored parts into
+//!   an immutable geometry with checked arithmetic (`validate`, reads only), how a stored one
+//!   differs from requested parameters (`mismatch`), and for reports `describe`, `len` and
+//!   `audit` (the defects of its shared words);
+//! - the typed handle, implementing `kind::Handle` (its element size and how it is built from
+//!   the validated geometry, through views anchored to the mapping) and `kind::Exercise`
+//!   (bounded operations for the fuzz body);
+//! - its operations, with its algorithm in `algo/` when it is lock-free, and every wait through
+//!   `wait`.
+//!
+//! `create`, `open` and `open_or_create` of the handle are then one line each over `kind`.
 //!
 //! # The format
 //!
@@ -115,12 +132,12 @@ compile_error!(
 mod algo;
 mod container;
 mod error;
+mod kind;
 mod layout;
 mod name;
 #[allow(unsafe_code)]
 mod raw;
 mod segment;
-mod structure;
 mod table;
 mod wait;
 
@@ -128,6 +145,7 @@ pub use container::array::{Array, ArrayFormat, Iter};
 pub use container::queue::Queue;
 pub use container::stack::{DEFAULT_STALL_TIMEOUT, Stack};
 pub use error::{EntryDefect, Error, HeaderDefect, PushError, Result};
+pub use kind::{StructureDefect, StructureKind, StructureReport};
 pub use layout::{Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout};
 pub use name::{MAX_ENTRY_NAME_LEN, MAX_SEGMENT_NAME_LEN};
 pub use segment::{
@@ -143,6 +161,20 @@ pub mod __private {
     pub use crate::layout::{Field, Layout, Scalar, ShmLayout, StructLayout};
     pub use bytemuck;
     pub use core::mem::{align_of, offset_of, size_of};
+}
+
+/// The fuzz body, shared by the proptest suite and the `cargo fuzz` target. Not a public API.
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::{Segment, StructureKind};
+
+    /// Checks the entry `name` as every kind, opens it as every kind with several element
+    /// types and runs bounded operations on whatever opens; returns the kind of every typed
+    /// open that succeeded. Whatever the bytes, nothing here may panic, hang or reach outside
+    /// the mapping.
+    pub fn exercise_entry(segment: &Segment, name: &str) -> Vec<StructureKind> {
+        crate::kind::fuzz_entry(segment, name)
+    }
 }
 
 #[cfg(test)]

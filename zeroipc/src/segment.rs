@@ -777,6 +777,26 @@ impl Segment {
         build_report(self.name.clone(), self.mapping.region(), self.file_size)
     }
 
+    /// Checks the entry `name` as a structure of `kind`: its header and geometry, its current
+    /// length, and the state of its shared words (a queue position claimed and never
+    /// published, a stack slot left mid-operation, counters that contradict each other).
+    ///
+    /// Works on read-only segments and with any element type: the element size is taken from
+    /// the stored header. On a structure in use, the report is a snapshot (see
+    /// [`StructureDefect`](crate::StructureDefect)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EntryNotFound`], [`Error::CorruptEntry`], and [`Error::CorruptStructure`] when
+    /// the entry is not a `kind` at all (its header or geometry is inconsistent).
+    pub fn check_structure(
+        &self,
+        name: &str,
+        kind: crate::StructureKind,
+    ) -> Result<crate::StructureReport> {
+        crate::kind::check_as(self, name, kind)
+    }
+
     fn table(&self) -> Table<'_> {
         Table::new(self.mapping.region(), self.geometry)
     }
@@ -827,23 +847,6 @@ impl Segment {
                     memory_size: self.file_size,
                 },
             })
-    }
-
-    /// Creates the entry `name` of `size` bytes, initialising its bytes with `init` before the
-    /// entry becomes visible. Nothing changes on error.
-    pub(crate) fn create_entry(
-        &self,
-        name: &str,
-        size: u64,
-        init: impl FnOnce(Region<'_>) -> Result<(), Access>,
-    ) -> Result<Region<'_>> {
-        let mut regions = self.create_entries(&[(name, size)], |regions| match regions {
-            [region] => init(*region),
-            _ => Err(Access::OutOfBounds),
-        })?;
-        regions
-            .pop()
-            .ok_or_else(|| access_error(&self.name, "create the entry", Access::OutOfBounds))
     }
 
     /// Creates one entry per `(name, size)` of `parts`, in order, under one hold of the table
@@ -1104,8 +1107,7 @@ mod tests {
     #[test]
     fn a_composite_whose_third_part_finds_the_table_full_changes_nothing() {
         let seg = scratch("cfull", 3, 1 << 16);
-        seg.create_entry("first", 64, |r| r.zero(0, r.len()))
-            .unwrap();
+        seg.create_entries(&[("first", 64)], zero_all).unwrap();
         let before = bytes(&seg);
         let parts = [("c", 16), ("c_a", 16), ("c_b", 16), ("c_c", 16)];
         let mut ran = false;

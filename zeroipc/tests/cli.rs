@@ -6,7 +6,7 @@
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use zeroipc::{Array, Segment, SegmentOptions};
+use zeroipc::{Array, Queue, Segment, SegmentOptions};
 use zeroipc_tests::{
     describe, guarded, read_raw, run, shm_path, unique_name, vectors_dir, write_raw,
 };
@@ -125,6 +125,42 @@ fn check_exits_1_and_lists_every_defect() {
         "{defects:?}"
     );
     let (out, text) = cli(&["check", &bad]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+#[test]
+fn check_structure_reports_a_stuck_slot_and_refuses_unknown_kinds() {
+    let (name, _g) = guarded("checkq");
+    let seg = Segment::create(&name, 8192).unwrap();
+    let q = Queue::<u32>::create(&seg, "jobs", 4).unwrap();
+    q.push(5).unwrap();
+    let (out, text) = cli(&["check", &name, "--structure", "queue:jobs", "--json"]);
+    assert!(out.status.success(), "{text}");
+    let v = json_of(&out, &text);
+    assert_eq!(v["structures"][0]["len"], 1, "{text}");
+    assert_eq!(v["structures"][0]["sound"], true, "{text}");
+    // A producer that moved `tail` and died before publishing.
+    let at = seg.entry("jobs").unwrap().unwrap().offset;
+    zeroipc_tests::poke(&name, at + 4, &2u32.to_le_bytes());
+    let (out, text) = cli(&["check", &name, "--structure", "queue:jobs", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let v = json_of(&out, &text);
+    assert_eq!(v["sound"], false, "{text}");
+    let defect = &v["structures"][0]["defects"][0];
+    assert_eq!(
+        (&defect["slot"], &defect["in_flight"]),
+        (&1.into(), &true.into())
+    );
+    let (out, text) = cli(&["check", &name, "--structure", "queue:jobs"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("slot 1: position `1` is claimed by a producer"),
+        "{text}"
+    );
+    let (out, text) = cli(&["check", &name, "--structure", "ring:jobs"]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("unknown kind `ring`"), "{text}");
+    let (out, text) = cli(&["check", &name, "--structure", "stack:missing"]);
     assert_eq!(out.status.code(), Some(1), "{text}");
 }
 

@@ -5,6 +5,7 @@
 //! zeroipc show SEG                    header and every entry
 //! zeroipc dump SEG NAME --dtype <f8   the values of an array
 //! zeroipc check SEG                   every defect of the header and table (exit 1 if any)
+//! zeroipc check SEG --structure queue:jobs   ... and of the queue `jobs`
 //! zeroipc rm SEG                      unlink a segment
 //! ```
 //!
@@ -17,6 +18,7 @@ use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use zeroipc::{
     Array, ArrayFormat, Entry, HeaderInfo, Report, Scalar, Segment, SegmentOptions, ShmLayout,
+    StructureKind, StructureReport,
 };
 
 /// Inspect ZeroIPC shared-memory segments (format v2).
@@ -36,6 +38,7 @@ Examples:
   zeroipc show /sensors
   zeroipc dump /sensors temps --dtype '<f4'
   zeroipc check /sensors --json
+  zeroipc check /jobs --structure queue:jobs --structure stack:undo
   zeroipc rm /sensors
 
 Exit codes: 0 ok, 1 defect found / not found / failure, 2 usage error.";
@@ -63,6 +66,10 @@ enum Command {
     Check {
         /// Segment name.
         segment: String,
+        /// Also check entry ENTRY as a structure of KIND (`array`, `queue`, `stack`): its
+        /// header, geometry and shared words (the format does not record kinds). Repeatable.
+        #[arg(long = "structure", value_name = "KIND:ENTRY", value_parser = parse_structure)]
+        structures: Vec<(StructureKind, String)>,
     },
     /// Unlink a segment (refuses files that are not ZeroIPC segments).
     Rm {
@@ -111,7 +118,10 @@ fn main() -> ExitCode {
             name,
             dtype,
         } => dump(segment, name, dtype, cli.json),
-        Command::Check { segment } => check(segment, cli.json),
+        Command::Check {
+            segment,
+            structures,
+        } => check(segment, structures, cli.json),
         Command::Rm { segment, force } => rm(segment, *force, cli.json),
     };
     match result {
@@ -316,22 +326,81 @@ fn values<T: ShmLayout + Into<Value>>(
     Ok((array.format(), array.iter().map(Into::into).collect()))
 }
 
-fn check(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
+/// `KIND:ENTRY` of `--structure`; the entry may itself contain `:`.
+fn parse_structure(arg: &str) -> Result<(StructureKind, String), String> {
+    let (kind, entry) = arg
+        .split_once(':')
+        .ok_or_else(|| format!("`{arg}` is not KIND:ENTRY"))?;
+    let kind = StructureKind::from_name(kind).ok_or_else(|| {
+        let known: Vec<_> = StructureKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown kind `{kind}`; known: {}", known.join(", "))
+    })?;
+    Ok((kind, entry.to_owned()))
+}
+
+fn structure_json(r: &StructureReport) -> Value {
+    json!({
+        "name": r.name,
+        "kind": r.kind.name(),
+        "geometry": r.geometry,
+        "len": r.len,
+        "defects": r.defects.iter().map(|d| json!({
+            "slot": d.slot,
+            "in_flight": d.in_flight,
+            "problem": d.problem,
+        })).collect::<Vec<_>>(),
+        "sound": r.is_sound(),
+    })
+}
+
+fn check(
+    segment: &str,
+    structures: &[(StructureKind, String)],
+    as_json: bool,
+) -> Result<ExitCode, Failure> {
     let report = Segment::inspect(segment)?;
+    let mut checked = Vec::new();
+    if !structures.is_empty() {
+        let seg = Segment::open_read_only(segment)?;
+        for (kind, entry) in structures {
+            checked.push(seg.check_structure(entry, *kind)?);
+        }
+    }
+    let sound = report.is_sound() && checked.iter().all(StructureReport::is_sound);
     if as_json {
-        print_json(&report_json(&report));
-    } else if report.is_sound() {
-        println!(
-            "{}: no defects ({} entries)",
-            report.segment,
-            report.entries.len()
-        );
+        let mut value = report_json(&report);
+        value["structures"] = checked.iter().map(structure_json).collect();
+        value["sound"] = sound.into();
+        print_json(&value);
     } else {
+        if report.is_sound() {
+            println!(
+                "{}: no defects ({} entries)",
+                report.segment,
+                report.entries.len()
+            );
+        }
         for d in &report.defects {
             println!("{}: {d}", report.segment);
         }
+        for r in &checked {
+            let len = r.len.map_or(String::new(), |l| format!(", length {l}"));
+            let state = if r.is_sound() {
+                "no defects"
+            } else {
+                "defects:"
+            };
+            println!(
+                "{} {} `{}` ({}{len}): {state}",
+                report.segment, r.kind, r.name, r.geometry
+            );
+            for d in &r.defects {
+                let note = if d.in_flight { " [in flight]" } else { "" };
+                println!("  {d}{note}");
+            }
+        }
     }
-    Ok(if report.is_sound() {
+    Ok(if sound {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -26,11 +26,14 @@ use std::marker::PhantomData;
 use std::mem::size_of;
 use std::sync::atomic::Ordering;
 
+use crate::container::Capacity;
 use crate::error::{Error, Result};
+use crate::kind::{
+    self, Exercise, Handle, Invalid, Kind, Mismatch, Opened, StructureDefect, StructureKind,
+};
 use crate::layout::ShmLayout;
 use crate::raw::{Access, Anchored, Region};
 use crate::segment::Segment;
-use crate::structure;
 
 /// Size of the reference array header (`u64 capacity`).
 const HEADER: u64 = 8;
@@ -95,6 +98,191 @@ impl<T: ShmLayout> fmt::Debug for Array<T> {
     }
 }
 
+/// The array kind: a capacity and an element size.
+#[derive(Debug)]
+pub(crate) enum ArrayKind {}
+
+/// Where a stored array's elements lie.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ArrayGeometry {
+    capacity: u64,
+    elem: u32,
+    header: u64,
+    format: ArrayFormat,
+}
+
+impl Kind for ArrayKind {
+    const KIND: StructureKind = StructureKind::Array;
+    const PARTS: &'static [&'static str] = &[""];
+    type Params = Capacity;
+    type Geometry = ArrayGeometry;
+
+    fn plan(params: Capacity) -> Result<Capacity, (&'static str, String)> {
+        if params.capacity == 0 {
+            return Err((
+                "capacity",
+                "an array needs 1 or more elements, not `0`".into(),
+            ));
+        }
+        if Self::sizes(&params).is_none() {
+            return Err((
+                "capacity",
+                format!(
+                    "`{}` elements of `{}` bytes overflow the size of an entry",
+                    params.capacity, params.elem
+                ),
+            ));
+        }
+        Ok(params)
+    }
+
+    fn sizes(params: &Capacity) -> Option<Vec<u64>> {
+        let data = params.capacity.checked_mul(u64::from(params.elem))?;
+        Some(vec![data.checked_add(HEADER)?])
+    }
+
+    fn init(params: &Capacity, parts: &[Region<'_>]) -> Result<(), Access> {
+        let [r] = parts else {
+            return Err(Access::OutOfBounds);
+        };
+        r.write::<u64>(0, params.capacity)?;
+        r.zero(HEADER_LEN, r.len().saturating_sub(HEADER_LEN))
+    }
+
+    fn validate(parts: &[Region<'_>], elem: Option<u32>) -> Result<ArrayGeometry, Invalid> {
+        let part = kind::only(parts)?;
+        let size = part.len() as u64;
+        let capacity = part.read::<u64>(0).map_err(|_| {
+            Invalid::Corrupt(format!(
+                "the entry has `{size}` bytes, less than the 8-byte header"
+            ))
+        })?;
+        if capacity == 0 {
+            return Err(Invalid::Corrupt("the stored capacity is `0`".into()));
+        }
+        let geometry = |header, elem, format| ArrayGeometry {
+            capacity,
+            elem,
+            header,
+            format,
+        };
+        // The element size each header implies, if it implies one that fits in a `u32`.
+        let reference = size
+            .checked_sub(HEADER)
+            .filter(|&d| d > 0 && d.checked_rem(capacity) == Some(0))
+            .and_then(|d| d.checked_div(capacity))
+            .and_then(|e| u32::try_from(e).ok());
+        let c_elem = part.read::<u64>(8).ok();
+        let c_fit = c_elem
+            .filter(|&e| {
+                e > 0
+                    && capacity
+                        .checked_mul(e)
+                        .and_then(|d| d.checked_add(C_HEADER))
+                        == Some(size)
+            })
+            .and_then(|e| u32::try_from(e).ok());
+        let wanted = |e: u32| elem.is_none_or(|w| w == e);
+        if let Some(e) = reference.filter(|&e| wanted(e)) {
+            return Ok(geometry(HEADER, e, ArrayFormat::Reference));
+        }
+        if let Some(e) = c_fit.filter(|&e| wanted(e)) {
+            return Ok(geometry(C_HEADER, e, ArrayFormat::CHeader));
+        }
+        // Explain the mismatch as precisely as the stored geometry allows.
+        let found = match (c_fit, reference) {
+            (Some(e), _) => format!("`{e}`-byte elements in the C layout, capacity `{capacity}`"),
+            (None, Some(e)) => format!("`{e}`-byte elements, capacity `{capacity}`"),
+            (None, None) => {
+                return Err(Invalid::Corrupt(format!(
+                    "capacity `{capacity}` does not fit the `{size}`-byte entry for any element \
+                     size"
+                )));
+            }
+        };
+        Err(Invalid::ElemSize { found })
+    }
+
+    fn mismatch(requested: &Capacity, found: &ArrayGeometry) -> Option<Mismatch> {
+        requested.mismatch(found.capacity)
+    }
+
+    fn describe(g: &ArrayGeometry) -> String {
+        let layout = match g.format {
+            ArrayFormat::Reference => "reference layout",
+            ArrayFormat::CHeader => "C layout",
+        };
+        format!(
+            "capacity `{}`, `{}`-byte elements, {layout}",
+            g.capacity, g.elem
+        )
+    }
+
+    fn len(_: &[Region<'_>], g: &ArrayGeometry) -> Option<u64> {
+        Some(g.capacity)
+    }
+
+    fn audit(_: &[Region<'_>], _: &ArrayGeometry) -> Vec<StructureDefect> {
+        // Elements are plain bytes: any content is sound.
+        Vec::new()
+    }
+}
+
+impl<T: ShmLayout> Handle for Array<T> {
+    type Kind = ArrayKind;
+
+    fn elem() -> Result<u32> {
+        kind::elem_size::<T>()
+    }
+
+    fn from_parts(opened: Opened<'_, ArrayKind>) -> Result<Self> {
+        let g = opened.geometry;
+        let len = usize::try_from(g.capacity).map_err(|_| {
+            kind::corrupt(
+                opened.segment,
+                opened.name,
+                StructureKind::Array,
+                format!("capacity `{}` does not fit this address space", g.capacity),
+            )
+        })?;
+        let data_len = g.capacity.checked_mul(u64::from(g.elem));
+        let data = opened.region(0, g.header, data_len.unwrap_or(u64::MAX))?;
+        Ok(Self {
+            segment: opened.segment.clone(),
+            name: opened.name.to_owned(),
+            data,
+            len,
+            format: g.format,
+            _elem: PhantomData,
+        })
+    }
+}
+
+impl<T: ShmLayout> Exercise for Array<T> {
+    // The assertions are this crate's own invariants, whatever the stored bytes: a failure is
+    // a bug the fuzzer has found.
+    #[allow(clippy::panic)]
+    fn exercise(&mut self) {
+        // Every element goes through the same validated offset arithmetic, so reading the first
+        // and last few (and all of small arrays) covers the code.
+        let len = self.len();
+        assert_eq!(self.iter().size_hint(), (len, Some(len)));
+        let head = self.iter().take(16).count();
+        let tail = self.iter().rev().take(16).count();
+        assert_eq!((head, tail), (len.min(16), len.min(16)));
+        if len <= 1024 {
+            assert_eq!(self.iter().count(), len, "iteration visits every element");
+            assert_eq!(self.to_vec().len(), len);
+        }
+        if let Some(last) = len.checked_sub(1)
+            && let Ok(v) = self.get(last)
+        {
+            let _ = self.set(last, v);
+        }
+        assert!(self.get(len).is_err(), "reading past the end fails");
+    }
+}
+
 impl<T: ShmLayout> Array<T> {
     /// Creates the array `name` with `capacity` zeroed elements, in the reference layout.
     ///
@@ -104,27 +292,7 @@ impl<T: ShmLayout> Array<T> {
     /// [`Error::InvalidEntryName`], [`Error::DuplicateEntry`], [`Error::TableFull`],
     /// [`Error::OutOfSpace`], [`Error::ReadOnly`]: the segment is unchanged.
     pub fn create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
-        let elem = u64::from(structure::elem_size::<T>()?);
-        let capacity_u64 = u64::try_from(capacity).unwrap_or(u64::MAX);
-        let data_len = capacity_u64.checked_mul(elem).filter(|_| capacity > 0);
-        let size = data_len
-            .and_then(|d| d.checked_add(HEADER))
-            .ok_or_else(|| Error::InvalidArgument {
-                what: "capacity",
-                reason: format!("an array needs 1 or more elements, not `{capacity}`"),
-            })?;
-        let region = segment.create_entry(name, size, |r| {
-            r.write::<u64>(0, capacity_u64)?;
-            r.zero(HEADER_LEN, r.len().saturating_sub(HEADER_LEN))
-        })?;
-        Self::from_region(
-            segment,
-            name,
-            region,
-            HEADER,
-            capacity_u64,
-            ArrayFormat::Reference,
-        )
+        kind::create(segment, name, Capacity::of::<T>(capacity)?)
     }
 
     /// Opens the existing array `name`, checking that it holds elements of `size_of::<T>()`
@@ -142,71 +310,7 @@ impl<T: ShmLayout> Array<T> {
     /// another element size; [`Error::CorruptEntry`] / [`Error::CorruptStructure`] when the
     /// entry or the array header is malformed.
     pub fn open(segment: &Segment, name: &str) -> Result<Self> {
-        let elem = u64::from(structure::elem_size::<T>()?);
-        let region = segment.open_entry(name)?;
-        let size = region.len() as u64;
-        let corrupt = |reason: String| structure::corrupt(segment, name, "array", reason);
-        let capacity = region.read::<u64>(0).map_err(|_| {
-            corrupt(format!(
-                "the entry has `{size}` bytes, less than the 8-byte header"
-            ))
-        })?;
-        if capacity == 0 {
-            return Err(corrupt("the stored capacity is `0`".into()));
-        }
-        let payload = |header: u64| {
-            capacity
-                .checked_mul(elem)
-                .and_then(|d| d.checked_add(header))
-        };
-        if payload(HEADER) == Some(size) {
-            return Self::from_region(
-                segment,
-                name,
-                region,
-                HEADER,
-                capacity,
-                ArrayFormat::Reference,
-            );
-        }
-        let c_elem = region.read::<u64>(8).ok();
-        if c_elem == Some(elem) && payload(C_HEADER) == Some(size) {
-            return Self::from_region(
-                segment,
-                name,
-                region,
-                C_HEADER,
-                capacity,
-                ArrayFormat::CHeader,
-            );
-        }
-        // Explain the mismatch as precisely as the stored geometry allows.
-        let c_fit = c_elem.filter(|&e| {
-            e > 0
-                && capacity
-                    .checked_mul(e)
-                    .and_then(|d| d.checked_add(C_HEADER))
-                    == Some(size)
-        });
-        let found = if let Some(e) = c_fit {
-            format!("`{e}`-byte elements in the C layout, capacity `{capacity}`")
-        } else if let Some(e) = size
-            .checked_sub(HEADER)
-            .filter(|&d| d > 0 && d.checked_rem(capacity) == Some(0))
-            .and_then(|d| d.checked_div(capacity))
-        {
-            format!("`{e}`-byte elements, capacity `{capacity}`")
-        } else {
-            return Err(corrupt(format!(
-                "capacity `{capacity}` does not fit the `{size}`-byte entry for any element size"
-            )));
-        };
-        Err(Error::TypeMismatch {
-            segment: segment.name().to_owned(),
-            name: name.to_owned(),
-            expected: size_of::<T>(),
-            found,
-        })
+        kind::open(segment, name)
     }
 
     /// Opens `name` if it exists (its capacity must equal `capacity`), otherwise creates it.
@@ -215,46 +319,7 @@ impl<T: ShmLayout> Array<T> {
     ///
     /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
     pub fn open_or_create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
-        structure::open_or_create(
-            segment,
-            name,
-            capacity,
-            || Self::open(segment, name),
-            || Self::create(segment, name, capacity),
-            Self::len,
-        )
-    }
-
-    fn from_region(
-        segment: &Segment,
-        name: &str,
-        region: Region<'_>,
-        header: u64,
-        capacity: u64,
-        format: ArrayFormat,
-    ) -> Result<Self> {
-        let corrupt = |reason: String| structure::corrupt(segment, name, "array", reason);
-        let data_len = (region.len() as u64).saturating_sub(header);
-        let data = region.sub(header, data_len).ok_or_else(|| {
-            corrupt(format!(
-                "the `{header}`-byte header does not fit the `{}`-byte entry",
-                region.len()
-            ))
-        })?;
-        let len = usize::try_from(capacity).map_err(|_| {
-            corrupt(format!(
-                "capacity `{capacity}` does not fit this address space"
-            ))
-        })?;
-        let data = structure::anchor(segment, Anchored::region(segment.mapping(), data))?;
-        Ok(Self {
-            segment: segment.clone(),
-            name: name.to_owned(),
-            data,
-            len,
-            format,
-            _elem: PhantomData,
-        })
+        kind::open_or_create(segment, name, Capacity::of::<T>(capacity)?)
     }
 
     /// The entry name.

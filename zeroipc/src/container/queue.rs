@@ -34,13 +34,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::algo::{Anomaly, MAX_RETRIES, vyukov};
+use crate::container::Capacity;
+use crate::container::slotted::{HEADER, Slotted, header_u32};
 use crate::error::{Error, PushError, Result};
+use crate::kind::{
+    self, Exercise, Handle, Invalid, Kind, Mismatch, Opened, StructureDefect, StructureKind,
+};
 use crate::layout::ShmLayout;
 use crate::raw::{Access, Anchored, Region, Slots, Word, Words};
 use crate::segment::Segment;
-use crate::structure::{
-    self, SLOTTED_HEADER_LEN, access_error, anchor, corrupt, open_slotted, slotted_geometry,
-};
 use crate::wait::{pop_until, push_until, timeout_error};
 
 const OFF_HEAD: usize = 0;
@@ -110,101 +112,53 @@ impl<T: ShmLayout> fmt::Debug for Queue<T> {
     }
 }
 
-impl<T: ShmLayout> Queue<T> {
-    /// Creates the queue `name` with room for `capacity` items, rounded up to a power of two
-    /// (at least 2).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] for capacity 0, above 2^30, or elements larger than 4 GiB;
-    /// [`Error::InvalidEntryName`], [`Error::DuplicateEntry`], [`Error::TableFull`],
-    /// [`Error::OutOfSpace`], [`Error::ReadOnly`]: the segment is unchanged.
-    pub fn create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
-        let invalid = |reason: String| Error::InvalidArgument {
-            what: "capacity",
-            reason,
-        };
-        let requested = u64::try_from(capacity).unwrap_or(u64::MAX);
+/// The queue kind: a capacity and an element size.
+#[derive(Debug)]
+pub(crate) enum QueueKind {}
+
+impl Kind for QueueKind {
+    const KIND: StructureKind = StructureKind::Queue;
+    const PARTS: &'static [&'static str] = &[""];
+    type Params = Capacity;
+    type Geometry = Slotted;
+
+    fn plan(params: Capacity) -> Result<Capacity, (&'static str, String)> {
+        let requested = params.capacity;
         if requested == 0 || requested > MAX_CREATE_CAPACITY {
-            return Err(invalid(format!("`{capacity}` is outside `1..=2^30`")));
+            return Err(("capacity", format!("`{requested}` is outside `1..=2^30`")));
         }
-        let rounded = requested.max(2).next_power_of_two();
-        let elem = structure::elem_size::<T>()?;
-        let cap_u32 = u32::try_from(rounded).map_err(|_| invalid("too large".into()))?;
-        let geometry = slotted_geometry(rounded, u64::from(elem))
-            .ok_or_else(|| invalid(format!("`{capacity}` items overflow")))?;
-        let region = segment.create_entry(name, geometry.total, |r| {
-            r.write::<u32>(OFF_HEAD, 0)?;
-            r.write::<u32>(OFF_TAIL, 0)?;
-            r.write::<u32>(OFF_CAPACITY, cap_u32)?;
-            r.write::<u32>(OFF_ELEM_SIZE, elem)?;
-            let seq_at = usize::try_from(geometry.words_offset).map_err(|_| Access::OutOfBounds)?;
-            r.zero(
-                SLOTTED_HEADER_LEN,
-                seq_at.saturating_sub(SLOTTED_HEADER_LEN),
-            )?;
-            for i in 0..cap_u32 {
-                let at = (i as usize)
-                    .checked_mul(4)
-                    .and_then(|o| o.checked_add(seq_at));
-                r.write::<u32>(at.ok_or(Access::OutOfBounds)?, i)?;
-            }
-            Ok(())
-        })?;
-        Self::from_region(segment, name, region)
+        Ok(Capacity {
+            capacity: requested.max(2).next_power_of_two(),
+            ..params
+        })
     }
 
-    /// Opens the existing queue `name`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::EntryNotFound`]; [`Error::TypeMismatch`] when the stored element size is not
-    /// `size_of::<T>()`; [`Error::CorruptStructure`] for a capacity that is not a power of two
-    /// in `2..=2^31` or a geometry that disagrees with the entry; [`Error::ReadOnly`] on a
-    /// read-only segment (every queue operation writes).
-    pub fn open(segment: &Segment, name: &str) -> Result<Self> {
-        let region = segment.open_entry(name)?;
-        Self::from_region(segment, name, region)
+    fn sizes(params: &Capacity) -> Option<Vec<u64>> {
+        Some(vec![Slotted::of(params)?.total])
     }
 
-    /// Opens `name` if it exists (its capacity must equal `capacity` rounded as by
-    /// [`create`](Self::create)), otherwise creates it.
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
-    pub fn open_or_create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
-        if capacity == 0 || capacity as u64 > MAX_CREATE_CAPACITY {
-            return Err(Error::InvalidArgument {
-                what: "capacity",
-                reason: format!("`{capacity}` is outside `1..=2^30`"),
-            });
-        }
-        let rounded = capacity.max(2).next_power_of_two();
-        structure::open_or_create(
-            segment,
-            name,
-            rounded,
-            || Self::open(segment, name),
-            || Self::create(segment, name, capacity),
-            Self::capacity,
-        )
-    }
-
-    fn from_region(segment: &Segment, name: &str, region: Region<'_>) -> Result<Self> {
-        let size = region.len() as u64;
-        let header = |off| {
-            region.read::<u32>(off).map_err(|_| {
-                corrupt(
-                    segment,
-                    name,
-                    "queue",
-                    format!("the entry has `{size}` bytes, less than the 16-byte header"),
-                )
-            })
+    fn init(params: &Capacity, parts: &[Region<'_>]) -> Result<(), Access> {
+        let [r] = parts else {
+            return Err(Access::OutOfBounds);
         };
-        let capacity = header(OFF_CAPACITY)?;
-        let elem = header(OFF_ELEM_SIZE)?;
+        let capacity = u32::try_from(params.capacity).map_err(|_| Access::OutOfBounds)?;
+        let geometry = Slotted::new(capacity, params.elem).ok_or(Access::OutOfBounds)?;
+        r.write::<u32>(OFF_HEAD, 0)?;
+        r.write::<u32>(OFF_TAIL, 0)?;
+        r.write::<u32>(OFF_CAPACITY, capacity)?;
+        r.write::<u32>(OFF_ELEM_SIZE, params.elem)?;
+        r.zero(HEADER, geometry.words_at.saturating_sub(HEADER))?;
+        // Slot `i` is free for position `i`.
+        for i in 0..capacity {
+            r.write::<u32>(geometry.word_at(i).ok_or(Access::OutOfBounds)?, i)?;
+        }
+        Ok(())
+    }
+
+    fn validate(parts: &[Region<'_>], elem: Option<u32>) -> Result<Slotted, Invalid> {
+        let part = kind::only(parts)?;
+        let capacity = header_u32(part, OFF_CAPACITY)?;
+        let stored_elem = header_u32(part, OFF_ELEM_SIZE)?;
         let problem = match capacity {
             0 => Some("capacity `0` leaves no slot".to_owned()),
             1 => Some(
@@ -222,16 +176,124 @@ impl<T: ShmLayout> Queue<T> {
             _ => None,
         };
         if let Some(reason) = problem {
-            return Err(corrupt(segment, name, "queue", reason));
+            return Err(Invalid::Corrupt(reason));
         }
-        let (slots, seqs) = open_slotted::<T>(segment, name, "queue", &region, capacity, elem)?;
-        let access = |a| access_error(segment, name, "queue", a);
-        let word = |off| {
-            let w = region.word(off).map_err(access)?;
-            anchor(segment, Anchored::word(segment.mapping(), w))
+        Slotted::validate(part, capacity, stored_elem, elem)
+    }
+
+    fn mismatch(requested: &Capacity, found: &Slotted) -> Option<Mismatch> {
+        requested.mismatch(u64::from(found.capacity))
+    }
+
+    fn describe(geometry: &Slotted) -> String {
+        geometry.describe()
+    }
+
+    fn len(parts: &[Region<'_>], _: &Slotted) -> Option<u64> {
+        let (head, tail) = counters(kind::only(parts).ok()?)?;
+        Some(u64::from(tail.wrapping_sub(head)))
+    }
+
+    fn audit(parts: &[Region<'_>], geometry: &Slotted) -> Vec<StructureDefect> {
+        let Ok(part) = kind::only(parts) else {
+            return Vec::new();
         };
-        let head = word(OFF_HEAD)?;
-        let tail = word(OFF_TAIL)?;
+        audit(part, geometry)
+    }
+}
+
+/// `head` and `tail`, read once each.
+fn counters(part: &Region<'_>) -> Option<(u32, u32)> {
+    // Acquire: a snapshot; the sequence words read after these are at least as new.
+    let head = part.load_u32(OFF_HEAD, Ordering::Acquire).ok()?;
+    let tail = part.load_u32(OFF_TAIL, Ordering::Acquire).ok()?;
+    Some((head, tail))
+}
+
+/// The defects of a queue's counters and sequence words. In a sound queue, with `cap` slots
+/// and positions `p` in `[head, head + cap)`: a position below `tail` holds an item, its slot's
+/// word reads `p + 1` (published) or `p` (claimed by a producer that has not published); a
+/// position from `tail` on is free, its word reads `p` (free) or `p - cap + 1` (its previous
+/// item, claimed by a consumer that has not released the slot yet).
+fn audit(part: &Region<'_>, geometry: &Slotted) -> Vec<StructureDefect> {
+    let mut defects = Vec::new();
+    let Some((head, tail)) = counters(part) else {
+        return defects;
+    };
+    let capacity = geometry.capacity;
+    let len = tail.wrapping_sub(head);
+    if len > capacity {
+        defects.push(StructureDefect {
+            slot: None,
+            in_flight: false,
+            problem: format!(
+                "`tail - head` is `{len}` (head `{head}`, tail `{tail}`), more than the capacity \
+                 `{capacity}`"
+            ),
+        });
+        return defects;
+    }
+    for offset in 0..capacity {
+        let pos = head.wrapping_add(offset);
+        let slot = pos & capacity.wrapping_sub(1);
+        let Some(seq) = geometry
+            .word_at(slot)
+            .and_then(|at| part.load_u32(at, Ordering::Acquire).ok())
+        else {
+            continue;
+        };
+        let defect = |in_flight, problem| StructureDefect {
+            slot: Some(u64::from(slot)),
+            in_flight,
+            problem,
+        };
+        if offset < len {
+            if seq == pos {
+                defects.push(defect(
+                    true,
+                    format!(
+                        "position `{pos}` is claimed by a producer and not published (a \
+                         producer inside `push`, or one that stopped there)"
+                    ),
+                ));
+            } else if seq != pos.wrapping_add(1) {
+                defects.push(defect(
+                    false,
+                    format!("holds position `{pos}`, but its sequence word reads `{seq}`"),
+                ));
+            }
+        } else if seq == pos.wrapping_sub(capacity).wrapping_add(1) {
+            defects.push(defect(
+                true,
+                format!(
+                    "position `{}` is claimed by a consumer and the slot not released (a \
+                     consumer inside `pop`, or one that stopped there)",
+                    pos.wrapping_sub(capacity)
+                ),
+            ));
+        } else if seq != pos {
+            defects.push(defect(
+                false,
+                format!("is free for position `{pos}`, but its sequence word reads `{seq}`"),
+            ));
+        }
+    }
+    defects
+}
+
+impl<T: ShmLayout> Handle for Queue<T> {
+    type Kind = QueueKind;
+
+    fn elem() -> Result<u32> {
+        kind::elem_size::<T>()
+    }
+
+    fn from_parts(opened: Opened<'_, QueueKind>) -> Result<Self> {
+        let g = opened.geometry;
+        let head = opened.word(0, OFF_HEAD)?;
+        let tail = opened.word(0, OFF_TAIL)?;
+        let slots = opened.slots::<T>(0, HEADER, g.capacity as usize)?;
+        let seqs = opened.words(0, g.words_at, g.capacity as usize)?;
         // Relaxed: starting guesses only.
         let head_hint = CacheLine(AtomicU32::new(head.get().atomic().load(Ordering::Relaxed)));
         let tail_hint = CacheLine(AtomicU32::new(tail.get().atomic().load(Ordering::Relaxed)));
@@ -242,11 +304,60 @@ impl<T: ShmLayout> Queue<T> {
             tail,
             slots,
             seqs,
-            capacity,
-            segment: segment.clone(),
-            name: name.to_owned(),
+            capacity: g.capacity,
+            segment: opened.segment.clone(),
+            name: opened.name.to_owned(),
             _elem: PhantomData,
         })
+    }
+}
+
+impl<T: ShmLayout> Exercise for Queue<T> {
+    fn exercise(&mut self) {
+        let _ = (self.len(), self.is_empty(), self.is_full());
+        for _ in 0..3 {
+            let _ = self.push(T::zeroed());
+            let _ = self.pop();
+        }
+        let mut out = [T::zeroed(); 4];
+        let _ = self.push_slice(&out);
+        let _ = self.pop_into(&mut out);
+    }
+}
+
+impl<T: ShmLayout> Queue<T> {
+    /// Creates the queue `name` with room for `capacity` items, rounded up to a power of two
+    /// (at least 2).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for capacity 0, above 2^30, or elements larger than 4 GiB;
+    /// [`Error::InvalidEntryName`], [`Error::DuplicateEntry`], [`Error::TableFull`],
+    /// [`Error::OutOfSpace`], [`Error::ReadOnly`]: the segment is unchanged.
+    pub fn create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
+        kind::create(segment, name, Capacity::of::<T>(capacity)?)
+    }
+
+    /// Opens the existing queue `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EntryNotFound`]; [`Error::TypeMismatch`] when the stored element size is not
+    /// `size_of::<T>()`; [`Error::CorruptStructure`] for a capacity that is not a power of two
+    /// in `2..=2^31` or a geometry that disagrees with the entry; [`Error::ReadOnly`] on a
+    /// read-only segment (every queue operation writes).
+    pub fn open(segment: &Segment, name: &str) -> Result<Self> {
+        kind::open(segment, name)
+    }
+
+    /// Opens `name` if it exists (its capacity must equal `capacity` rounded as by
+    /// [`create`](Self::create)), otherwise creates it.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
+    pub fn open_or_create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
+        kind::open_or_create(segment, name, Capacity::of::<T>(capacity)?)
     }
 
     /// The entry name.
@@ -371,7 +482,7 @@ impl<T: ShmLayout> Queue<T> {
             ),
             Anomaly::NoSlot { slot } => format!("slot `{slot}` has no sequence word"),
         };
-        corrupt(&self.segment, &self.name, "queue", reason)
+        kind::corrupt(&self.segment, &self.name, StructureKind::Queue, reason)
     }
 
     #[cold]

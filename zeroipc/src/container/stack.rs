@@ -24,17 +24,19 @@
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::algo::stack::{self as algo, Failure};
+use crate::algo::stack::{self as algo, EMPTY, Failure, READING, READY, WRITING};
+use crate::container::Capacity;
+use crate::container::slotted::{HEADER, Slotted, header_u32};
 use crate::error::{Error, PushError, Result};
+use crate::kind::{
+    self, Exercise, Handle, Invalid, Kind, Mismatch, Opened, StructureDefect, StructureKind,
+};
 use crate::layout::ShmLayout;
 use crate::raw::{Access, Anchored, Region, Slots, Word, Words};
 use crate::segment::Segment;
-use crate::structure::{
-    self, SLOTTED_HEADER_LEN, access_error, anchor, corrupt, open_slotted, slotted_geometry,
-};
 use crate::wait::{Backoff, deadline, pop_until, push_until, timeout_error};
 
 const OFF_TOP: usize = 0;
@@ -97,6 +99,175 @@ impl<T: ShmLayout> fmt::Debug for Stack<T> {
     }
 }
 
+/// The stack kind: a capacity and an element size.
+#[derive(Debug)]
+pub(crate) enum StackKind {}
+
+impl Kind for StackKind {
+    const KIND: StructureKind = StructureKind::Stack;
+    const PARTS: &'static [&'static str] = &[""];
+    type Params = Capacity;
+    type Geometry = Slotted;
+
+    fn plan(params: Capacity) -> Result<Capacity, (&'static str, String)> {
+        let capacity = params.capacity;
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(("capacity", format!("`{capacity}` is outside `1..=2^31-1`")));
+        }
+        Ok(params)
+    }
+
+    fn sizes(params: &Capacity) -> Option<Vec<u64>> {
+        Some(vec![Slotted::of(params)?.total])
+    }
+
+    fn init(params: &Capacity, parts: &[Region<'_>]) -> Result<(), Access> {
+        let [r] = parts else {
+            return Err(Access::OutOfBounds);
+        };
+        let capacity = u32::try_from(params.capacity).map_err(|_| Access::OutOfBounds)?;
+        r.write::<i32>(OFF_TOP, -1)?;
+        r.write::<u32>(OFF_CAPACITY, capacity)?;
+        r.write::<u32>(OFF_ELEM_SIZE, params.elem)?;
+        r.write::<u32>(OFF_RESERVED, 0)?;
+        // Slots, alignment gap and every state word (EMPTY is 0).
+        r.zero(HEADER, r.len().saturating_sub(HEADER))
+    }
+
+    fn validate(parts: &[Region<'_>], elem: Option<u32>) -> Result<Slotted, Invalid> {
+        let part = kind::only(parts)?;
+        let capacity = header_u32(part, OFF_CAPACITY)?;
+        let stored_elem = header_u32(part, OFF_ELEM_SIZE)?;
+        let top = header_u32(part, OFF_TOP)? as i32;
+        if capacity == 0 || u64::from(capacity) > MAX_CAPACITY {
+            return Err(Invalid::Corrupt(format!(
+                "capacity `{capacity}` is outside `1..=2^31-1`"
+            )));
+        }
+        let geometry = Slotted::validate(part, capacity, stored_elem, elem)?;
+        if top < -1 || i64::from(top) >= i64::from(capacity) {
+            return Err(Invalid::Corrupt(format!(
+                "top `{top}` is outside `-1..{capacity}`"
+            )));
+        }
+        Ok(geometry)
+    }
+
+    fn mismatch(requested: &Capacity, found: &Slotted) -> Option<Mismatch> {
+        requested.mismatch(u64::from(found.capacity))
+    }
+
+    fn describe(geometry: &Slotted) -> String {
+        geometry.describe()
+    }
+
+    fn len(parts: &[Region<'_>], geometry: &Slotted) -> Option<u64> {
+        let top = top_of(kind::only(parts).ok()?)?;
+        Some(
+            u64::try_from(top.saturating_add(1))
+                .ok()?
+                .min(u64::from(geometry.capacity)),
+        )
+    }
+
+    fn audit(parts: &[Region<'_>], geometry: &Slotted) -> Vec<StructureDefect> {
+        let Ok(part) = kind::only(parts) else {
+            return Vec::new();
+        };
+        audit(part, geometry)
+    }
+}
+
+/// `top`, read once.
+fn top_of(part: &Region<'_>) -> Option<i32> {
+    // Acquire: a snapshot; the state words read after it are at least as new.
+    Some(part.load_u32(OFF_TOP, Ordering::Acquire).ok()? as i32)
+}
+
+/// The defects of a stack's `top` and state words. In a sound stack at rest, the slots up to
+/// `top` are READY and those above are EMPTY; WRITING and READING are the states a peer leaves
+/// inside an operation (a push or pop in progress, or one that stopped there).
+fn audit(part: &Region<'_>, geometry: &Slotted) -> Vec<StructureDefect> {
+    let mut defects = Vec::new();
+    let Some(top) = top_of(part) else {
+        return defects;
+    };
+    if top < -1 || i64::from(top) >= i64::from(geometry.capacity) {
+        defects.push(StructureDefect {
+            slot: None,
+            in_flight: false,
+            problem: format!("top `{top}` is outside `-1..{}`", geometry.capacity),
+        });
+        return defects;
+    }
+    for slot in 0..geometry.capacity {
+        let Some(state) = geometry
+            .word_at(slot)
+            .and_then(|at| part.load_u32(at, Ordering::Acquire).ok())
+        else {
+            continue;
+        };
+        let below = i64::from(slot) <= i64::from(top);
+        let (in_flight, problem) = match (state, below) {
+            (READY, true) | (EMPTY, false) => continue,
+            (WRITING, _) => (
+                true,
+                "is WRITING: a push claimed it and has not finished (a pusher inside `push`, or \
+                 one that stopped there)"
+                    .to_owned(),
+            ),
+            (READING, _) => (
+                true,
+                "is READING: a pop claimed it and has not finished (a popper inside `pop`, or \
+                 one that stopped there)"
+                    .to_owned(),
+            ),
+            (EMPTY, true) => (false, format!("is EMPTY, below top `{top}`")),
+            (READY, false) => (false, format!("is READY, above top `{top}`")),
+            (other, _) => (false, format!("has state `{other}`, not 0 ..= 3")),
+        };
+        defects.push(StructureDefect {
+            slot: Some(u64::from(slot)),
+            in_flight,
+            problem,
+        });
+    }
+    defects
+}
+
+impl<T: ShmLayout> Handle for Stack<T> {
+    type Kind = StackKind;
+
+    fn elem() -> Result<u32> {
+        kind::elem_size::<T>()
+    }
+
+    fn from_parts(opened: Opened<'_, StackKind>) -> Result<Self> {
+        let g = opened.geometry;
+        Ok(Self {
+            segment: opened.segment.clone(),
+            name: opened.name.to_owned(),
+            top: opened.word(0, OFF_TOP)?,
+            slots: opened.slots::<T>(0, HEADER, g.capacity as usize)?,
+            states: opened.words(0, g.words_at, g.capacity as usize)?,
+            capacity: g.capacity,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            _elem: PhantomData,
+        })
+    }
+}
+
+impl<T: ShmLayout> Exercise for Stack<T> {
+    fn exercise(&mut self) {
+        self.set_stall_timeout(Duration::from_micros(200));
+        let _ = (self.len(), self.is_empty(), self.is_full());
+        for _ in 0..2 {
+            let _ = self.push(T::zeroed());
+            let _ = self.pop();
+        }
+    }
+}
+
 impl<T: ShmLayout> Stack<T> {
     /// Creates the empty stack `name` with `capacity` slots.
     ///
@@ -106,28 +277,7 @@ impl<T: ShmLayout> Stack<T> {
     /// [`Error::InvalidEntryName`], [`Error::DuplicateEntry`], [`Error::TableFull`],
     /// [`Error::OutOfSpace`], [`Error::ReadOnly`]: the segment is unchanged.
     pub fn create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
-        let invalid = |reason: String| Error::InvalidArgument {
-            what: "capacity",
-            reason,
-        };
-        let cap = u64::try_from(capacity).unwrap_or(u64::MAX);
-        if cap == 0 || cap > MAX_CAPACITY {
-            return Err(invalid(format!("`{capacity}` is outside `1..=2^31-1`")));
-        }
-        let elem = structure::elem_size::<T>()?;
-        let cap_u32 = u32::try_from(cap).map_err(|_| invalid("too large".into()))?;
-        let geometry = slotted_geometry(cap, u64::from(elem))
-            .ok_or_else(|| invalid(format!("`{capacity}` items overflow")))?;
-        let region = segment.create_entry(name, geometry.total, |r| {
-            r.write::<i32>(OFF_TOP, -1)?;
-            r.write::<u32>(OFF_CAPACITY, cap_u32)?;
-            r.write::<u32>(OFF_ELEM_SIZE, elem)?;
-            r.write::<u32>(OFF_RESERVED, 0)?;
-            let len = usize::try_from(geometry.total).map_err(|_| Access::OutOfBounds)?;
-            // Slots, alignment gap and every state word (EMPTY is 0).
-            r.zero(SLOTTED_HEADER_LEN, len.saturating_sub(SLOTTED_HEADER_LEN))
-        })?;
-        Self::from_region(segment, name, region)
+        kind::create(segment, name, Capacity::of::<T>(capacity)?)
     }
 
     /// Opens the existing stack `name`.
@@ -140,8 +290,7 @@ impl<T: ShmLayout> Stack<T> {
     /// reported by the operation that meets it);
     /// [`Error::ReadOnly`] on a read-only segment.
     pub fn open(segment: &Segment, name: &str) -> Result<Self> {
-        let region = segment.open_entry(name)?;
-        Self::from_region(segment, name, region)
+        kind::open(segment, name)
     }
 
     /// Opens `name` if it exists (its capacity must equal `capacity`), otherwise creates it.
@@ -150,62 +299,7 @@ impl<T: ShmLayout> Stack<T> {
     ///
     /// As [`open`](Self::open) and [`create`](Self::create), and [`Error::CapacityMismatch`].
     pub fn open_or_create(segment: &Segment, name: &str, capacity: usize) -> Result<Self> {
-        structure::open_or_create(
-            segment,
-            name,
-            capacity,
-            || Self::open(segment, name),
-            || Self::create(segment, name, capacity),
-            Self::capacity,
-        )
-    }
-
-    fn from_region(segment: &Segment, name: &str, region: Region<'_>) -> Result<Self> {
-        let size = region.len() as u64;
-        let header = |off| {
-            region.read::<u32>(off).map_err(|_| {
-                corrupt(
-                    segment,
-                    name,
-                    "stack",
-                    format!("the entry has `{size}` bytes, less than the 16-byte header"),
-                )
-            })
-        };
-        let capacity = header(OFF_CAPACITY)?;
-        let elem = header(OFF_ELEM_SIZE)?;
-        let top = header(OFF_TOP)? as i32;
-        if capacity == 0 || u64::from(capacity) > MAX_CAPACITY {
-            return Err(corrupt(
-                segment,
-                name,
-                "stack",
-                format!("capacity `{capacity}` is outside `1..=2^31-1`"),
-            ));
-        }
-        let (slots, states) = open_slotted::<T>(segment, name, "stack", &region, capacity, elem)?;
-        if top < -1 || i64::from(top) >= i64::from(capacity) {
-            return Err(corrupt(
-                segment,
-                name,
-                "stack",
-                format!("top `{top}` is outside `-1..{capacity}`"),
-            ));
-        }
-        let top = region
-            .word(OFF_TOP)
-            .map_err(|a| access_error(segment, name, "stack", a))?;
-        let top = anchor(segment, Anchored::word(segment.mapping(), top))?;
-        Ok(Self {
-            segment: segment.clone(),
-            name: name.to_owned(),
-            top,
-            slots,
-            states,
-            capacity,
-            stall_timeout: DEFAULT_STALL_TIMEOUT,
-            _elem: PhantomData,
-        })
+        kind::open_or_create(segment, name, Capacity::of::<T>(capacity)?)
     }
 
     /// How long an operation waits for a slot that another process holds mid-operation before
@@ -325,13 +419,13 @@ impl<T: ShmLayout> Stack<T> {
             Failure::Corrupt { top } => Error::CorruptStructure {
                 segment: self.segment.name().to_owned(),
                 name: self.name.clone(),
-                kind: "stack",
+                kind: StructureKind::Stack.name(),
                 reason: format!("top `{top}` is outside `-1..{}`", self.capacity),
             },
             Failure::BadState { slot, state } => Error::CorruptStructure {
                 segment: self.segment.name().to_owned(),
                 name: self.name.clone(),
-                kind: "stack",
+                kind: StructureKind::Stack.name(),
                 reason: format!("slot `{slot}` has state `{state}`, not 0 ..= 3"),
             },
             Failure::Full => Error::InvalidArgument {

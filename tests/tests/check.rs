@@ -1,0 +1,147 @@
+//! `Segment::check_structure`: the state a crash or a corruption leaves in a queue or a stack
+//! is reported with its slot, and a sound structure reports nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use zeroipc::{Array, Error, Queue, Segment, Stack, StructureKind};
+use zeroipc_tests::{guarded, poke};
+
+/// The entry offset of `name` in `seg`.
+fn offset(seg: &Segment, name: &str) -> u64 {
+    seg.entry(name).unwrap().unwrap().offset
+}
+
+#[test]
+fn sound_structures_report_their_geometry_and_length_and_no_defect() {
+    let (name, _g) = guarded("chk-sound");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let q = Queue::<u64>::create(&seg, "q", 8).unwrap();
+    let s = Stack::<u32>::create(&seg, "s", 5).unwrap();
+    Array::<f32>::create(&seg, "a", 3).unwrap();
+    // Wrap the queue's counters past the first lap so that the audit sees reused slots.
+    for i in 0..11 {
+        q.push(i).unwrap();
+        assert_eq!(q.pop().unwrap(), Some(i));
+    }
+    q.push(1).unwrap();
+    q.push(2).unwrap();
+    s.push(7).unwrap();
+    let ro = Segment::open_read_only(&name).unwrap();
+    let report = ro.check_structure("q", StructureKind::Queue).unwrap();
+    assert_eq!(report.kind, StructureKind::Queue);
+    assert_eq!(report.geometry, "capacity `8`, `8`-byte elements");
+    assert_eq!(report.len, Some(2));
+    assert!(report.is_sound(), "{report:?}");
+    let report = ro.check_structure("s", StructureKind::Stack).unwrap();
+    assert_eq!(
+        (report.len, report.is_sound()),
+        (Some(1), true),
+        "{report:?}"
+    );
+    let report = ro.check_structure("a", StructureKind::Array).unwrap();
+    assert_eq!(
+        report.geometry,
+        "capacity `3`, `4`-byte elements, reference layout"
+    );
+    assert_eq!((report.len, report.is_sound()), (Some(3), true));
+}
+
+#[test]
+fn a_queue_position_claimed_and_never_published_is_reported_in_flight() {
+    let (name, _g) = guarded("chk-claim");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let q = Queue::<u64>::create(&seg, "q", 4).unwrap();
+    q.push(10).unwrap();
+    let at = offset(&seg, "q");
+    // A producer that died after moving `tail` from 1 to 2, before publishing slot 1.
+    poke(&name, at + 4, &2u32.to_le_bytes());
+    let report = seg.check_structure("q", StructureKind::Queue).unwrap();
+    assert_eq!(report.len, Some(2));
+    assert_eq!(report.defects.len(), 1, "{report:?}");
+    let d = &report.defects[0];
+    assert_eq!((d.slot, d.in_flight), (Some(1), true));
+    assert!(d.problem.contains("claimed by a producer"), "{d}");
+    // The published item before it is still delivered.
+    assert_eq!(q.pop().unwrap(), Some(10));
+}
+
+#[test]
+fn queue_counters_and_sequence_words_that_contradict_each_other_are_defects() {
+    let (name, _g) = guarded("chk-qbad");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    Queue::<u32>::create(&seg, "q", 4).unwrap();
+    let at = offset(&seg, "q");
+    // `tail - head` above the capacity.
+    poke(&name, at + 4, &9u32.to_le_bytes());
+    let report = seg.check_structure("q", StructureKind::Queue).unwrap();
+    assert_eq!(report.defects.len(), 1, "{report:?}");
+    assert!(!report.defects[0].in_flight);
+    assert!(report.defects[0].problem.contains("more than the capacity"));
+    // Back to empty, then a free slot's sequence word that no peer could have written
+    // (slots at +16, four 4-byte slots, sequence words at +32).
+    poke(&name, at + 4, &0u32.to_le_bytes());
+    poke(&name, at + 32 + 3 * 4, &77u32.to_le_bytes());
+    let report = seg.check_structure("q", StructureKind::Queue).unwrap();
+    assert_eq!(report.defects.len(), 1, "{report:?}");
+    let d = &report.defects[0];
+    assert_eq!((d.slot, d.in_flight), (Some(3), false));
+    assert!(d.problem.contains("reads `77`"), "{d}");
+}
+
+#[test]
+fn stack_slots_left_mid_operation_or_out_of_place_are_reported() {
+    let (name, _g) = guarded("chk-stack");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let s = Stack::<u64>::create(&seg, "s", 4).unwrap();
+    s.push(1).unwrap();
+    s.push(2).unwrap();
+    let at = offset(&seg, "s");
+    // States at +16 + 4 * 8: slot 1 left READING (a popper that stopped), slot 3 READY above top.
+    let states = at + 16 + 32;
+    poke(&name, states + 4, &3u32.to_le_bytes());
+    poke(&name, states + 12, &2u32.to_le_bytes());
+    let report = seg.check_structure("s", StructureKind::Stack).unwrap();
+    let found: Vec<_> = report
+        .defects
+        .iter()
+        .map(|d| (d.slot, d.in_flight))
+        .collect();
+    assert_eq!(found, [(Some(1), true), (Some(3), false)], "{report:?}");
+    assert!(report.defects[0].problem.contains("READING"));
+    assert!(report.defects[1].problem.contains("READY, above top `1`"));
+}
+
+#[test]
+fn checking_as_the_wrong_kind_says_what_does_not_fit() {
+    let (name, _g) = guarded("chk-kind");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    Array::<u8>::create(&seg, "bytes", 24).unwrap();
+    Queue::<u64>::create(&seg, "q", 4).unwrap();
+    match seg.check_structure("bytes", StructureKind::Queue) {
+        Err(Error::CorruptStructure { kind, reason, .. }) => {
+            assert_eq!(kind, "queue");
+            assert!(reason.contains("capacity `0`"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A fresh queue's first eight bytes (head and tail, both 0) read as an array capacity of 0.
+    let e = seg.check_structure("q", StructureKind::Array).unwrap_err();
+    assert!(e.to_string().contains("the stored capacity is `0`"), "{e}");
+    // The element size comes from the stored geometry, whatever type wrote it.
+    Array::<[u16; 3]>::create(&seg, "seven", 7).unwrap();
+    let report = seg.check_structure("seven", StructureKind::Array).unwrap();
+    assert_eq!(
+        report.geometry,
+        "capacity `7`, `6`-byte elements, reference layout"
+    );
+    assert!(matches!(
+        seg.check_structure("missing", StructureKind::Stack),
+        Err(Error::EntryNotFound { .. })
+    ));
+    assert_eq!(
+        StructureKind::from_name("stack"),
+        Some(StructureKind::Stack)
+    );
+    assert_eq!(StructureKind::from_name("ring"), None);
+    assert_eq!(StructureKind::ALL.len(), 3);
+}

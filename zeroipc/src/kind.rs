@@ -1,0 +1,482 @@
+//! The one abstraction every structure kind implements, and everything written once over it:
+//! creating (all entries of a composite at once, or none), opening (every part checked),
+//! opening-or-creating with the parameter check, checking a stored structure's shared state,
+//! and the fuzz body.
+//!
+//! A kind says four things ([`Kind`]): the parameters it is created with and the entry sizes
+//! they need, how fresh bytes are initialised, how a stored header is validated into an
+//! immutable geometry (checked arithmetic, bounded by the entry), and how the state of a stored
+//! structure is audited. A typed handle ([`Handle`]) adds only how it is built from a validated
+//! geometry. The kinds are listed once, in [`kinds!`].
+
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use std::fmt;
+use std::mem::size_of;
+
+use crate::error::{Error, Result};
+use crate::layout::ShmLayout;
+use crate::raw::{Access, Anchored, Region, Slots, Word, Words};
+use crate::segment::Segment;
+
+/// What [`Segment::check_structure`] found in one stored structure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StructureReport {
+    /// The entry name.
+    pub name: String,
+    /// The kind it was checked as.
+    pub kind: StructureKind,
+    /// Its validated geometry in words, e.g. ``capacity `1024`, `8`-byte elements``.
+    pub geometry: String,
+    /// Its current length or depth, where the kind has one.
+    pub len: Option<u64>,
+    /// Every inconsistency of its shared words. Empty for a sound structure.
+    pub defects: Vec<StructureDefect>,
+}
+
+impl StructureReport {
+    /// Whether no defect was found.
+    pub fn is_sound(&self) -> bool {
+        self.defects.is_empty()
+    }
+}
+
+/// One inconsistency in the shared words of a stored structure.
+///
+/// A check reads a live structure without stopping its users, so it is a snapshot: a slot that
+/// a live peer is writing at that moment is reported too, as `in_flight`. Checked again, a
+/// transient one is gone; one that stays belongs to a peer that stopped (or died) mid-operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StructureDefect {
+    /// The slot or element concerned, when there is one.
+    pub slot: Option<u64>,
+    /// Whether this is the state a peer leaves while inside an operation (claimed and not yet
+    /// published, held mid-copy), rather than one no peer following the algorithm can produce.
+    pub in_flight: bool,
+    /// What is wrong, in words.
+    pub problem: String,
+}
+
+impl fmt::Display for StructureDefect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(slot) = self.slot {
+            write!(f, "slot {slot}: ")?;
+        }
+        f.write_str(&self.problem)
+    }
+}
+
+/// Why a stored structure could not be validated as a kind.
+#[derive(Debug)]
+pub(crate) enum Invalid {
+    /// The header or geometry is inconsistent.
+    Corrupt(String),
+    /// The structure is sound but holds elements of another size than the caller's type.
+    ElemSize {
+        /// What the stored geometry says instead.
+        found: String,
+    },
+}
+
+/// How a requested structure differs from the one stored under its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mismatch {
+    /// Another capacity.
+    Capacity { requested: u64, found: u64 },
+}
+
+/// One kind of structure: everything creating, opening and checking need to know about it.
+pub(crate) trait Kind {
+    /// Which kind.
+    const KIND: StructureKind;
+    /// The entry-name suffixes of its parts, in creation order (FORMAT.md §7); `[""]` for a
+    /// structure of one entry.
+    const PARTS: &'static [&'static str];
+    /// What it is created with, normalised (a capacity rounded as the kind requires, ...).
+    type Params: Copy + fmt::Debug;
+    /// What validation of the stored bytes yields: the numbers a handle is built from.
+    type Geometry: Copy + fmt::Debug;
+
+    /// Checks and normalises `params`; `Err((what, reason))` is an invalid argument.
+    fn plan(params: Self::Params) -> Result<Self::Params, (&'static str, String)>;
+    /// The size of each part for `params` (as normalised by `plan`), in [`Self::PARTS`] order.
+    fn sizes(params: &Self::Params) -> Option<Vec<u64>>;
+    /// Writes the fresh bytes of every part, before any of them is visible.
+    fn init(params: &Self::Params, parts: &[Region<'_>]) -> Result<(), Access>;
+    /// Validates the stored parts. `elem` is the element size the caller's type needs, or
+    /// `None` to accept the stored one. Only reads: it must work on read-only segments.
+    fn validate(parts: &[Region<'_>], elem: Option<u32>) -> Result<Self::Geometry, Invalid>;
+    /// How the stored structure differs from `requested`, if it does.
+    fn mismatch(requested: &Self::Params, found: &Self::Geometry) -> Option<Mismatch>;
+    /// The geometry in words, for reports and the inspector.
+    fn describe(geometry: &Self::Geometry) -> String;
+    /// The current length or depth, read from the stored words.
+    fn len(parts: &[Region<'_>], geometry: &Self::Geometry) -> Option<u64>;
+    /// Every inconsistency of the stored shared words (a snapshot).
+    fn audit(parts: &[Region<'_>], geometry: &Self::Geometry) -> Vec<StructureDefect>;
+}
+
+/// A typed handle on a kind: how it is built once the stored parts are validated.
+pub(crate) trait Handle: Sized {
+    /// Its kind.
+    type Kind: Kind;
+    /// The element size its type needs (checked against the stored one at open).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a type no structure can hold (zero-sized, over 4 GiB).
+    fn elem() -> Result<u32>;
+    /// Builds the handle from validated parts.
+    fn from_parts(opened: Opened<'_, Self::Kind>) -> Result<Self>;
+}
+
+/// A validated structure, for [`Handle::from_parts`]: where it is, what it is, and views of its
+/// parts anchored to the segment's mapping.
+pub(crate) struct Opened<'a, K: Kind> {
+    pub(crate) segment: &'a Segment,
+    pub(crate) name: &'a str,
+    pub(crate) geometry: K::Geometry,
+    parts: Vec<Region<'a>>,
+}
+
+impl<K: Kind> Opened<'_, K> {
+    fn part(&self, part: usize) -> Result<&Region<'_>> {
+        self.parts
+            .get(part)
+            .ok_or_else(|| self.internal("outside the parts"))
+    }
+
+    /// The atomic word at `offset` of part `part`.
+    pub(crate) fn word(&self, part: usize, offset: usize) -> Result<Anchored<Word<'static>>> {
+        let word = self.part(part)?.word(offset).map_err(|a| self.access(a))?;
+        Anchored::word(self.segment.mapping(), word).ok_or_else(|| self.internal("outside"))
+    }
+
+    /// `count` atomic words at `offset` of part `part`.
+    pub(crate) fn words(
+        &self,
+        part: usize,
+        offset: usize,
+        count: usize,
+    ) -> Result<Anchored<Words<'static>>> {
+        let words = self.part(part)?.words(offset, count);
+        let words = words.map_err(|a| self.access(a))?;
+        Anchored::words(self.segment.mapping(), words).ok_or_else(|| self.internal("outside"))
+    }
+
+    /// `count` slots of `T` at `offset` of part `part`.
+    pub(crate) fn slots<T: ShmLayout>(
+        &self,
+        part: usize,
+        offset: usize,
+        count: usize,
+    ) -> Result<Anchored<Slots<'static, T>>> {
+        let slots = self.part(part)?.slots::<T>(offset, count);
+        let slots = slots.map_err(|a| self.access(a))?;
+        Anchored::slots(self.segment.mapping(), slots).ok_or_else(|| self.internal("outside"))
+    }
+
+    /// The bytes `[offset, offset + len)` of part `part`.
+    pub(crate) fn region(
+        &self,
+        part: usize,
+        offset: u64,
+        len: u64,
+    ) -> Result<Anchored<Region<'static>>> {
+        let region = self.part(part)?.sub(offset, len);
+        let region = region.ok_or_else(|| self.access(Access::OutOfBounds))?;
+        Anchored::region(self.segment.mapping(), region).ok_or_else(|| self.internal("outside"))
+    }
+
+    fn access(&self, access: Access) -> Error {
+        access_error(self.segment, self.name, K::KIND, access)
+    }
+
+    fn internal(&self, problem: &'static str) -> Error {
+        Error::Internal {
+            segment: self.segment.name().to_owned(),
+            what: "anchor a view of an entry to its mapping",
+            problem,
+        }
+    }
+}
+
+/// `size_of::<T>()` as the format's `u32` element size, refusing zero-sized and oversized types.
+pub(crate) fn elem_size<T: ShmLayout>() -> Result<u32> {
+    let size = size_of::<T>();
+    u32::try_from(size)
+        .ok()
+        .filter(|&e| e > 0)
+        .ok_or_else(|| Error::InvalidArgument {
+            what: "T",
+            reason: format!("elements of `{size}` bytes cannot be stored"),
+        })
+}
+
+/// The entry names of the structure `name` of kind `K`, in creation order.
+fn part_names<K: Kind>(name: &str) -> Vec<String> {
+    K::PARTS
+        .iter()
+        .map(|suffix| format!("{name}{suffix}"))
+        .collect()
+}
+
+/// Creates the structure `name` of kind `H::Kind` with `params`: every part under one hold of
+/// the table lock, or none. Nothing in the segment changes on error.
+pub(crate) fn create<H: Handle>(
+    segment: &Segment,
+    name: &str,
+    params: <H::Kind as Kind>::Params,
+) -> Result<H> {
+    let params = plan::<H::Kind>(params)?;
+    let sizes = <H::Kind>::sizes(&params).ok_or_else(|| Error::InvalidArgument {
+        what: "capacity",
+        reason: format!("`{params:?}` overflows the size of a structure"),
+    })?;
+    let names = part_names::<H::Kind>(name);
+    let parts: Vec<(&str, u64)> = names.iter().map(String::as_str).zip(sizes).collect();
+    let regions = segment.create_entries(&parts, |regions| H::Kind::init(&params, regions))?;
+    from_regions::<H>(segment, name, regions)
+}
+
+/// Opens the structure `name` as kind `H::Kind`, checking every part.
+pub(crate) fn open<H: Handle>(segment: &Segment, name: &str) -> Result<H> {
+    let regions = open_parts::<H::Kind>(segment, name)?;
+    from_regions::<H>(segment, name, regions)
+}
+
+/// Opens `name` if it exists (it must have been made with `params`), otherwise creates it;
+/// if another process creates it between the two, opens that one.
+pub(crate) fn open_or_create<H: Handle>(
+    segment: &Segment,
+    name: &str,
+    params: <H::Kind as Kind>::Params,
+) -> Result<H> {
+    let params = plan::<H::Kind>(params)?;
+    let regions = match open_parts::<H::Kind>(segment, name) {
+        Err(Error::EntryNotFound { .. }) => match create::<H>(segment, name, params) {
+            Err(Error::DuplicateEntry { .. }) => open_parts::<H::Kind>(segment, name)?,
+            created => return created,
+        },
+        opened => opened?,
+    };
+    let geometry = validate::<H::Kind>(segment, name, &regions, Some(H::elem()?))?;
+    if let Some(Mismatch::Capacity { requested, found }) = H::Kind::mismatch(&params, &geometry) {
+        return Err(Error::CapacityMismatch {
+            segment: segment.name().to_owned(),
+            name: name.to_owned(),
+            requested,
+            found,
+        });
+    }
+    H::from_parts(Opened {
+        segment,
+        name,
+        geometry,
+        parts: regions,
+    })
+}
+
+/// Checks the stored structure `name` as kind `K`, on any segment (read-only too).
+pub(crate) fn check<K: Kind>(segment: &Segment, name: &str) -> Result<StructureReport> {
+    let regions = open_parts::<K>(segment, name)?;
+    let geometry = validate::<K>(segment, name, &regions, None)?;
+    Ok(StructureReport {
+        name: name.to_owned(),
+        kind: K::KIND,
+        geometry: K::describe(&geometry),
+        len: K::len(&regions, &geometry),
+        defects: K::audit(&regions, &geometry),
+    })
+}
+
+fn plan<K: Kind>(params: K::Params) -> Result<K::Params> {
+    K::plan(params).map_err(|(what, reason)| Error::InvalidArgument { what, reason })
+}
+
+fn open_parts<'s, K: Kind>(segment: &'s Segment, name: &str) -> Result<Vec<Region<'s>>> {
+    part_names::<K>(name)
+        .iter()
+        .map(|part| segment.open_entry(part))
+        .collect()
+}
+
+fn validate<K: Kind>(
+    segment: &Segment,
+    name: &str,
+    regions: &[Region<'_>],
+    elem: Option<u32>,
+) -> Result<K::Geometry> {
+    K::validate(regions, elem).map_err(|invalid| match invalid {
+        Invalid::Corrupt(reason) => corrupt(segment, name, K::KIND, reason),
+        Invalid::ElemSize { found } => Error::TypeMismatch {
+            segment: segment.name().to_owned(),
+            name: name.to_owned(),
+            expected: elem.map_or(0, |e| e as usize),
+            found,
+        },
+    })
+}
+
+fn from_regions<H: Handle>(segment: &Segment, name: &str, regions: Vec<Region<'_>>) -> Result<H> {
+    let geometry = validate::<H::Kind>(segment, name, &regions, Some(H::elem()?))?;
+    H::from_parts(Opened {
+        segment,
+        name,
+        geometry,
+        parts: regions,
+    })
+}
+
+/// A structure whose header or geometry is inconsistent.
+pub(crate) fn corrupt(segment: &Segment, name: &str, kind: StructureKind, reason: String) -> Error {
+    Error::CorruptStructure {
+        segment: segment.name().to_owned(),
+        name: name.to_owned(),
+        kind: kind.name(),
+        reason,
+    }
+}
+
+/// A refused access while building a handle: read-only segments cannot host structures whose
+/// every operation writes; anything else means the layout is inconsistent.
+fn access_error(segment: &Segment, name: &str, kind: StructureKind, a: Access) -> Error {
+    match a {
+        Access::ReadOnly => Error::ReadOnly {
+            segment: segment.name().to_owned(),
+        },
+        Access::Misaligned => corrupt(segment, name, kind, "a word is misaligned".into()),
+        Access::OutOfBounds => corrupt(
+            segment,
+            name,
+            kind,
+            "a section lies outside the entry".into(),
+        ),
+    }
+}
+
+/// The only part of a one-entry structure.
+pub(crate) fn only<'r, 'a>(parts: &'r [Region<'a>]) -> Result<&'r Region<'a>, Invalid> {
+    match parts {
+        [part] => Ok(part),
+        _ => Err(Invalid::Corrupt("the structure has no entry".into())),
+    }
+}
+
+/// Bounded operations on a handle, for the fuzz body: whatever the stored bytes, each must
+/// return (`Ok` or `Err`), never panic, hang or touch memory outside the entry.
+pub(crate) trait Exercise {
+    /// Runs a few operations of every sort the handle offers.
+    fn exercise(&mut self);
+}
+
+/// The registration of every kind, the one place a new kind is added: its [`StructureKind`]
+/// variant with its docs, the name errors and the inspector print, the type implementing
+/// [`Kind`], and its typed handle (`Handle<T>` for element types `T`).
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $kind:ident = $name:literal => $ty:ty, $handle:ident;)*) => {
+        /// A kind of structure a segment can hold (FORMAT.md §4–§6).
+        ///
+        /// The format stores no kind: an entry is only a name, an offset and a size, and a
+        /// stored structure is recognised by checking its header against the kind asked for
+        /// ([`Segment::check_structure`]).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum StructureKind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl StructureKind {
+            /// Every kind this release can open, in FORMAT.md order.
+            pub const ALL: &'static [StructureKind] = &[$(Self::$kind),*];
+
+            /// The kind's name as errors and the inspector print it: `array`, `queue`, ...
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Self::$kind => $name,)*
+                }
+            }
+        }
+
+        /// Checks `name` as `kind`, dispatching to the kind's implementation.
+        pub(crate) fn check_as(
+            segment: &Segment,
+            name: &str,
+            kind: StructureKind,
+        ) -> Result<StructureReport> {
+            match kind {
+                $(StructureKind::$kind => check::<$ty>(segment, name),)*
+            }
+        }
+
+        /// Checks `name` as every kind, opens it as every kind with a few element types
+        /// (one-byte, odd-sized, four-byte, eight-byte and sixteen-byte) and exercises what
+        /// opens; returns the kind of each typed open that succeeded.
+        pub(crate) fn fuzz_entry(segment: &Segment, name: &str) -> Vec<StructureKind> {
+            let mut opened = Vec::new();
+            $(
+                if let Ok(report) = check::<$ty>(segment, name) {
+                    let _ = report.defects.iter().map(ToString::to_string).count();
+                }
+                for ok in [
+                    fuzz_handle::<$handle<u8>>(segment, name),
+                    fuzz_handle::<$handle<[u8; 3]>>(segment, name),
+                    fuzz_handle::<$handle<i32>>(segment, name),
+                    fuzz_handle::<$handle<f64>>(segment, name),
+                    fuzz_handle::<$handle<[u64; 2]>>(segment, name),
+                ] {
+                    if ok {
+                        opened.push(StructureKind::$kind);
+                    }
+                }
+            )*
+            opened
+        }
+    };
+}
+
+/// Opens `name` as `H` and exercises it; whether it opened.
+fn fuzz_handle<H: Handle + Exercise>(segment: &Segment, name: &str) -> bool {
+    match open::<H>(segment, name) {
+        Ok(mut handle) => {
+            handle.exercise();
+            true
+        }
+        Err(e) => {
+            let _ = e.to_string();
+            false
+        }
+    }
+}
+
+use crate::container::array::{Array, ArrayKind};
+use crate::container::queue::{Queue, QueueKind};
+use crate::container::stack::{Stack, StackKind};
+
+kinds! {
+    /// [`Array`](crate::Array) (FORMAT.md §4.1).
+    Array = "array" => ArrayKind, Array;
+    /// [`Queue`](crate::Queue) (FORMAT.md §4.2).
+    Queue = "queue" => QueueKind, Queue;
+    /// [`Stack`](crate::Stack) (FORMAT.md §4.3).
+    Stack = "stack" => StackKind, Stack;
+}
+
+impl StructureKind {
+    /// The kind named `name` (as [`name`](Self::name) prints it), if this release knows it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for StructureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
