@@ -158,8 +158,10 @@ fn c3_batched_processes_lose_and_duplicate_nothing() {
 fn a3_corrupt_queue_and_stack_headers_are_refused() {
     let (src, _g) = guarded("a3src");
     {
+        // No runtime entry, so that the offsets below are the structures' own.
         let seg = SegmentOptions::new()
             .max_entries(4)
+            .runtime_entry(false)
             .create(&src, 4096)
             .unwrap();
         Queue::<u32>::create(&seg, "q", 4).unwrap(); // 16 + 16 + 16 = 48 bytes at 224
@@ -624,7 +626,15 @@ fn handles_are_owned_live_beside_their_segment_and_move_into_threads() {
     let app = open_telemetry(&name).unwrap();
     is_static(&app.readings);
     is_static(&app.hits);
-    assert_eq!(app.seg.entries().unwrap().len(), 2);
+    let names: Vec<_> = app
+        .seg
+        .entries()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    // The queue's first handle added the runtime entry (waiter counts) right after it.
+    assert_eq!(names, ["readings", "zeroipc.runtime", "hits"]);
     let Telemetry {
         seg,
         readings,

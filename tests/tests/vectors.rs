@@ -501,8 +501,10 @@ fn replay(dir: &Path, file: &Value, files: &[Value], original: &[u8]) -> Outcome
     }
     let (name, _g) = guarded("replay");
     let max_entries = u32::try_from(u64_of(file, "max_entries")).unwrap_or(0);
+    // Byte-identical to the other implementations: no runtime entry.
     let seg = match SegmentOptions::new()
         .max_entries(max_entries)
+        .runtime_entry(false)
         .create(&name, u64_of(file, "segment_size"))
     {
         Ok(seg) => seg,

@@ -137,6 +137,7 @@ mod layout;
 mod name;
 #[allow(unsafe_code)]
 mod raw;
+mod runtime;
 mod segment;
 mod table;
 mod wait;
@@ -153,6 +154,7 @@ pub use segment::{
     SegmentOptions,
 };
 pub use table::{Entry, HeaderInfo};
+pub use wait::DEFAULT_POLL_INTERVAL;
 pub use zeroipc_derive::ShmLayout;
 
 /// Paths used by the code `#[derive(ShmLayout)]` generates. Not a public API.

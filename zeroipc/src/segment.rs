@@ -37,6 +37,7 @@ use crate::error::{EntryDefect, Error, HeaderDefect, Result, printable};
 use crate::name;
 use crate::raw::{Access, Mapping, Region};
 use crate::table::{self, AllocError, Entry, Geometry, HeaderInfo, Table};
+use crate::wait::DEFAULT_POLL_INTERVAL;
 
 /// The default number of table slots, as in every other implementation.
 pub const DEFAULT_MAX_ENTRIES: u32 = 64;
@@ -66,6 +67,8 @@ pub struct SegmentOptions {
     unlink_on_drop: bool,
     allow_foreign_owner: bool,
     lock_timeout: Duration,
+    runtime_entry: bool,
+    poll_interval: Duration,
 }
 
 impl Default for SegmentOptions {
@@ -85,7 +88,36 @@ impl SegmentOptions {
             unlink_on_drop: false,
             allow_foreign_owner: false,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            runtime_entry: true,
+            poll_interval: DEFAULT_POLL_INTERVAL,
         }
+    }
+
+    /// How often at least a blocked call (`pop_timeout`, `push_timeout`, ...) on this segment
+    /// looks at the shared words while it sleeps: the bound on how late it notices a change
+    /// made by another ZeroIPC implementation, none of which wakes sleepers (changes made by
+    /// this crate wake it at once). Default [`DEFAULT_POLL_INTERVAL`] (32 ms).
+    ///
+    /// A wait starts with much shorter sleeps (from 50 µs, doubling), so a change soon after a
+    /// call blocks is seen sooner; and a handle that once sees a change nobody woke it for
+    /// looks every 1 ms from then on. Each look is a timer wake-up, about 5 µs of CPU on bare
+    /// metal and 50–80 µs in a virtual machine: at 32 ms an idle waiter costs a few ms of CPU a
+    /// second. Lower it (to 1 ms, the other implementations' own polling step) where peers of
+    /// other implementations feed blocked consumers of this one from the start.
+    pub fn poll_interval(&mut self, interval: Duration) -> &mut Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Whether handles of this crate may add its runtime entry, `zeroipc.runtime` (272 bytes
+    /// and one table slot; on by default), to a segment they block on. It holds the waiter
+    /// counts that let a push or pop wake a sleeping peer at once; without it, blocking calls
+    /// notice changes by sleeping in slices of at most the poll interval. Turn it off for segments that must
+    /// stay byte-identical to what another implementation would write. The other
+    /// implementations ignore the entry.
+    pub fn runtime_entry(&mut self, allow: bool) -> &mut Self {
+        self.runtime_entry = allow;
+        self
     }
 
     /// Accepts segments whose file belongs to another user. By default `open` refuses them
@@ -261,6 +293,8 @@ impl SegmentOptions {
             geometry,
             lock: Arc::new(Mutex::new(())),
             lock_timeout: self.lock_timeout,
+            runtime_entry: self.runtime_entry,
+            poll_interval: self.poll_interval,
             identity,
         })
     }
@@ -330,6 +364,8 @@ impl SegmentOptions {
             geometry,
             lock: Arc::new(Mutex::new(())),
             lock_timeout: self.lock_timeout,
+            runtime_entry: self.runtime_entry,
+            poll_interval: self.poll_interval,
             identity,
         })
     }
@@ -558,6 +594,10 @@ pub struct Segment {
     lock: Arc<Mutex<()>>,
     lock_timeout: Duration,
     identity: Identity,
+    /// Whether handles may add the runtime entry.
+    runtime_entry: bool,
+    /// The poll interval of blocked calls.
+    poll_interval: Duration,
     /// Whether we created the file and unlink it when the last handle goes.
     owner: Arc<Owner>,
 }
@@ -701,6 +741,8 @@ impl Segment {
             geometry,
             lock: Arc::clone(&self.lock),
             lock_timeout: self.lock_timeout,
+            runtime_entry: self.runtime_entry,
+            poll_interval: self.poll_interval,
             identity: self.identity,
             owner: Arc::clone(&self.owner),
         })
@@ -806,6 +848,16 @@ impl Segment {
             segment: self.name.clone(),
             defect,
         }
+    }
+
+    /// The poll interval of blocked calls ([`SegmentOptions::poll_interval`]).
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
+
+    /// Whether handles may add the runtime entry ([`SegmentOptions::runtime_entry`]).
+    pub(crate) fn runtime_entry(&self) -> bool {
+        self.runtime_entry
     }
 
     /// The shared mapping, for structure handles to anchor their views to.

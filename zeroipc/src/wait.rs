@@ -1,14 +1,39 @@
-//! Waiting for a peer: spin briefly, then yield, then sleep with exponential back-off.
+//! Waiting for a peer, for every blocking call: spin briefly, yield a little, then sleep in the
+//! kernel on the shared 32-bit word whose change lets the call proceed (Linux `FUTEX_WAIT`,
+//! shared, never `FUTEX_PRIVATE`: the word lives in a mapping other processes share), in slices
+//! that start at 50 µs and double up to the segment's poll interval ([`DEFAULT_POLL_INTERVAL`],
+//! 32 ms). The slices bound how late a change made by an implementation that never wakes
+//! anybody (all the others: they poll) is noticed. A handle that once finds its word changed at
+//! the end of a slice nobody woke it in has such a peer, and from then on caps its slices at
+//! 1 ms, the others' own polling step. Each slice costs a timer wake-up (5 µs of CPU on bare
+//! metal, 50–80 µs in a virtual machine), which is why slices are not short by default. Deadlines are
+//! on the monotonic clock (`Instant`). Elsewhere than Linux, the sleeping phase is a plain sleep of the slice.
 //!
-//! The sleeps follow FORMAT.md §3's schedule B1 (1 µs doubling to 1024 µs) so that a waiter
-//! notices a change made by any implementation (none of which wakes waiters) within about a
-//! millisecond, while an idle waiter costs almost no CPU. A futex-based wait, which our own
-//! releases could wake directly, belongs with the synchronisation primitives and will replace the
-//! sleeping phase here.
+//! # Waking exactly when somebody sleeps
+//!
+//! The format has no waiter counts, so they live in the runtime entry (`runtime`), one per
+//! bucket of words. A waiter increments its word's bucket before it sleeps and decrements it
+//! after; a release of ours (a push, a pop) reads the bucket of the word it changed and makes
+//! the wake-up system call only when it is not zero. Without waiters a release therefore pays
+//! one load of a line that is only read, and no system call.
+//!
+//! No wake is lost. The releaser changes the word with a `SeqCst` read-modify-write (the CAS
+//! that claims a position), then loads the bucket (`SeqCst`). The waiter increments the bucket
+//! (`SeqCst`), then loads the word (`SeqCst`) and sleeps only if it still holds the value seen
+//! before the failed attempt; the kernel repeats that comparison atomically with queueing the
+//! waiter. In the single total order of `SeqCst` operations, either the releaser's bucket load
+//! comes after the increment (it wakes, and the wake finds the waiter queued, or the kernel's
+//! comparison fails because the word changed first), or the waiter's load comes after the
+//! change (it does not sleep). A word that changes in a step after the one the waiter can see
+//! (a queue slot published after its position was claimed) is not covered: such a waiter is
+//! "not at rest" and polls in short slices instead, until the in-flight step lands.
 
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, PushError, Result};
+use crate::raw::{Anchored, Words};
+use crate::runtime;
 
 /// Spins before the first yield.
 const SPINS: u32 = 64;
@@ -16,6 +41,14 @@ const SPINS: u32 = 64;
 const YIELDS: u32 = 16;
 /// The longest sleep.
 const MAX_SLEEP: Duration = Duration::from_micros(1024);
+/// The first slice of a kernel sleep; each next one is twice as long, up to [`MAX_SLICE`].
+const MIN_SLICE: Duration = Duration::from_micros(50);
+/// The default longest kernel sleep of a blocked call before it looks again
+/// ([`SegmentOptions::poll_interval`](crate::SegmentOptions::poll_interval)).
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(32);
+/// The longest sleep once a handle has seen a change nobody woke it for: the polling step of
+/// the other implementations (FORMAT.md §3, schedule B1).
+const FOREIGN_POLL: Duration = Duration::from_millis(1);
 
 /// Back-off state of one waiting operation.
 #[derive(Debug, Default, Clone, Copy)]
@@ -59,23 +92,199 @@ pub(crate) fn deadline(timeout: Duration) -> Instant {
         .unwrap_or(now + Duration::from_secs(60 * 60 * 24 * 365))
 }
 
+/// A segment's waiter counts (in its runtime entry), or none.
+#[derive(Debug)]
+pub(crate) struct Bell {
+    waiters: Option<Anchored<Words<'static>>>,
+    /// The longest sleep of a waiter before it looks again.
+    poll: Duration,
+    /// Set once a waiter of this handle found its word changed at the end of a slice nobody
+    /// woke it in: a peer that never wakes (another implementation) writes here, so waiters
+    /// look again every [`FOREIGN_POLL`] from then on.
+    unwoken_change: AtomicBool,
+}
+
+impl Bell {
+    /// The waiter counts `waiters`; waiters look again at least every `poll`.
+    pub(crate) fn new(waiters: Option<Anchored<Words<'static>>>, poll: Duration) -> Self {
+        Self {
+            waiters,
+            poll: poll.max(MIN_SLICE),
+            unwoken_change: AtomicBool::new(false),
+        }
+    }
+
+    /// The longest sleep before looking again.
+    fn poll(&self) -> Duration {
+        // Relaxed: a hint that only changes how often a waiter looks.
+        if self.unwoken_change.load(Ordering::Relaxed) {
+            self.poll.min(FOREIGN_POLL)
+        } else {
+            self.poll
+        }
+    }
+
+    /// The waiter count of `word`'s bucket.
+    #[inline]
+    fn count(&self, word: &AtomicU32) -> Option<&AtomicU32> {
+        let address = std::ptr::from_ref(word) as usize;
+        self.waiters.as_ref()?.get().get(runtime::bucket(address))
+    }
+
+    /// Wakes up to `n` waiters sleeping on `word`, if its bucket counts any. Call it after the
+    /// `SeqCst` read-modify-write that changed `word` (see the module docs).
+    #[inline]
+    pub(crate) fn ring(&self, word: &AtomicU32, n: u32) {
+        if let Some(count) = self.count(word) {
+            // SeqCst: the releaser's half of the pairing described in the module docs.
+            if count.load(Ordering::SeqCst) != 0 {
+                wake(word, n);
+            }
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn wake(word: &AtomicU32, n: u32) {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::thread::futex;
+        // A failed wake (impossible for a valid word) only costs the waiter a slice.
+        let _ = futex::wake(word, futex::Flags::empty(), n);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (word, n);
+}
+
+/// What a blocking call waits on.
+pub(crate) struct Watch<'a> {
+    /// The segment's waiter counts.
+    pub(crate) bell: &'a Bell,
+    /// The word whose change may let the call proceed (a queue counter, a stack's `top`).
+    pub(crate) word: &'a AtomicU32,
+    /// Whether, with `word` at the value given, the structure is at rest: no peer is between
+    /// two steps of an operation whose second step would let the call proceed without
+    /// changing `word`. At rest the call sleeps until woken (or a slice passes); otherwise it
+    /// polls in short slices.
+    pub(crate) at_rest: &'a dyn Fn(u32) -> bool,
+}
+
+/// The wait state of one blocking call.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    deadline: Instant,
+    step: u32,
+    slice: Duration,
+}
+
+impl Waiter {
+    /// A wait that ends `timeout` from now.
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self {
+            deadline: deadline(timeout),
+            step: 0,
+            slice: MIN_SLICE,
+        }
+    }
+
+    /// Waits once after a failed attempt, which saw `observed` in `watch.word` before it
+    /// started: a spin or a yield at first, then a sleep until the word changes, a release of
+    /// ours wakes it, or a slice passes. Returns `false` (without waiting) once the deadline
+    /// has passed.
+    pub(crate) fn pause(&mut self, watch: &Watch<'_>, observed: u32) -> bool {
+        let now = Instant::now();
+        let Some(left) = self
+            .deadline
+            .checked_duration_since(now)
+            .filter(|d| !d.is_zero())
+        else {
+            return false;
+        };
+        self.step = self.step.saturating_add(1);
+        if self.step <= SPINS {
+            std::hint::spin_loop();
+            return true;
+        }
+        if self.step <= SPINS.saturating_add(YIELDS) {
+            std::thread::yield_now();
+            return true;
+        }
+        if !(watch.at_rest)(observed) {
+            // A peer is between two steps; the second changes no watched word and wakes
+            // nobody, so look again soon (in-flight steps take nanoseconds unless the peer was
+            // descheduled or died).
+            let _ = sleep_on(watch.word, observed, self.slice.min(FOREIGN_POLL).min(left));
+            self.slice = self.slice.saturating_mul(2);
+            return true;
+        }
+        let count = watch.bell.count(watch.word);
+        if let Some(count) = count {
+            // SeqCst (and the fence, for the plain loads of the attempt that follows the
+            // wake): the waiter's half of the pairing described in the module docs.
+            count.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+        }
+        let poll = watch.bell.poll();
+        if watch.word.load(Ordering::SeqCst) == observed
+            && sleep_on(watch.word, observed, self.slice.min(poll).min(left))
+            && watch.word.load(Ordering::Relaxed) != observed
+        {
+            // Changed during a slice that no wake cut short. (A release of ours racing with
+            // the end of the slice looks the same; it only makes this handle look more often.)
+            watch.bell.unwoken_change.store(true, Ordering::Relaxed);
+        }
+        if let Some(count) = count {
+            // Release: nothing after depends on it; a stale count only costs a wake call.
+            count.fetch_sub(1, Ordering::Release);
+        }
+        self.slice = self.slice.saturating_mul(2).min(poll);
+        true
+    }
+}
+
+/// Sleeps at most `slice` while `word` holds `observed`; whether the whole slice passed
+/// without a wake.
+fn sleep_on(word: &AtomicU32, observed: u32, slice: Duration) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::thread::futex;
+        let timeout = futex::Timespec {
+            tv_sec: i64::try_from(slice.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(slice.subsec_nanos()),
+        };
+        // Woken, timed out, interrupted, or the word had already changed: the caller looks
+        // again in every case.
+        let slept = futex::wait(word, futex::Flags::empty(), observed, Some(&timeout));
+        slept == Err(rustix::io::Errno::TIMEDOUT)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (word, observed);
+        std::thread::sleep(slice);
+        true
+    }
+}
+
 /// Retries `push` with `value` until it stops reporting full or `timeout` passes, then hands the
 /// value back with the error `timed_out` makes. Every other outcome returns at once.
 pub(crate) fn push_until<T>(
     timeout: Duration,
     value: T,
+    watch: &Watch<'_>,
     mut push: impl FnMut(T) -> std::result::Result<(), PushError<T>>,
     timed_out: impl FnOnce() -> Error,
 ) -> std::result::Result<(), PushError<T>> {
-    let deadline = deadline(timeout);
-    let mut backoff = Backoff::new();
+    let mut waiter = Waiter::new(timeout);
     let mut value = value;
     loop {
+        // SeqCst: the value the waiter compares with after registering (module docs).
+        let observed = watch.word.load(Ordering::SeqCst);
         match push(value) {
             Err(PushError::Full(back)) => value = back,
             done => return done,
         }
-        if !backoff.snooze(deadline) {
+        if !waiter.pause(watch, observed) {
             return Err(PushError::Failed(value, timed_out()));
         }
     }
@@ -85,16 +294,18 @@ pub(crate) fn push_until<T>(
 /// makes). Errors return at once.
 pub(crate) fn pop_until<T>(
     timeout: Duration,
+    watch: &Watch<'_>,
     mut pop: impl FnMut() -> Result<Option<T>>,
     timed_out: impl FnOnce() -> Error,
 ) -> Result<T> {
-    let deadline = deadline(timeout);
-    let mut backoff = Backoff::new();
+    let mut waiter = Waiter::new(timeout);
     loop {
+        // SeqCst: as in `push_until`.
+        let observed = watch.word.load(Ordering::SeqCst);
         if let Some(item) = pop()? {
             return Ok(item);
         }
-        if !backoff.snooze(deadline) {
+        if !waiter.pause(watch, observed) {
             return Err(timed_out());
         }
     }

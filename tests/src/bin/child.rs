@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
-use zeroipc::{Array, Error, Queue, Segment};
+use zeroipc::{Array, Error, Queue, Segment, Stack};
 use zeroipc_tests::types::SensorReading;
 
 fn main() -> ExitCode {
@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         ["readings-rw", seg, name] => readings_rw(seg, name),
         ["queue-produce", seg, name, id, count] => queue_produce(seg, name, id, count),
         ["queue-consume", seg, name, total, out] => queue_consume(seg, name, total, out),
+        ["idle-wait", seg, kind, name, ms] => idle_wait(seg, kind, name, ms),
         _ => Err(format!("unknown role {args:?}")),
     };
     match result {
@@ -165,4 +166,35 @@ fn queue_consume(seg: &str, name: &str, total: &str, out: &str) -> Result<String
     let bytes: Vec<u8> = items.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(out, bytes).map_err(|e| e.to_string())?;
     Ok(format!("popped={} empty_polls={empty}", items.len()))
+}
+
+/// This process's CPU time (user and system, every thread) in microseconds: what `getrusage`
+/// reports, from the process CPU clock at nanosecond resolution.
+fn cpu_us() -> u128 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    (t.tv_sec as u128) * 1_000_000 + (t.tv_nsec as u128) / 1_000
+}
+
+/// Blocks `ms` milliseconds in `pop_timeout` of the empty queue or stack `name` (TESTPLAN E1),
+/// and reports the CPU time the wait used and how long it took.
+fn idle_wait(seg: &str, kind: &str, name: &str, ms: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let timeout = std::time::Duration::from_millis(parse(ms)? as u64);
+    let start = (cpu_us(), std::time::Instant::now());
+    let outcome = match kind {
+        "queue" => {
+            let q = Queue::<u64>::open(&seg, name).map_err(|e| e.to_string())?;
+            q.pop_timeout(timeout).map(|_| ())
+        }
+        "stack" => {
+            let s = Stack::<u64>::open(&seg, name).map_err(|e| e.to_string())?;
+            s.pop_timeout(timeout).map(|_| ())
+        }
+        other => return Err(format!("unknown kind {other}")),
+    };
+    let (cpu, wall) = (cpu_us() - start.0, start.1.elapsed());
+    match outcome {
+        Err(Error::Timeout { .. }) => Ok(format!("cpu_us={cpu} wall_us={}", wall.as_micros())),
+        other => Err(format!("expected a timeout, got {other:?}")),
+    }
 }

@@ -133,12 +133,14 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), (S::Item, Failu
             return Err((item, Failure::Full));
         }
         // SYNC POINT (top): AcqRel orders our claim with other pushers and poppers of `top`;
-        // the slot's contents are handed over by its state word below.
+        // the slot's contents are handed over by its state word below. SeqCst on success,
+        // beyond AcqRel, orders the claim before the waiter-count load of the wake that follows
+        // (`wait` module docs).
         if s.top()
             .cas_weak(
                 c as u32,
                 (c + 1) as u32,
-                Ordering::AcqRel,
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             )
             .is_ok()
@@ -188,7 +190,7 @@ pub(crate) fn pop<S: Store>(s: &S) -> Result<Option<S::Item>, Failure> {
             .cas_weak(
                 c as u32,
                 (c - 1) as u32,
-                Ordering::AcqRel,
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             )
             .is_ok()

@@ -89,10 +89,12 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), Refused<S::Item
         let seen = seq.load(Ordering::Acquire);
         let d = distance(seen, t);
         if d == 0 {
-            // Relaxed: the slot's ownership is transferred by `seq`, not by `tail`.
+            // SeqCst on success: the slot's ownership is transferred by `seq`, not by `tail`,
+            // so this needs no Acquire/Release; SeqCst orders it before the waiter-count load
+            // of the wake that follows the push (`wait` module docs). Relaxed on failure.
             match s
                 .tail()
-                .cas_weak(t, t.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed)
+                .cas_weak(t, t.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
             {
                 Ok(_) => {
                     s.write(slot, item);
@@ -151,9 +153,11 @@ pub(crate) fn pop<S: Store>(s: &S) -> Result<Option<S::Item>, Anomaly> {
         let seen = seq.load(Ordering::Acquire);
         let d = distance(seen, h.wrapping_add(1));
         if d == 0 {
+            // SeqCst on success, Relaxed on failure: as in `push` (the wake of waiting
+            // producers follows the pop).
             match s
                 .head()
-                .cas_weak(h, h.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed)
+                .cas_weak(h, h.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
             {
                 Ok(_) => {
                     let item = s.read(slot);
@@ -236,7 +240,8 @@ where
             match s.tail().cas_weak(
                 t,
                 t.wrapping_add(free),
-                Ordering::Relaxed,
+                // SeqCst on success, Relaxed on failure: as in `push`.
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
@@ -313,7 +318,8 @@ pub(crate) fn pop_batch<S: Store>(s: &S, out: &mut [S::Item]) -> Result<usize, A
             match s.head().cas_weak(
                 h,
                 h.wrapping_add(ready),
-                Ordering::Relaxed,
+                // SeqCst on success, Relaxed on failure: as in `pop`.
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {

@@ -42,8 +42,9 @@ use crate::kind::{
 };
 use crate::layout::ShmLayout;
 use crate::raw::{Access, Anchored, Region, Slots, Word, Words};
+use crate::runtime;
 use crate::segment::Segment;
-use crate::wait::{pop_until, push_until, timeout_error};
+use crate::wait::{Bell, Watch, pop_until, push_until, timeout_error};
 
 const OFF_HEAD: usize = 0;
 const OFF_TAIL: usize = 4;
@@ -88,6 +89,8 @@ pub struct Queue<T: ShmLayout> {
     slots: Anchored<Slots<'static, T>>,
     seqs: Anchored<Words<'static>>,
     capacity: u32,
+    /// Wakes our waiters on `head` and `tail` (FUTEX_WAKE when their bucket counts any).
+    bell: Bell,
     segment: Segment,
     name: String,
     _elem: PhantomData<fn() -> T>,
@@ -305,6 +308,7 @@ impl<T: ShmLayout> Handle for Queue<T> {
             slots,
             seqs,
             capacity: g.capacity,
+            bell: runtime::bell(opened.segment),
             segment: opened.segment.clone(),
             name: opened.name.to_owned(),
             _elem: PhantomData,
@@ -394,10 +398,14 @@ impl<T: ShmLayout> Queue<T> {
     /// that live peers following the format cannot produce). Nothing is stored in either case.
     #[inline]
     pub fn push(&self, value: T) -> std::result::Result<(), PushError<T>> {
-        vyukov::push(self, value).map_err(|(value, anomaly)| match anomaly {
-            None => PushError::Full(value),
-            Some(a) => PushError::Failed(value, self.anomaly(a)),
-        })
+        match vyukov::push(self, value) {
+            Ok(()) => {
+                self.bell.ring(self.tail.get().atomic(), 1);
+                Ok(())
+            }
+            Err((value, None)) => Err(PushError::Full(value)),
+            Err((value, Some(a))) => Err(PushError::Failed(value, self.anomaly(a))),
+        }
     }
 
     /// Dequeues the oldest item; `Ok(None)` when the queue is empty (or its next item is claimed
@@ -408,7 +416,14 @@ impl<T: ShmLayout> Queue<T> {
     /// [`Error::CorruptStructure`] when the queue's words are inconsistent; nothing is dequeued.
     #[inline]
     pub fn pop(&self) -> Result<Option<T>> {
-        vyukov::pop(self).map_err(|a| self.anomaly(a))
+        match vyukov::pop(self) {
+            Ok(Some(item)) => {
+                self.bell.ring(self.head.get().atomic(), 1);
+                Ok(Some(item))
+            }
+            Ok(None) => Ok(None),
+            Err(a) => Err(self.anomaly(a)),
+        }
     }
 
     /// Enqueues the longest prefix of `items` that fits, claiming all its positions at once
@@ -420,7 +435,14 @@ impl<T: ShmLayout> Queue<T> {
     ///
     /// [`Error::CorruptStructure`] as for [`push`](Self::push); nothing is enqueued.
     pub fn push_slice(&self, items: &[T]) -> Result<usize> {
-        vyukov::push_batch(self, items).map_err(|a| self.anomaly(a))
+        let n = vyukov::push_batch(self, items).map_err(|a| self.anomaly(a))?;
+        if n > 0 {
+            self.bell.ring(
+                self.tail.get().atomic(),
+                u32::try_from(n).unwrap_or(u32::MAX),
+            );
+        }
+        Ok(n)
     }
 
     /// Dequeues up to `out.len()` items, oldest first, claiming them all at once; returns how
@@ -430,11 +452,20 @@ impl<T: ShmLayout> Queue<T> {
     ///
     /// [`Error::CorruptStructure`] as for [`pop`](Self::pop); nothing is dequeued.
     pub fn pop_into(&self, out: &mut [T]) -> Result<usize> {
-        vyukov::pop_batch(self, out).map_err(|a| self.anomaly(a))
+        let n = vyukov::pop_batch(self, out).map_err(|a| self.anomaly(a))?;
+        if n > 0 {
+            self.bell.ring(
+                self.head.get().atomic(),
+                u32::try_from(n).unwrap_or(u32::MAX),
+            );
+        }
+        Ok(n)
     }
 
-    /// Enqueues `value`, waiting up to `timeout` for room (spinning, then sleeping in steps of up
-    /// to 1 ms).
+    /// Enqueues `value`, waiting up to `timeout` for room: spinning briefly, then sleeping until
+    /// a consumer of this crate wakes it, or a peer of another implementation (which never
+    /// wakes) frees a slot, noticed within the segment's
+    /// [poll interval](crate::SegmentOptions::poll_interval).
     ///
     /// # Errors
     ///
@@ -445,24 +476,47 @@ impl<T: ShmLayout> Queue<T> {
         value: T,
         timeout: Duration,
     ) -> std::result::Result<(), PushError<T>> {
+        let tail = self.tail.get();
+        // Full at rest: `tail` is a lap ahead of the `head` seen; otherwise a consumer has
+        // claimed a slot and not yet released it, which changes no counter.
+        let at_rest =
+            |head: u32| tail.atomic().load(Ordering::Relaxed) == head.wrapping_add(self.capacity);
+        let watch = Watch {
+            bell: &self.bell,
+            word: self.head.get().atomic(),
+            at_rest: &at_rest,
+        };
         push_until(
             timeout,
             value,
+            &watch,
             |v| self.push(v),
             || self.timeout("push_timeout", "the queue stayed full", timeout),
         )
     }
 
-    /// Dequeues an item, waiting up to `timeout` for one (spinning, then sleeping in steps of up
-    /// to 1 ms).
+    /// Dequeues an item, waiting up to `timeout` for one: spinning briefly, then sleeping until a
+    /// producer of this crate wakes it, or a peer of another implementation (which never wakes)
+    /// pushes one, noticed within the segment's
+    /// [poll interval](crate::SegmentOptions::poll_interval).
     ///
     /// # Errors
     ///
     /// [`Error::Timeout`] when the queue stayed empty until the deadline;
     /// [`Error::CorruptStructure`] as for [`pop`](Self::pop).
     pub fn pop_timeout(&self, timeout: Duration) -> Result<T> {
+        let head = self.head.get();
+        // Empty at rest: `head` has caught up with the `tail` seen; otherwise a producer has
+        // claimed a position and not yet published it, which changes no counter.
+        let at_rest = |tail: u32| head.atomic().load(Ordering::Relaxed) == tail;
+        let watch = Watch {
+            bell: &self.bell,
+            word: self.tail.get().atomic(),
+            at_rest: &at_rest,
+        };
         pop_until(
             timeout,
+            &watch,
             || self.pop(),
             || self.timeout("pop_timeout", "the queue stayed empty", timeout),
         )

@@ -36,8 +36,9 @@ use crate::kind::{
 };
 use crate::layout::ShmLayout;
 use crate::raw::{Access, Anchored, Region, Slots, Word, Words};
+use crate::runtime;
 use crate::segment::Segment;
-use crate::wait::{Backoff, deadline, pop_until, push_until, timeout_error};
+use crate::wait::{Backoff, Bell, Watch, deadline, pop_until, push_until, timeout_error};
 
 const OFF_TOP: usize = 0;
 const OFF_CAPACITY: usize = 4;
@@ -84,6 +85,8 @@ pub struct Stack<T: ShmLayout> {
     states: Anchored<Words<'static>>,
     capacity: u32,
     stall_timeout: Duration,
+    /// Wakes our waiters on `top` (FUTEX_WAKE when their bucket counts any).
+    bell: Bell,
     _elem: PhantomData<fn() -> T>,
 }
 
@@ -252,6 +255,7 @@ impl<T: ShmLayout> Handle for Stack<T> {
             states: opened.words(0, g.words_at, g.capacity as usize)?,
             capacity: g.capacity,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            bell: runtime::bell(opened.segment),
             _elem: PhantomData,
         })
     }
@@ -341,10 +345,14 @@ impl<T: ShmLayout> Stack<T> {
     /// value and [`Error::PeerStalled`] or [`Error::CorruptStructure`] when the slot stayed busy
     /// past the stall timeout or the stack's words are corrupt.
     pub fn push(&self, value: T) -> std::result::Result<(), PushError<T>> {
-        algo::push(&self.op(), value).map_err(|(value, failure)| match failure {
-            Failure::Full => PushError::Full(value),
-            other => PushError::Failed(value, self.failure(other)),
-        })
+        match algo::push(&self.op(), value) {
+            Ok(()) => {
+                self.bell.ring(self.top.get().atomic(), 1);
+                Ok(())
+            }
+            Err((value, Failure::Full)) => Err(PushError::Full(value)),
+            Err((value, other)) => Err(PushError::Failed(value, self.failure(other))),
+        }
     }
 
     /// Pops the top element; `Ok(None)` when the stack is empty.
@@ -354,11 +362,20 @@ impl<T: ShmLayout> Stack<T> {
     /// [`Error::PeerStalled`] when the top slot stayed busy past the stall timeout,
     /// [`Error::CorruptStructure`] when `top` is out of range.
     pub fn pop(&self) -> Result<Option<T>> {
-        algo::pop(&self.op()).map_err(|f| self.failure(f))
+        match algo::pop(&self.op()) {
+            Ok(Some(item)) => {
+                self.bell.ring(self.top.get().atomic(), 1);
+                Ok(Some(item))
+            }
+            Ok(None) => Ok(None),
+            Err(f) => Err(self.failure(f)),
+        }
     }
 
-    /// Pushes `value`, waiting up to `timeout` for room (spinning, then sleeping in steps of up to
-    /// 1 ms).
+    /// Pushes `value`, waiting up to `timeout` for room: spinning briefly, then sleeping until a
+    /// pop of this crate wakes it, or one of another implementation (which never wakes) is
+    /// noticed within the segment's
+    /// [poll interval](crate::SegmentOptions::poll_interval).
     ///
     /// # Errors
     ///
@@ -372,6 +389,7 @@ impl<T: ShmLayout> Stack<T> {
         push_until(
             timeout,
             value,
+            &self.watch(),
             |v| self.push(v),
             || {
                 timeout_error(
@@ -394,6 +412,7 @@ impl<T: ShmLayout> Stack<T> {
     pub fn pop_timeout(&self, timeout: Duration) -> Result<T> {
         pop_until(
             timeout,
+            &self.watch(),
             || self.pop(),
             || {
                 timeout_error(
@@ -432,6 +451,16 @@ impl<T: ShmLayout> Stack<T> {
                 what: "value",
                 reason: "the stack is full".into(),
             },
+        }
+    }
+
+    /// Blocking calls wait on `top`: every push and pop changes it. A slot a peer holds mid-
+    /// operation is waited for inside the operation, bounded by the stall timeout.
+    fn watch(&self) -> Watch<'_> {
+        Watch {
+            bell: &self.bell,
+            word: self.top.get().atomic(),
+            at_rest: &|_| true,
         }
     }
 

@@ -1,0 +1,121 @@
+//! This implementation's own entry in a segment, [`NAME`]: the waiter counts that let our
+//! releases skip the wake-up system call when nobody sleeps (see `wait`).
+//!
+//! The other ZeroIPC implementations look entries up by name and never open this one; to them
+//! it is an entry like any other (it takes one table slot and [`SIZE`] bytes). It is made on
+//! first need, by the first handle of a kind that can block (queue, stack) opened or created on
+//! a writable segment, after that handle's own entries, and never when
+//! [`SegmentOptions::runtime_entry`](crate::SegmentOptions::runtime_entry) is off. When it cannot
+//! be made (the table is full, no space is left, the segment is read-only) blocking calls still
+//! work: they sleep in slices of at most the poll interval and notice changes without being
+//! woken.
+//!
+//! ```text
+//! +0  u32 magic    "ZIRT" (5A 49 52 54)
+//! +4  u32 version  1
+//! +8  u32 buckets  64
+//! +12 u32 reserved 0
+//! +16 atomic u32 waiters[64]   sleepers on the words that hash to each bucket
+//! ```
+//!
+//! A word's bucket is `(address / 4) % 64`. The address of a word inside a page is the same in
+//! every process that maps the segment (mappings start on page boundaries), so every process
+//! computes the same bucket without knowing where its peers mapped the segment.
+
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use crate::error::Error;
+use crate::raw::{Access, Anchored, Region, Words};
+use crate::segment::Segment;
+use crate::wait::Bell;
+
+/// The entry name.
+pub(crate) const NAME: &str = "zeroipc.runtime";
+/// `"ZIRT"` as a little-endian `u32`.
+const MAGIC: u32 = u32::from_le_bytes(*b"ZIRT");
+const VERSION: u32 = 1;
+/// Number of waiter buckets; a power of two.
+pub(crate) const BUCKETS: usize = BUCKETS_U32 as usize;
+/// [`BUCKETS`] as stored.
+const BUCKETS_U32: u32 = 64;
+const OFF_WAITERS: usize = 16;
+/// The entry size.
+pub(crate) const SIZE: u64 = 16 + 4 * BUCKETS as u64;
+
+/// The waiter counts of `segment`, making the runtime entry if it is missing and allowed;
+/// a bell without them (waiters poll, releases never wake) when there are none to be had.
+pub(crate) fn bell(segment: &Segment) -> Bell {
+    Bell::new(waiters(segment), segment.poll_interval())
+}
+
+fn waiters(segment: &Segment) -> Option<Anchored<Words<'static>>> {
+    if segment.is_read_only() {
+        return None;
+    }
+    match segment.open_entry(NAME) {
+        Ok(region) => waiters_in(segment, region),
+        Err(Error::EntryNotFound { .. }) if segment.runtime_entry() => {
+            match segment.create_entries(&[(NAME, SIZE)], init) {
+                Ok(regions) => regions
+                    .into_iter()
+                    .next()
+                    .and_then(|r| waiters_in(segment, r)),
+                // Another process made it first.
+                Err(Error::DuplicateEntry { .. }) => segment
+                    .open_entry(NAME)
+                    .ok()
+                    .and_then(|r| waiters_in(segment, r)),
+                Err(_) => None,
+            }
+        }
+        Err(_) => None,
+    }
+}
+
+fn init(regions: &[Region<'_>]) -> Result<(), Access> {
+    let [r] = regions else {
+        return Err(Access::OutOfBounds);
+    };
+    r.write::<u32>(0, MAGIC)?;
+    r.write::<u32>(4, VERSION)?;
+    r.write::<u32>(8, BUCKETS_U32)?;
+    r.write::<u32>(12, 0)?;
+    r.zero(OFF_WAITERS, r.len().saturating_sub(OFF_WAITERS))
+}
+
+/// The waiter counts in `region`, if it is a runtime entry this release understands. One
+/// written by another program under this name is ignored, never trusted.
+fn waiters_in(segment: &Segment, region: Region<'_>) -> Option<Anchored<Words<'static>>> {
+    let header = |off| region.read::<u32>(off).ok();
+    let sound = region.len() as u64 == SIZE
+        && header(0) == Some(MAGIC)
+        && header(4) == Some(VERSION)
+        && header(8) == Some(BUCKETS_U32);
+    if !sound {
+        return None;
+    }
+    let waiters = region.words(OFF_WAITERS, BUCKETS).ok()?;
+    Anchored::words(segment.mapping(), waiters)
+}
+
+/// The bucket of the word at `address`.
+pub(crate) fn bucket(address: usize) -> usize {
+    (address >> 2) & (BUCKETS - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_depend_only_on_the_offset_inside_a_page() {
+        assert_eq!(bucket(0x1000), bucket(0x7f00_0000_2000));
+        assert_eq!(bucket(0x1004), 1);
+        assert_eq!(bucket(0x10fc), 63);
+        assert_eq!(bucket(0x1100), 0);
+    }
+}
