@@ -9,20 +9,171 @@
 //! Cross-process workloads re-run this binary as the peer process (`--role ...`) and pin the two
 //! sides to CPUs 0 and 1. Baselines: a cache-line ping-pong on a `/dev/shm` page (two processes
 //! alternately incrementing one word: the hardware limit of a round trip),
-//! `crossbeam_queue::ArrayQueue` in-process, and a pipe and a Unix socket carrying 8-byte
-//! messages.
+//! `crossbeam_queue::ArrayQueue` in-process, a pipe and a Unix socket carrying 8-byte messages,
+//! and [`Plain`]: a straightforward Vyukov queue on the same wire layout, as the other ZeroIPC
+//! implementations write it (every operation loads the shared counter; no local hints, no
+//! batches, no wake-ups).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use zeroipc::{Array, Queue, Segment, SegmentOptions, Stack};
 
 const SPSC_ITEMS: u64 = 10_000_000;
+
+/// The baseline: Vyukov's queue as the reference implementations write it, over the bytes of a
+/// `Queue<u64>` entry (FORMAT.md §4.2), mapped by this benchmark on its own.
+struct Plain {
+    map: memmap2::MmapRaw,
+    /// Offset of the queue's header in the mapping.
+    base: usize,
+    mask: u32,
+    /// Offset of the sequence words from `base`.
+    seqs: usize,
+}
+
+impl Plain {
+    fn open(seg: &str, name: &str) -> Self {
+        let s = Segment::open(seg).unwrap();
+        let entry = s.entry(name).unwrap().unwrap();
+        let q = Queue::<u64>::open(&s, name).unwrap();
+        let cap = q.capacity();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/dev/shm{seg}"))
+            .unwrap();
+        let map = memmap2::MmapOptions::new().map_raw(&file).unwrap();
+        assert!(entry.offset as usize + 16 + cap * 12 <= map.len());
+        Self {
+            map,
+            base: entry.offset as usize,
+            mask: cap as u32 - 1,
+            seqs: 16 + cap * 8,
+        }
+    }
+
+    fn word(&self, offset: usize) -> &AtomicU32 {
+        let at = self.base + offset;
+        assert!(at % 4 == 0 && at + 4 <= self.map.len());
+        let ptr = self.map.as_ptr().wrapping_add(at).cast::<AtomicU32>();
+        // SAFETY: in bounds and 4-aligned (checked above); the mapping lives as long as `self`,
+        // and every process accesses these words atomically.
+        unsafe { &*ptr }
+    }
+
+    fn slot(&self, slot: u32) -> &AtomicU64 {
+        let at = self.base + 16 + slot as usize * 8;
+        assert!(at % 8 == 0 && at + 8 <= self.map.len());
+        let ptr = self.map.as_ptr().wrapping_add(at).cast::<AtomicU64>();
+        // SAFETY: as in `word`, for the 8-aligned slot.
+        unsafe { &*ptr }
+    }
+
+    fn push(&self, v: u64) -> bool {
+        let (tail, mask) = (self.word(4), self.mask);
+        loop {
+            let t = tail.load(Ordering::Relaxed);
+            let seq = self.word(self.seqs + (t & mask) as usize * 4);
+            let d = seq.load(Ordering::Acquire).wrapping_sub(t) as i32;
+            if d == 0 {
+                if tail
+                    .compare_exchange_weak(
+                        t,
+                        t.wrapping_add(1),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    self.slot(t & mask).store(v, Ordering::Relaxed);
+                    seq.store(t.wrapping_add(1), Ordering::Release);
+                    return true;
+                }
+            } else if d < 0 {
+                return false;
+            }
+        }
+    }
+
+    fn pop(&self) -> Option<u64> {
+        let (head, mask) = (self.word(0), self.mask);
+        loop {
+            let h = head.load(Ordering::Relaxed);
+            let seq = self.word(self.seqs + (h & mask) as usize * 4);
+            let d = seq.load(Ordering::Acquire).wrapping_sub(h.wrapping_add(1)) as i32;
+            if d == 0 {
+                if head
+                    .compare_exchange_weak(
+                        h,
+                        h.wrapping_add(1),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    let v = self.slot(h & mask).load(Ordering::Relaxed);
+                    seq.store(h.wrapping_add(mask).wrapping_add(1), Ordering::Release);
+                    return Some(v);
+                }
+            } else if d < 0 {
+                return None;
+            }
+        }
+    }
+}
+
+fn spsc_plain(capacity: usize) -> f64 {
+    let sh = Shared::new("plain");
+    Queue::<u64>::create(&sh.seg, "q", capacity).unwrap();
+    let q = Plain::open(&sh.name, "q");
+    let peer = spawn("produce-plain", &[&sh.name, &SPSC_ITEMS.to_string()]);
+    pin(0);
+    let t = sh.start();
+    let mut sum = 0u64;
+    for _ in 0..SPSC_ITEMS {
+        let v = loop {
+            if let Some(v) = q.pop() {
+                break v;
+            }
+            std::hint::spin_loop();
+        };
+        sum = sum.wrapping_add(v);
+    }
+    let ns = t.elapsed().as_nanos() as f64 / SPSC_ITEMS as f64;
+    wait_ok(peer);
+    assert_eq!(sum, SPSC_ITEMS * (SPSC_ITEMS - 1) / 2, "checksum");
+    ns
+}
+
+fn roundtrip_plain() -> f64 {
+    let sh = Shared::new("rtplain");
+    Queue::<u64>::create(&sh.seg, "ping", 64).unwrap();
+    Queue::<u64>::create(&sh.seg, "pong", 64).unwrap();
+    let (ping, pong) = (Plain::open(&sh.name, "ping"), Plain::open(&sh.name, "pong"));
+    let peer = spawn("echo-plain", &[&sh.name]);
+    pin(0);
+    let t = sh.start();
+    for i in 0..ROUND_TRIPS {
+        assert!(ping.push(i));
+        loop {
+            if let Some(v) = pong.pop() {
+                assert_eq!(v, i);
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    let ns = t.elapsed().as_nanos() as f64 / ROUND_TRIPS as f64;
+    assert!(ping.push(u64::MAX));
+    wait_ok(peer);
+    ns
+}
 const ROUND_TRIPS: u64 = 200_000;
 const KERNEL_ROUND_TRIPS: u64 = 20_000;
 const LOCAL_OPS: u64 = 10_000_000;
@@ -440,6 +591,29 @@ fn role(args: &[String]) {
                 }
             }
         }
+        ["produce-plain", seg, n] => {
+            let q = Plain::open(seg, "q");
+            peer_ready(&Segment::open(seg).unwrap());
+            for i in 0..n.parse::<u64>().unwrap() {
+                while !q.push(i) {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        ["echo-plain", seg] => {
+            let (ping, pong) = (Plain::open(seg, "ping"), Plain::open(seg, "pong"));
+            peer_ready(&Segment::open(seg).unwrap());
+            loop {
+                if let Some(v) = ping.pop() {
+                    if v == u64::MAX {
+                        break;
+                    }
+                    assert!(pong.push(v));
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        }
         ["produce-batched", seg, n] => {
             let seg = Segment::open(seg).unwrap();
             let q = Queue::<u64>::open(&seg, "q").unwrap();
@@ -533,7 +707,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
     type Workload = (&'static str, fn() -> f64);
-    let workloads: [Workload; 17] = [
+    let workloads: [Workload; 20] = [
         ("cache-line ping-pong round trip (ns)", pingpong),
         ("Queue round trip, 2 processes (ns)", roundtrip_queues),
         ("pipe round trip, 8 B (ns)", roundtrip_pipe),
@@ -577,6 +751,13 @@ fn main() {
         ("Queue round trip, 2 threads, a handle each (ns)", || {
             threads_roundtrip(false)
         }),
+        ("plain Vyukov SPSC cap 1024, 2 processes (ns/item)", || {
+            spsc_plain(1024)
+        }),
+        ("plain Vyukov SPSC cap 65536, 2 processes (ns/item)", || {
+            spsc_plain(65536)
+        }),
+        ("plain Vyukov round trip, 2 processes (ns)", roundtrip_plain),
     ];
     let mut results = vec![Vec::new(); workloads.len()];
     for round in 0..rounds {
@@ -599,7 +780,7 @@ fn main() {
             .map(|(x, y)| x / y)
             .collect()
     };
-    let targets: [(&str, Vec<f64>, &str); 10] = [
+    let targets: [(&str, Vec<f64>, &str); 15] = [
         ("Queue round trip / ping-pong", ratio(1, 0), "≤ 2.6"),
         ("pipe round trip / Queue round trip", ratio(2, 1), "≥ 100"),
         ("socket round trip / Queue round trip", ratio(3, 1), "≥ 100"),
@@ -637,6 +818,31 @@ fn main() {
             "round trip, shared handles / a handle each (time)",
             ratio(15, 16),
             "≈ 1",
+        ),
+        (
+            "Queue SPSC 1024 throughput / plain Vyukov 1024",
+            ratio(17, 4),
+            "≥ 1",
+        ),
+        (
+            "Queue SPSC 65536 throughput / plain Vyukov 65536",
+            ratio(18, 5),
+            "≥ 1",
+        ),
+        (
+            "Queue SPSC 1024 batched throughput / plain Vyukov 1024",
+            ratio(17, 11),
+            "≥ 1",
+        ),
+        (
+            "Queue SPSC 65536 batched throughput / plain Vyukov 65536",
+            ratio(18, 12),
+            "≥ 1",
+        ),
+        (
+            "Queue round trip / plain Vyukov round trip (time)",
+            ratio(1, 19),
+            "≤ 1",
         ),
     ];
     println!("\n| ratio (per round) | median | min–max | target |\n|---|---:|---:|---|");

@@ -559,6 +559,16 @@ impl<'a> Words<'a> {
         // - every access of this crate to these words is atomic.
         Some(unsafe { AtomicU32::from_ptr(ptr) })
     }
+
+    /// The word at `index` as a view of its own, or `None` past the end.
+    pub(crate) fn word(&self, index: usize) -> Option<Word<'a>> {
+        let word = self.get(index)?;
+        Some(Word {
+            // The same validated word: in bounds, aligned, writable, mapped for `'a`.
+            ptr: NonNull::from(word),
+            _mapping: PhantomData,
+        })
+    }
 }
 
 /// A validated array of `T` slots in a writable mapping, copied in and out with relaxed atomic

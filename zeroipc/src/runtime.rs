@@ -103,6 +103,7 @@ fn waiters_in(segment: &Segment, region: Region<'_>) -> Option<Anchored<Words<'s
 }
 
 /// The bucket of the word at `address`.
+#[inline]
 pub(crate) fn bucket(address: usize) -> usize {
     (address >> 2) & (BUCKETS - 1)
 }

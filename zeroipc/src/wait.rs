@@ -32,8 +32,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, PushError, Result};
-use crate::raw::{Anchored, Words};
+use crate::raw::{Anchored, Word, Words};
 use crate::runtime;
+use crate::segment::Segment;
 
 /// Spins before the first yield.
 const SPINS: u32 = 64;
@@ -125,19 +126,38 @@ impl Bell {
     }
 
     /// The waiter count of `word`'s bucket.
-    #[inline]
     fn count(&self, word: &AtomicU32) -> Option<&AtomicU32> {
         let address = std::ptr::from_ref(word) as usize;
         self.waiters.as_ref()?.get().get(runtime::bucket(address))
     }
 
-    /// Wakes up to `n` waiters sleeping on `word`, if its bucket counts any. Call it after the
-    /// `SeqCst` read-modify-write that changed `word` (see the module docs).
+    /// The waiter count of `word`, resolved once for a handle's hot path.
+    pub(crate) fn chime(&self, segment: &Segment, word: &AtomicU32) -> Chime {
+        let address = std::ptr::from_ref(word) as usize;
+        let count = self.waiters.as_ref().and_then(|w| {
+            let count = w.get().word(runtime::bucket(address))?;
+            Anchored::word(segment.mapping(), count)
+        });
+        Chime { count }
+    }
+}
+
+/// The waiter count of one word a handle releases, resolved when the handle is made, so that a
+/// release costs one load of it (and no system call without waiters).
+#[derive(Debug)]
+pub(crate) struct Chime {
+    count: Option<Anchored<Word<'static>>>,
+}
+
+impl Chime {
+    /// Wakes up to `n` waiters sleeping on `word` (the word this chime was made for), if any
+    /// are counted. Call it after the `SeqCst` read-modify-write that changed `word` (see the
+    /// module docs).
     #[inline]
     pub(crate) fn ring(&self, word: &AtomicU32, n: u32) {
-        if let Some(count) = self.count(word) {
+        if let Some(count) = &self.count {
             // SeqCst: the releaser's half of the pairing described in the module docs.
-            if count.load(Ordering::SeqCst) != 0 {
+            if count.get().atomic().load(Ordering::SeqCst) != 0 {
                 wake(word, n);
             }
         }

@@ -44,7 +44,7 @@ use crate::layout::ShmLayout;
 use crate::raw::{Access, Anchored, Region, Slots, Word, Words};
 use crate::runtime;
 use crate::segment::Segment;
-use crate::wait::{Bell, Watch, pop_until, push_until, timeout_error};
+use crate::wait::{Bell, Chime, Watch, pop_until, push_until, timeout_error};
 
 const OFF_HEAD: usize = 0;
 const OFF_TAIL: usize = 4;
@@ -89,7 +89,11 @@ pub struct Queue<T: ShmLayout> {
     slots: Anchored<Slots<'static, T>>,
     seqs: Anchored<Words<'static>>,
     capacity: u32,
-    /// Wakes our waiters on `head` and `tail` (FUTEX_WAKE when their bucket counts any).
+    /// The waiter counts of `head` (producers waiting for room) and `tail` (consumers waiting
+    /// for an item), rung after each release.
+    head_chime: Chime,
+    tail_chime: Chime,
+    /// The segment's waiter counts and poll interval, for blocking calls.
     bell: Bell,
     segment: Segment,
     name: String,
@@ -300,7 +304,10 @@ impl<T: ShmLayout> Handle for Queue<T> {
         // Relaxed: starting guesses only.
         let head_hint = CacheLine(AtomicU32::new(head.get().atomic().load(Ordering::Relaxed)));
         let tail_hint = CacheLine(AtomicU32::new(tail.get().atomic().load(Ordering::Relaxed)));
+        let bell = runtime::bell(opened.segment);
         Ok(Self {
+            head_chime: bell.chime(opened.segment, head.get().atomic()),
+            tail_chime: bell.chime(opened.segment, tail.get().atomic()),
             head_hint,
             tail_hint,
             head,
@@ -308,7 +315,7 @@ impl<T: ShmLayout> Handle for Queue<T> {
             slots,
             seqs,
             capacity: g.capacity,
-            bell: runtime::bell(opened.segment),
+            bell,
             segment: opened.segment.clone(),
             name: opened.name.to_owned(),
             _elem: PhantomData,
@@ -396,11 +403,13 @@ impl<T: ShmLayout> Queue<T> {
     /// [`PushError::Full`] with the value when the queue is full; [`PushError::Failed`] with the
     /// value and [`Error::CorruptStructure`] when the queue's words are inconsistent (a state
     /// that live peers following the format cannot produce). Nothing is stored in either case.
-    #[inline]
+    // Always: the call and the large `Result` returned through memory would cost as much as
+    // the operation itself.
+    #[inline(always)]
     pub fn push(&self, value: T) -> std::result::Result<(), PushError<T>> {
         match vyukov::push(self, value) {
             Ok(()) => {
-                self.bell.ring(self.tail.get().atomic(), 1);
+                self.tail_chime.ring(self.tail.get().atomic(), 1);
                 Ok(())
             }
             Err((value, None)) => Err(PushError::Full(value)),
@@ -414,11 +423,12 @@ impl<T: ShmLayout> Queue<T> {
     /// # Errors
     ///
     /// [`Error::CorruptStructure`] when the queue's words are inconsistent; nothing is dequeued.
-    #[inline]
+    // Always: as for `push`.
+    #[inline(always)]
     pub fn pop(&self) -> Result<Option<T>> {
         match vyukov::pop(self) {
             Ok(Some(item)) => {
-                self.bell.ring(self.head.get().atomic(), 1);
+                self.head_chime.ring(self.head.get().atomic(), 1);
                 Ok(Some(item))
             }
             Ok(None) => Ok(None),
@@ -437,7 +447,7 @@ impl<T: ShmLayout> Queue<T> {
     pub fn push_slice(&self, items: &[T]) -> Result<usize> {
         let n = vyukov::push_batch(self, items).map_err(|a| self.anomaly(a))?;
         if n > 0 {
-            self.bell.ring(
+            self.tail_chime.ring(
                 self.tail.get().atomic(),
                 u32::try_from(n).unwrap_or(u32::MAX),
             );
@@ -454,7 +464,7 @@ impl<T: ShmLayout> Queue<T> {
     pub fn pop_into(&self, out: &mut [T]) -> Result<usize> {
         let n = vyukov::pop_batch(self, out).map_err(|a| self.anomaly(a))?;
         if n > 0 {
-            self.bell.ring(
+            self.head_chime.ring(
                 self.head.get().atomic(),
                 u32::try_from(n).unwrap_or(u32::MAX),
             );

@@ -38,7 +38,7 @@ use crate::layout::ShmLayout;
 use crate::raw::{Access, Anchored, Region, Slots, Word, Words};
 use crate::runtime;
 use crate::segment::Segment;
-use crate::wait::{Backoff, Bell, Watch, deadline, pop_until, push_until, timeout_error};
+use crate::wait::{Backoff, Bell, Chime, Watch, deadline, pop_until, push_until, timeout_error};
 
 const OFF_TOP: usize = 0;
 const OFF_CAPACITY: usize = 4;
@@ -85,7 +85,9 @@ pub struct Stack<T: ShmLayout> {
     states: Anchored<Words<'static>>,
     capacity: u32,
     stall_timeout: Duration,
-    /// Wakes our waiters on `top` (FUTEX_WAKE when their bucket counts any).
+    /// The waiter count of `top`, rung after each push and pop.
+    top_chime: Chime,
+    /// The segment's waiter counts and poll interval, for blocking calls.
     bell: Bell,
     _elem: PhantomData<fn() -> T>,
 }
@@ -247,15 +249,18 @@ impl<T: ShmLayout> Handle for Stack<T> {
 
     fn from_parts(opened: Opened<'_, StackKind>) -> Result<Self> {
         let g = opened.geometry;
+        let top = opened.word(0, OFF_TOP)?;
+        let bell = runtime::bell(opened.segment);
         Ok(Self {
             segment: opened.segment.clone(),
             name: opened.name.to_owned(),
-            top: opened.word(0, OFF_TOP)?,
+            top_chime: bell.chime(opened.segment, top.get().atomic()),
+            top,
             slots: opened.slots::<T>(0, HEADER, g.capacity as usize)?,
             states: opened.words(0, g.words_at, g.capacity as usize)?,
             capacity: g.capacity,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
-            bell: runtime::bell(opened.segment),
+            bell,
             _elem: PhantomData,
         })
     }
@@ -347,7 +352,7 @@ impl<T: ShmLayout> Stack<T> {
     pub fn push(&self, value: T) -> std::result::Result<(), PushError<T>> {
         match algo::push(&self.op(), value) {
             Ok(()) => {
-                self.bell.ring(self.top.get().atomic(), 1);
+                self.top_chime.ring(self.top.get().atomic(), 1);
                 Ok(())
             }
             Err((value, Failure::Full)) => Err(PushError::Full(value)),
@@ -364,7 +369,7 @@ impl<T: ShmLayout> Stack<T> {
     pub fn pop(&self) -> Result<Option<T>> {
         match algo::pop(&self.op()) {
             Ok(Some(item)) => {
-                self.bell.ring(self.top.get().atomic(), 1);
+                self.top_chime.ring(self.top.get().atomic(), 1);
                 Ok(Some(item))
             }
             Ok(None) => Ok(None),
