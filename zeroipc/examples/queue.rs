@@ -1,6 +1,7 @@
 //! A work queue shared by two processes: this process creates the queue and produces jobs,
 //! a second process (this program again, started with `--consumer`) takes them and reports
-//! back through a results queue.
+//! back through a results queue, which a thread of this process (owning that queue's handle)
+//! drains. Every wait sleeps in the kernel until the other side's push or pop wakes it.
 //!
 //! ```text
 //! cargo run -p zeroipc --example queue
@@ -42,62 +43,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     producer()
 }
 
-fn producer() -> Result<(), Box<dyn std::error::Error>> {
-    let name = format!("/zeroipc-queue-demo-{}", std::process::id());
+/// The segment and its two queues, kept together: handles own a share of the mapping, so
+/// they can live beside their segment and move into threads.
+struct Queues {
+    seg: Segment,
+    jobs: Queue<Job>,
+    done: Queue<Done>,
+}
+
+fn create_queues(name: &str) -> zeroipc::Result<Queues> {
     let seg = SegmentOptions::new()
         .unlink_on_drop(true)
-        .create(&name, 1 << 20)?;
-    let jobs = Queue::<Job>::create(&seg, "jobs", 64)?;
-    let done = Queue::<Done>::create(&seg, "done", 64)?;
+        .create(name, 1 << 20)?;
+    let jobs = Queue::create(&seg, "jobs", 64)?;
+    let done = Queue::create(&seg, "done", 64)?;
+    Ok(Queues { seg, jobs, done })
+}
+
+fn producer() -> Result<(), Box<dyn std::error::Error>> {
+    let name = format!("/zeroipc-queue-demo-{}", std::process::id());
+    let Queues { seg, jobs, done } = create_queues(&name)?;
     println!(
-        "producer: {name} with queues `jobs` and `done` ({} slots each)",
+        "producer: {} with queues `jobs` and `done` ({} slots each)",
+        seg.name(),
         jobs.capacity()
     );
-
     let mut consumer = Command::new(std::env::current_exe()?)
         .args(["--consumer", &name])
         .spawn()?;
-    let (mut sent, mut received, mut checksum) = (0u32, 0u32, 0.0f64);
-    while received < JOBS {
-        // Keep the consumer busy while collecting answers; the queues are bounded, so push
-        // hands a job back when `jobs` is full.
-        if sent < JOBS {
-            let job = Job {
-                id: sent,
-                kind: sent % 2,
-                input: f64::from(sent) * 0.5,
-            };
-            if jobs.push(job).is_ok() {
-                sent += 1;
-            }
+    // The answers are collected by a thread that owns the `done` queue; it sleeps in
+    // `pop_timeout` until the consumer's push wakes it.
+    let collector = std::thread::spawn(move || -> zeroipc::Result<f64> {
+        let mut checksum = 0.0;
+        for _ in 0..JOBS {
+            checksum += done.pop_timeout(Duration::from_secs(5))?.output;
         }
-        // While jobs remain, poll; once all are sent, wait for answers (a timeout just loops).
-        let answer = if sent < JOBS {
-            done.pop()?
-        } else {
-            match done.pop_timeout(Duration::from_millis(1)) {
-                Ok(d) => Some(d),
-                Err(zeroipc::Error::Timeout { .. }) => None,
-                Err(e) => return Err(e.into()),
-            }
+        Ok(checksum)
+    });
+    // Jobs go out as fast as the consumer takes them: the queue is bounded, so `push_timeout`
+    // sleeps while it is full.
+    for id in 0..=JOBS {
+        // The last job, an id past the others, tells the consumer to stop.
+        let job = Job {
+            id: if id == JOBS { u32::MAX } else { id },
+            kind: id % 2,
+            input: f64::from(id) * 0.5,
         };
-        if let Some(d) = answer {
-            received += 1;
-            checksum += d.output;
-        }
+        jobs.push_timeout(job, Duration::from_secs(5))
+            .map_err(|_| "the consumer stopped taking jobs")?;
     }
-    // Tell the consumer to stop: an id past the last job.
-    jobs.push_timeout(
-        Job {
-            id: u32::MAX,
-            kind: 0,
-            input: 0.0,
-        },
-        Duration::from_secs(5),
-    )
-    .map_err(|_| "the consumer stopped taking jobs")?;
+    let checksum = collector.join().map_err(|_| "the collector panicked")??;
     let status = consumer.wait()?;
-    println!("producer: {received} answers, checksum {checksum}; consumer exited with {status}");
+    println!("producer: {JOBS} answers, checksum {checksum}; consumer exited with {status}");
     if !status.success() {
         return Err("the consumer failed".into());
     }

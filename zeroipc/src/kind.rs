@@ -285,14 +285,22 @@ pub(crate) fn open_or_create<H: Handle>(
 
 /// Checks the stored structure `name` as kind `K`, on any segment (read-only too).
 pub(crate) fn check<K: Kind>(segment: &Segment, name: &str) -> Result<StructureReport> {
-    let regions = open_parts::<K>(segment, name)?;
-    let geometry = validate::<K>(segment, name, &regions, None)?;
+    report::<K>(segment, name, &open_parts::<K>(segment, name)?)
+}
+
+/// The report on the stored parts `regions` of `name` as kind `K`.
+fn report<K: Kind>(
+    segment: &Segment,
+    name: &str,
+    regions: &[Region<'_>],
+) -> Result<StructureReport> {
+    let geometry = validate::<K>(segment, name, regions, None)?;
     Ok(StructureReport {
         name: name.to_owned(),
         kind: K::KIND,
         geometry: K::describe(&geometry),
-        len: K::len(&regions, &geometry),
-        defects: K::audit(&regions, &geometry),
+        len: K::len(regions, &geometry),
+        defects: K::audit(regions, &geometry),
     })
 }
 
@@ -421,18 +429,27 @@ macro_rules! kinds {
         pub(crate) fn fuzz_entry(segment: &Segment, name: &str) -> Vec<StructureKind> {
             let mut opened = Vec::new();
             $(
-                if let Ok(report) = check::<$ty>(segment, name) {
-                    let _ = report.defects.iter().map(ToString::to_string).count();
-                }
-                for ok in [
-                    fuzz_handle::<$handle<u8>>(segment, name),
-                    fuzz_handle::<$handle<[u8; 3]>>(segment, name),
-                    fuzz_handle::<$handle<i32>>(segment, name),
-                    fuzz_handle::<$handle<f64>>(segment, name),
-                    fuzz_handle::<$handle<[u64; 2]>>(segment, name),
-                ] {
-                    if ok {
-                        opened.push(StructureKind::$kind);
+                // The parts are looked up once per kind, as `open` would, and shared by the
+                // report and every typed open (each validates them afresh).
+                match open_parts::<$ty>(segment, name) {
+                    Err(e) => {
+                        let _ = e.to_string();
+                    }
+                    Ok(parts) => {
+                        if let Ok(report) = report::<$ty>(segment, name, &parts) {
+                            let _ = report.defects.iter().map(ToString::to_string).count();
+                        }
+                        for ok in [
+                            fuzz_handle::<$handle<u8>>(segment, name, &parts),
+                            fuzz_handle::<$handle<[u8; 3]>>(segment, name, &parts),
+                            fuzz_handle::<$handle<i32>>(segment, name, &parts),
+                            fuzz_handle::<$handle<f64>>(segment, name, &parts),
+                            fuzz_handle::<$handle<[u64; 2]>>(segment, name, &parts),
+                        ] {
+                            if ok {
+                                opened.push(StructureKind::$kind);
+                            }
+                        }
                     }
                 }
             )*
@@ -441,9 +458,10 @@ macro_rules! kinds {
     };
 }
 
-/// Opens `name` as `H` and exercises it; whether it opened.
-fn fuzz_handle<H: Handle + Exercise>(segment: &Segment, name: &str) -> bool {
-    match open::<H>(segment, name) {
+/// Builds `H` on the stored `parts` of `name` (as `open` does after looking them up) and
+/// exercises it; whether it opened.
+fn fuzz_handle<H: Handle + Exercise>(segment: &Segment, name: &str, parts: &[Region<'_>]) -> bool {
+    match from_regions::<H>(segment, name, parts.to_vec()) {
         Ok(mut handle) => {
             handle.exercise();
             true

@@ -76,7 +76,8 @@
 //! | `algo/` | the lock-free algorithms, written against small traits so that `loom` checks the very same code |
 //! | `raw` | the only module with `unsafe` mapping access: bounds-checked regions, atomic words, copies |
 //! | `segment`, `table` | mapping a segment, and the metadata table with its lock and allocation |
-//! | `wait` | waiting for a peer, for every blocking call |
+//! | `wait` | waiting for a peer, for every blocking call: spin, then futex sleep on the shared word in bounded slices; the waker side (`Chime`) |
+//! | `runtime` | this crate's own entry in a segment, `zeroipc.runtime`: the waiter counts (FORMAT.md, appendix R) |
 //! | `layout`, `error`, `name` | `ShmLayout` and descriptors, the one `Error`, name rules |
 //!
 //! ## Adding a kind
