@@ -498,3 +498,164 @@ impl fmt::Display for StructureKind {
         f.write_str(self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation
+    )]
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::SegmentOptions;
+
+    /// A composite kind of four parts in the shape of FORMAT.md §7 (an 8-byte state, two
+    /// 16-byte parts, a 1-byte marker under the bare name), each part's first byte a tag.
+    enum Quad {}
+
+    #[derive(Debug)]
+    struct QuadHandle {
+        tags: Vec<u8>,
+    }
+
+    const SIZES: [u64; 4] = [8, 16, 16, 1];
+
+    impl Kind for Quad {
+        const KIND: StructureKind = StructureKind::Array;
+        const PARTS: &'static [&'static str] = &["_state", "_a", "_b", ""];
+        type Params = ();
+        type Geometry = ();
+
+        fn plan(params: ()) -> Result<(), (&'static str, String)> {
+            Ok(params)
+        }
+        fn sizes(_: &()) -> Option<Vec<u64>> {
+            Some(SIZES.to_vec())
+        }
+        fn init(_: &(), parts: &[Region<'_>]) -> Result<(), Access> {
+            for (i, p) in parts.iter().enumerate() {
+                p.zero(0, p.len())?;
+                p.write::<u8>(0, i as u8 + 1)?;
+            }
+            Ok(())
+        }
+        fn validate(parts: &[Region<'_>], _: Option<u32>) -> Result<(), Invalid> {
+            for (i, (p, &size)) in parts.iter().zip(&SIZES).enumerate() {
+                if p.len() as u64 != size {
+                    return Err(Invalid::Corrupt(format!("part {i} has {} bytes", p.len())));
+                }
+            }
+            Ok(())
+        }
+        fn mismatch(_: &(), _: &()) -> Option<Mismatch> {
+            None
+        }
+        fn describe(_: &()) -> String {
+            "quad".into()
+        }
+        fn len(_: &[Region<'_>], _: &()) -> Option<u64> {
+            None
+        }
+        fn audit(_: &[Region<'_>], _: &()) -> Vec<StructureDefect> {
+            Vec::new()
+        }
+    }
+
+    impl Handle for QuadHandle {
+        type Kind = Quad;
+        fn elem() -> Result<u32> {
+            Ok(1)
+        }
+        fn from_parts(opened: Opened<'_, Quad>) -> Result<Self> {
+            let tags = (0..4)
+                .map(|i| opened.part(i).map(|p| p.read::<u8>(0).unwrap_or(0)))
+                .collect::<Result<_>>()?;
+            Ok(Self { tags })
+        }
+    }
+
+    fn scratch(max_entries: u32) -> Segment {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("/zipc-kind-{}-{n}", std::process::id());
+        SegmentOptions::new()
+            .max_entries(max_entries)
+            .unlink_on_drop(true)
+            .create(&name, 4096)
+            .unwrap()
+    }
+
+    fn bytes(seg: &Segment) -> Vec<u8> {
+        std::fs::read(crate::name::shm_path(seg.name())).unwrap()
+    }
+
+    #[test]
+    fn a_composite_is_made_whole_in_the_reference_order_and_opened_part_by_part() {
+        let seg = scratch(8);
+        let made = create::<QuadHandle>(&seg, "rw", ()).unwrap();
+        assert_eq!(made.tags, [1, 2, 3, 4]);
+        let names: Vec<_> = seg.entries().unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["rw_state", "rw_a", "rw_b", "rw"]);
+        assert_eq!(open::<QuadHandle>(&seg, "rw").unwrap().tags, [1, 2, 3, 4]);
+        assert!(matches!(
+            create::<QuadHandle>(&seg, "rw", ()),
+            Err(Error::DuplicateEntry { .. })
+        ));
+        assert_eq!(
+            seg.entries().unwrap().len(),
+            4,
+            "a failed creation adds nothing"
+        );
+        assert_eq!(
+            open_or_create::<QuadHandle>(&seg, "rw", ()).unwrap().tags,
+            [1, 2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn a_composite_whose_third_part_cannot_fit_leaves_the_table_as_it_was() {
+        // One entry already there, room for three more: the third of four parts finds the
+        // table full.
+        let seg = scratch(4);
+        seg.create_entries(&[("first", 8)], |r| r[0].zero(0, 8))
+            .unwrap();
+        let before = bytes(&seg);
+        let e = create::<QuadHandle>(&seg, "rw", ()).unwrap_err();
+        assert!(matches!(e, Error::TableFull { max_entries: 4, .. }), "{e}");
+        assert_eq!(bytes(&seg), before, "not one byte changed");
+        assert!(matches!(
+            open::<QuadHandle>(&seg, "rw"),
+            Err(Error::EntryNotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn opening_a_composite_checks_every_part() {
+        let seg = scratch(8);
+        // Only the marker and the state exist, as if made by hand: the first missing part is
+        // named.
+        seg.create_entries(&[("rw_state", 8), ("rw", 1)], |r| {
+            r.iter().try_for_each(|p| p.zero(0, p.len()))
+        })
+        .unwrap();
+        match open::<QuadHandle>(&seg, "rw") {
+            Err(Error::EntryNotFound { name, .. }) => assert_eq!(name, "rw_a"),
+            other => panic!("{:?}", other.map(|h| h.tags)),
+        }
+        // All parts present, one of the wrong size: corrupt, naming the part.
+        let seg = scratch(8);
+        let parts = [("q_state", 8), ("q_a", 16), ("q_b", 24), ("q", 1)];
+        seg.create_entries(&parts, |r| r.iter().try_for_each(|p| p.zero(0, p.len())))
+            .unwrap();
+        match open::<QuadHandle>(&seg, "q") {
+            Err(Error::CorruptStructure { reason, .. }) => {
+                assert_eq!(reason, "part 2 has 24 bytes")
+            }
+            other => panic!("{:?}", other.map(|h| h.tags)),
+        }
+    }
+}
