@@ -25,6 +25,23 @@ use std::time::{Duration, Instant};
 use zeroipc::{Array, Queue, Segment, SegmentOptions, Stack};
 
 const SPSC_ITEMS: u64 = 10_000_000;
+/// The sum of the items `0..SPSC_ITEMS` a producer sends.
+const CHECKSUM: u64 = SPSC_ITEMS * (SPSC_ITEMS - 1) / 2;
+
+/// Takes `SPSC_ITEMS` items from `pop`, spinning while it has none; their wrapping sum.
+fn drain(mut pop: impl FnMut() -> Option<u64>) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..SPSC_ITEMS {
+        let v = loop {
+            if let Some(v) = pop() {
+                break v;
+            }
+            std::hint::spin_loop();
+        };
+        sum = sum.wrapping_add(v);
+    }
+    sum
+}
 
 /// The baseline: Vyukov's queue as the reference implementations write it, over the bytes of a
 /// `Queue<u64>` entry (FORMAT.md §4.2), mapped by this benchmark on its own.
@@ -135,19 +152,10 @@ fn spsc_plain(capacity: usize) -> f64 {
     let peer = spawn("produce-plain", &[&sh.name, &SPSC_ITEMS.to_string()]);
     pin(0);
     let t = sh.start();
-    let mut sum = 0u64;
-    for _ in 0..SPSC_ITEMS {
-        let v = loop {
-            if let Some(v) = q.pop() {
-                break v;
-            }
-            std::hint::spin_loop();
-        };
-        sum = sum.wrapping_add(v);
-    }
+    let sum = drain(|| q.pop());
     let ns = t.elapsed().as_nanos() as f64 / SPSC_ITEMS as f64;
     wait_ok(peer);
-    assert_eq!(sum, SPSC_ITEMS * (SPSC_ITEMS - 1) / 2, "checksum");
+    assert_eq!(sum, CHECKSUM, "checksum");
     ns
 }
 
@@ -270,19 +278,10 @@ fn spsc_queue(capacity: usize) -> f64 {
     let peer = spawn("produce", &[&sh.name, &SPSC_ITEMS.to_string()]);
     pin(0);
     let t = sh.start();
-    let mut sum = 0u64;
-    for _ in 0..SPSC_ITEMS {
-        let v = loop {
-            if let Some(v) = q.pop().unwrap() {
-                break v;
-            }
-            std::hint::spin_loop();
-        };
-        sum = sum.wrapping_add(v);
-    }
+    let sum = drain(|| q.pop().unwrap());
     let ns = t.elapsed().as_nanos() as f64 / SPSC_ITEMS as f64;
     wait_ok(peer);
-    assert_eq!(sum, SPSC_ITEMS * (SPSC_ITEMS - 1) / 2, "checksum");
+    assert_eq!(sum, CHECKSUM, "checksum");
     ns
 }
 
@@ -311,7 +310,7 @@ fn spsc_queue_batched(capacity: usize) -> f64 {
     }
     let ns = t.elapsed().as_nanos() as f64 / SPSC_ITEMS as f64;
     wait_ok(peer);
-    assert_eq!(sum, SPSC_ITEMS * (SPSC_ITEMS - 1) / 2, "checksum");
+    assert_eq!(sum, CHECKSUM, "checksum");
     ns
 }
 
@@ -331,17 +330,8 @@ fn spsc_arrayqueue() -> f64 {
         });
         pin(0);
         let t = Instant::now();
-        let mut sum = 0u64;
-        for _ in 0..SPSC_ITEMS {
-            let v = loop {
-                if let Some(v) = q.pop() {
-                    break v;
-                }
-                std::hint::spin_loop();
-            };
-            sum = sum.wrapping_add(v);
-        }
-        assert_eq!(sum, SPSC_ITEMS * (SPSC_ITEMS - 1) / 2);
+        let sum = drain(|| q.pop());
+        assert_eq!(sum, CHECKSUM, "checksum");
         t.elapsed().as_nanos() as f64 / SPSC_ITEMS as f64
     })
 }
@@ -395,17 +385,8 @@ fn threads_spsc(shared: bool) -> f64 {
         });
         pin(0);
         let t = Instant::now();
-        let mut sum = 0u64;
-        for _ in 0..SPSC_ITEMS {
-            let v = loop {
-                if let Some(v) = consumer.pop().unwrap() {
-                    break v;
-                }
-                std::hint::spin_loop();
-            };
-            sum = sum.wrapping_add(v);
-        }
-        assert_eq!(sum, SPSC_ITEMS * (SPSC_ITEMS - 1) / 2, "checksum");
+        let sum = drain(|| consumer.pop().unwrap());
+        assert_eq!(sum, CHECKSUM, "checksum");
         t.elapsed().as_nanos() as f64 / SPSC_ITEMS as f64
     })
 }
