@@ -96,9 +96,12 @@ fn stack_slots_left_mid_operation_or_out_of_place_are_reported() {
     s.push(1).unwrap();
     s.push(2).unwrap();
     let at = offset(&seg, "s");
-    // States at +16 + 4 * 8: slot 1 left READING (a popper that stopped), slot 3 READY above top.
+    // States at +16 + 4 * 8: slot 1 left READING (a popper that stopped), slot 2 holding a
+    // value that is no state, slot 3 READY above top (a pop between moving `top` and claiming
+    // the slot, or one that stopped there).
     let states = at + 16 + 32;
     poke(&name, states + 4, &3u32.to_le_bytes());
+    poke(&name, states + 8, &7u32.to_le_bytes());
     poke(&name, states + 12, &2u32.to_le_bytes());
     let report = seg.check_structure("s", StructureKind::Stack).unwrap();
     let found: Vec<_> = report
@@ -106,9 +109,14 @@ fn stack_slots_left_mid_operation_or_out_of_place_are_reported() {
         .iter()
         .map(|d| (d.slot, d.in_flight))
         .collect();
-    assert_eq!(found, [(Some(1), true), (Some(3), false)], "{report:?}");
+    assert_eq!(
+        found,
+        [(Some(1), true), (Some(2), false), (Some(3), true)],
+        "{report:?}"
+    );
     assert!(report.defects[0].problem.contains("READING"));
-    assert!(report.defects[1].problem.contains("READY, above top `1`"));
+    assert!(report.defects[1].problem.contains("state `7`, not 0 ..= 3"));
+    assert!(report.defects[2].problem.contains("READY, above top `1`"));
 }
 
 #[test]
@@ -144,4 +152,25 @@ fn checking_as_the_wrong_kind_says_what_does_not_fit() {
     );
     assert_eq!(StructureKind::from_name("ring"), None);
     assert_eq!(StructureKind::ALL.len(), 3);
+}
+
+#[test]
+fn a_report_lists_at_most_256_defects_and_says_more_follow() {
+    let (name, _g) = guarded("chk-many");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    Stack::<u8>::create(&seg, "s", 1000).unwrap();
+    // 1000 one-byte slots from +16, state words from +1016: every state an impossible 7.
+    let at = seg.entry("s").unwrap().unwrap().offset;
+    poke(&name, at + 1016, &[7, 0, 0, 0].repeat(1000));
+    let report = seg.check_structure("s", StructureKind::Stack).unwrap();
+    assert_eq!(report.defects.len(), 257);
+    assert!(
+        report.defects[..256]
+            .iter()
+            .all(|d| d.problem.contains("`7`"))
+    );
+    assert!(
+        report.defects[256].problem.contains("only the first `256`"),
+        "{report:?}"
+    );
 }

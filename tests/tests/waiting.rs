@@ -290,3 +290,28 @@ fn e3_every_timeout_returns_within_the_timeout_plus_10_ms() {
     }
     println!("e3: the latest of 24 timeouts returned {worst:?} after its deadline");
 }
+
+#[test]
+fn e3_a_stack_slot_held_by_a_stalled_peer_does_not_stretch_a_timeout() {
+    let _s = serial();
+    let (name, _g) = guarded("e3stall");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let s = Stack::<u64>::create(&seg, "s", 2).unwrap();
+    s.push(1).unwrap();
+    // A pusher of slot 0 that stopped mid-write: its state word (at +16 + 2 * 8) reads WRITING,
+    // and the stall timeout (100 ms) is far longer than the call's own timeout.
+    let at = seg.entry("s").unwrap().unwrap().offset;
+    poke(&name, at + 32, &1u32.to_le_bytes());
+    for ms in [5u64, 20] {
+        let t = Instant::now();
+        let e = s.pop_timeout(Duration::from_millis(ms)).unwrap_err();
+        let waited = t.elapsed();
+        assert!(matches!(e, Error::PeerStalled { slot: 0, .. }), "{e}");
+        assert!(
+            waited < Duration::from_millis(ms + 10),
+            "{ms} ms: returned after {waited:?}"
+        );
+    }
+    // The stalled slot is still there for an operation without a deadline of its own.
+    assert!(matches!(s.pop(), Err(Error::PeerStalled { .. })));
+}

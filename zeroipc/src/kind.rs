@@ -72,6 +72,10 @@ impl fmt::Display for StructureDefect {
     }
 }
 
+/// The most defects a report lists one by one (a hostile structure can have billions); an
+/// audit stops looking after one more.
+pub(crate) const MAX_DEFECTS: usize = 256;
+
 /// Why a stored structure could not be validated as a kind.
 #[derive(Debug)]
 pub(crate) enum Invalid {
@@ -228,7 +232,9 @@ fn part_names<K: Kind>(name: &str) -> Vec<String> {
 }
 
 /// Creates the structure `name` of kind `H::Kind` with `params`: every part under one hold of
-/// the table lock, or none. Nothing in the segment changes on error.
+/// the table lock, or none; a creation that fails changes nothing in the segment. (Building the
+/// handle afterwards validates the fresh bytes again, which cannot fail unless `init` and
+/// `validate` disagree; the structure then stays, as any other process may already use it.)
 pub(crate) fn create<H: Handle>(
     segment: &Segment,
     name: &str,
@@ -295,12 +301,21 @@ fn report<K: Kind>(
     regions: &[Region<'_>],
 ) -> Result<StructureReport> {
     let geometry = validate::<K>(segment, name, regions, None)?;
+    let mut defects = K::audit(regions, &geometry);
+    if defects.len() > MAX_DEFECTS {
+        defects.truncate(MAX_DEFECTS);
+        defects.push(StructureDefect {
+            slot: None,
+            in_flight: false,
+            problem: format!("more defects follow; only the first `{MAX_DEFECTS}` are listed"),
+        });
+    }
     Ok(StructureReport {
         name: name.to_owned(),
         kind: K::KIND,
         geometry: K::describe(&geometry),
         len: K::len(regions, &geometry),
-        defects: K::audit(regions, &geometry),
+        defects,
     })
 }
 

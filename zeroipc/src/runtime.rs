@@ -7,8 +7,7 @@
 //! a writable segment, after that handle's own entries, and never when
 //! [`SegmentOptions::runtime_entry`](crate::SegmentOptions::runtime_entry) is off. When it cannot
 //! be made (the table is full, no space is left, the segment is read-only) blocking calls still
-//! work: they sleep in slices of at most the poll interval and notice changes without being
-//! woken.
+//! work: they look every 1 ms and notice changes without being woken.
 //!
 //! ```text
 //! +0  u32 magic    "ZIRT" (5A 49 52 54)

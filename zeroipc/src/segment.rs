@@ -96,11 +96,13 @@ impl SegmentOptions {
     /// How often at least a blocked call (`pop_timeout`, `push_timeout`, ...) on this segment
     /// looks at the shared words while it sleeps: the bound on how late it notices a change
     /// made by another ZeroIPC implementation, none of which wakes sleepers (changes made by
-    /// this crate wake it at once). Default [`DEFAULT_POLL_INTERVAL`] (32 ms).
+    /// this crate wake it at once, through the waiter counts of the runtime entry). Default
+    /// [`DEFAULT_POLL_INTERVAL`] (32 ms).
     ///
     /// A wait starts with much shorter sleeps (from 50 µs, doubling), so a change soon after a
-    /// call blocks is seen sooner; and a handle that once sees a change nobody woke it for
-    /// looks every 1 ms from then on. Each look is a timer wake-up, about 5 µs of CPU on bare
+    /// call blocks is seen sooner; a handle that sees a change nobody woke it for looks every
+    /// 1 ms for the next 10 s; and without waiter counts (no runtime entry) waiters look every
+    /// 1 ms, since nothing can wake them. Each look is a timer wake-up, about 5 µs of CPU on bare
     /// metal and 50–80 µs in a virtual machine: at 32 ms an idle waiter costs a few ms of CPU a
     /// second. Lower it (to 1 ms, the other implementations' own polling step) where peers of
     /// other implementations feed blocked consumers of this one from the start.
@@ -112,9 +114,13 @@ impl SegmentOptions {
     /// Whether handles of this crate may add its runtime entry, `zeroipc.runtime` (272 bytes
     /// and one table slot; on by default), to a segment they block on. It holds the waiter
     /// counts that let a push or pop wake a sleeping peer at once; without it, blocking calls
-    /// notice changes by sleeping in slices of at most the poll interval. Turn it off for segments that must
-    /// stay byte-identical to what another implementation would write. The other
-    /// implementations ignore the entry.
+    /// notice changes by looking every 1 ms (about 1,000 timer wake-ups a second while they
+    /// wait). Turn it off for segments that must stay byte-identical to what another
+    /// implementation would write. The other implementations ignore the entry.
+    ///
+    /// A handle looks the entry up (or makes it) once, when it is opened: a handle of a process
+    /// that had it off does not wake waiters of processes that later added it; those notice its
+    /// changes as they notice another implementation's, within 1 ms once they have seen one.
     pub fn runtime_entry(&mut self, allow: bool) -> &mut Self {
         self.runtime_entry = allow;
         self

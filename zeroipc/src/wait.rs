@@ -3,9 +3,10 @@
 //! shared, never `FUTEX_PRIVATE`: the word lives in a mapping other processes share), in slices
 //! that start at 50 µs and double up to the segment's poll interval ([`DEFAULT_POLL_INTERVAL`],
 //! 32 ms). The slices bound how late a change made by an implementation that never wakes
-//! anybody (all the others: they poll) is noticed. A handle that once finds its word changed at
-//! the end of a slice nobody woke it in has such a peer, and from then on caps its slices at
-//! 1 ms, the others' own polling step. Each slice costs a timer wake-up (5 µs of CPU on bare
+//! anybody (all the others: they poll) is noticed. A handle that finds its word changed at the
+//! end of a slice nobody woke it in has such a peer, and for the next 10 s caps its slices at
+//! 1 ms, the others' own polling step; so do waiters on a segment without waiter counts, whom
+//! nothing can wake. Each slice costs a timer wake-up (5 µs of CPU on bare
 //! metal, 50–80 µs in a virtual machine), which is why slices are not short by default. Deadlines are
 //! on the monotonic clock (`Instant`). Elsewhere than Linux, the sleeping phase is a plain sleep of the slice.
 //!
@@ -28,7 +29,7 @@
 //! (a queue slot published after its position was claimed) is not covered: such a waiter is
 //! "not at rest" and polls in short slices instead, until the in-flight step lands.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, PushError, Result};
@@ -47,9 +48,21 @@ const MIN_SLICE: Duration = Duration::from_micros(50);
 /// The default longest kernel sleep of a blocked call before it looks again
 /// ([`SegmentOptions::poll_interval`](crate::SegmentOptions::poll_interval)).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(32);
-/// The longest sleep once a handle has seen a change nobody woke it for: the polling step of
-/// the other implementations (FORMAT.md §3, schedule B1).
+/// The longest sleep once a handle has seen a change nobody woke it for, and on segments
+/// without waiter counts: the polling step of the other implementations (FORMAT.md §3,
+/// schedule B1).
 const FOREIGN_POLL: Duration = Duration::from_millis(1);
+/// How long a change nobody woke for keeps a handle's waiters at [`FOREIGN_POLL`], in
+/// nanoseconds: a peer that never wakes shows itself again within it while it is active, and a
+/// stray one (a release of ours racing with the end of a slice) is forgotten.
+const FOREIGN_MEMORY: u64 = 10_000_000_000;
+
+/// Nanoseconds since this process first asked, on the monotonic clock.
+fn since_epoch() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// Back-off state of one waiting operation.
 #[derive(Debug, Default, Clone, Copy)]
@@ -99,10 +112,11 @@ pub(crate) struct Bell {
     waiters: Option<Anchored<Words<'static>>>,
     /// The longest sleep of a waiter before it looks again.
     poll: Duration,
-    /// Set once a waiter of this handle found its word changed at the end of a slice nobody
-    /// woke it in: a peer that never wakes (another implementation) writes here, so waiters
-    /// look again every [`FOREIGN_POLL`] from then on.
-    unwoken_change: AtomicBool,
+    /// When (nanoseconds after [`epoch`], plus one; 0 for never) a waiter of this handle last
+    /// found its word changed at the end of a slice nobody woke it in: a peer that never wakes
+    /// (another implementation) writes here, so for [`FOREIGN_MEMORY`] after that waiters look
+    /// again every [`FOREIGN_POLL`].
+    unwoken_change: AtomicU64,
 }
 
 impl Bell {
@@ -111,18 +125,28 @@ impl Bell {
         Self {
             waiters,
             poll: poll.max(MIN_SLICE),
-            unwoken_change: AtomicBool::new(false),
+            unwoken_change: AtomicU64::new(0),
         }
     }
 
-    /// The longest sleep before looking again.
+    /// The longest sleep before looking again: short without waiter counts (nothing can wake
+    /// the waiter then) or soon after a change nobody woke for.
     fn poll(&self) -> Duration {
         // Relaxed: a hint that only changes how often a waiter looks.
-        if self.unwoken_change.load(Ordering::Relaxed) {
+        let last = self.unwoken_change.load(Ordering::Relaxed);
+        let recent = last != 0 && since_epoch().saturating_sub(last) < FOREIGN_MEMORY;
+        if self.waiters.is_none() || recent {
             self.poll.min(FOREIGN_POLL)
         } else {
             self.poll
         }
+    }
+
+    /// Notes a change nobody woke a waiter for.
+    fn note_unwoken_change(&self) {
+        // Relaxed: as in `poll`.
+        self.unwoken_change
+            .store(since_epoch().max(1), Ordering::Relaxed);
     }
 
     /// The waiter count of `word`'s bucket.
@@ -170,7 +194,9 @@ fn wake(word: &AtomicU32, n: u32) {
     #[cfg(target_os = "linux")]
     {
         use rustix::thread::futex;
-        // A failed wake (impossible for a valid word) only costs the waiter a slice.
+        // The kernel reads the count as an `int`: anything larger means every waiter. A failed
+        // wake (impossible for a valid word) only costs the waiter a slice.
+        let n = n.min(i32::MAX as u32);
         let _ = futex::wake(word, futex::Flags::empty(), n);
     }
     #[cfg(not(target_os = "linux"))]
@@ -240,10 +266,9 @@ impl Waiter {
         }
         let count = watch.bell.count(watch.word);
         if let Some(count) = count {
-            // SeqCst (and the fence, for the plain loads of the attempt that follows the
-            // wake): the waiter's half of the pairing described in the module docs.
+            // SeqCst, with the SeqCst reload of the word below: the waiter's half of the
+            // pairing described in the module docs.
             count.fetch_add(1, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
         }
         let poll = watch.bell.poll();
         if watch.word.load(Ordering::SeqCst) == observed
@@ -252,7 +277,7 @@ impl Waiter {
         {
             // Changed during a slice that no wake cut short. (A release of ours racing with
             // the end of the slice looks the same; it only makes this handle look more often.)
-            watch.bell.unwoken_change.store(true, Ordering::Relaxed);
+            watch.bell.note_unwoken_change();
         }
         if let Some(count) = count {
             // Release: nothing after depends on it; a stale count only costs a wake call.
@@ -271,7 +296,7 @@ fn sleep_on(word: &AtomicU32, observed: u32, slice: Duration) -> bool {
         use rustix::thread::futex;
         let timeout = futex::Timespec {
             tv_sec: i64::try_from(slice.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(slice.subsec_nanos()),
+            tv_nsec: slice.subsec_nanos().into(),
         };
         // Woken, timed out, interrupted, or the word had already changed: the caller looks
         // again in every case.

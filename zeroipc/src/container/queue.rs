@@ -196,16 +196,27 @@ impl Kind for QueueKind {
         geometry.describe()
     }
 
-    fn len(parts: &[Region<'_>], _: &Slotted) -> Option<u64> {
+    fn len(parts: &[Region<'_>], geometry: &Slotted) -> Option<u64> {
         let (head, tail) = counters(kind::only(parts).ok()?)?;
-        Some(u64::from(tail.wrapping_sub(head)))
+        // Clamped like `Queue::len`; an impossible distance is reported by the audit.
+        Some(u64::from(tail.wrapping_sub(head).min(geometry.capacity)))
     }
 
     fn audit(parts: &[Region<'_>], geometry: &Slotted) -> Vec<StructureDefect> {
         let Ok(part) = kind::only(parts) else {
             return Vec::new();
         };
-        audit(part, geometry)
+        let before = counters(part);
+        let mut defects = audit(part, geometry);
+        if counters(part) != before {
+            // The counters moved during the scan: what looked inconsistent may be the queue's
+            // ordinary progress between the reads.
+            for d in &mut defects {
+                d.in_flight = true;
+                d.problem.push_str(" (the queue changed during the check)");
+            }
+        }
+        defects
     }
 }
 
@@ -241,6 +252,9 @@ fn audit(part: &Region<'_>, geometry: &Slotted) -> Vec<StructureDefect> {
         return defects;
     }
     for offset in 0..capacity {
+        if defects.len() > kind::MAX_DEFECTS {
+            break;
+        }
         let pos = head.wrapping_add(offset);
         let slot = pos & capacity.wrapping_sub(1);
         let Some(seq) = geometry
@@ -349,7 +363,8 @@ impl<T: ShmLayout> Queue<T> {
         kind::create(segment, name, Capacity::of::<T>(capacity)?)
     }
 
-    /// Opens the existing queue `name`.
+    /// Opens the existing queue `name`. The first queue or stack handle on a writable segment
+    /// may add the runtime entry (see [`SegmentOptions::runtime_entry`](crate::SegmentOptions::runtime_entry)).
     ///
     /// # Errors
     ///

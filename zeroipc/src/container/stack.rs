@@ -206,6 +206,9 @@ fn audit(part: &Region<'_>, geometry: &Slotted) -> Vec<StructureDefect> {
         return defects;
     }
     for slot in 0..geometry.capacity {
+        if defects.len() > kind::MAX_DEFECTS {
+            break;
+        }
         let Some(state) = geometry
             .word_at(slot)
             .and_then(|at| part.load_u32(at, Ordering::Acquire).ok())
@@ -227,8 +230,20 @@ fn audit(part: &Region<'_>, geometry: &Slotted) -> Vec<StructureDefect> {
                  one that stopped there)"
                     .to_owned(),
             ),
-            (EMPTY, true) => (false, format!("is EMPTY, below top `{top}`")),
-            (READY, false) => (false, format!("is READY, above top `{top}`")),
+            (EMPTY, true) => (
+                true,
+                format!(
+                    "is EMPTY, below top `{top}`: a push moved `top` and has not claimed the slot \
+                     yet (or stopped there)"
+                ),
+            ),
+            (READY, false) => (
+                true,
+                format!(
+                    "is READY, above top `{top}`: a pop moved `top` and has not claimed the slot \
+                     yet (or stopped there)"
+                ),
+            ),
             (other, _) => (false, format!("has state `{other}`, not 0 ..= 3")),
         };
         defects.push(StructureDefect {
@@ -250,14 +265,17 @@ impl<T: ShmLayout> Handle for Stack<T> {
     fn from_parts(opened: Opened<'_, StackKind>) -> Result<Self> {
         let g = opened.geometry;
         let top = opened.word(0, OFF_TOP)?;
+        let slots = opened.slots::<T>(0, HEADER, g.capacity as usize)?;
+        let states = opened.words(0, g.words_at, g.capacity as usize)?;
+        // Last, once nothing can fail: it may add the runtime entry.
         let bell = runtime::bell(opened.segment);
         Ok(Self {
             segment: opened.segment.clone(),
             name: opened.name.to_owned(),
             top_chime: bell.chime(opened.segment, top.get().atomic()),
             top,
-            slots: opened.slots::<T>(0, HEADER, g.capacity as usize)?,
-            states: opened.words(0, g.words_at, g.capacity as usize)?,
+            slots,
+            states,
             capacity: g.capacity,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             bell,
@@ -289,7 +307,8 @@ impl<T: ShmLayout> Stack<T> {
         kind::create(segment, name, Capacity::of::<T>(capacity)?)
     }
 
-    /// Opens the existing stack `name`.
+    /// Opens the existing stack `name`. The first queue or stack handle on a writable segment
+    /// may add the runtime entry (see [`SegmentOptions::runtime_entry`](crate::SegmentOptions::runtime_entry)).
     ///
     /// # Errors
     ///
@@ -329,7 +348,7 @@ impl<T: ShmLayout> Stack<T> {
 
     /// Elements on the stack (approximate while other processes push and pop).
     pub fn len(&self) -> usize {
-        algo::len(&self.op()) as usize
+        algo::len(&self.op(None)) as usize
     }
 
     /// Whether the stack is empty (approximate).
@@ -350,14 +369,7 @@ impl<T: ShmLayout> Stack<T> {
     /// value and [`Error::PeerStalled`] or [`Error::CorruptStructure`] when the slot stayed busy
     /// past the stall timeout or the stack's words are corrupt.
     pub fn push(&self, value: T) -> std::result::Result<(), PushError<T>> {
-        match algo::push(&self.op(), value) {
-            Ok(()) => {
-                self.top_chime.ring(self.top.get().atomic(), 1);
-                Ok(())
-            }
-            Err((value, Failure::Full)) => Err(PushError::Full(value)),
-            Err((value, other)) => Err(PushError::Failed(value, self.failure(other))),
-        }
+        self.push_by(value, None)
     }
 
     /// Pops the top element; `Ok(None)` when the stack is empty.
@@ -367,35 +379,66 @@ impl<T: ShmLayout> Stack<T> {
     /// [`Error::PeerStalled`] when the top slot stayed busy past the stall timeout,
     /// [`Error::CorruptStructure`] when `top` is out of range.
     pub fn pop(&self) -> Result<Option<T>> {
-        match algo::pop(&self.op()) {
+        self.pop_by(None)
+    }
+
+    /// `push`, waiting for a busy slot no later than `limit` (besides the stall timeout).
+    fn push_by(&self, value: T, limit: Option<Instant>) -> std::result::Result<(), PushError<T>> {
+        let op = self.op(limit);
+        match algo::push(&op, value) {
+            Ok(()) => {
+                self.ring();
+                Ok(())
+            }
+            Err((value, Failure::Full)) => Err(PushError::Full(value)),
+            Err((value, other)) => Err(PushError::Failed(value, self.failure(other, &op))),
+        }
+    }
+
+    /// `pop`, waiting for a busy slot no later than `limit` (besides the stall timeout).
+    fn pop_by(&self, limit: Option<Instant>) -> Result<Option<T>> {
+        let op = self.op(limit);
+        match algo::pop(&op) {
             Ok(Some(item)) => {
-                self.top_chime.ring(self.top.get().atomic(), 1);
+                self.ring();
                 Ok(Some(item))
             }
             Ok(None) => Ok(None),
-            Err(f) => Err(self.failure(f)),
+            Err(f) => Err(self.failure(f, &op)),
         }
+    }
+
+    /// Wakes every waiter on `top`: pushers waiting for room and poppers waiting for an item
+    /// sleep on the same word, so a single wake could reach one that cannot proceed and leave
+    /// the one that can asleep.
+    #[inline]
+    fn ring(&self) {
+        self.top_chime.ring(self.top.get().atomic(), u32::MAX);
     }
 
     /// Pushes `value`, waiting up to `timeout` for room: spinning briefly, then sleeping until a
     /// pop of this crate wakes it, or one of another implementation (which never wakes) is
     /// noticed within the segment's
-    /// [poll interval](crate::SegmentOptions::poll_interval).
+    /// [poll interval](crate::SegmentOptions::poll_interval). A slot held by a stalled peer is
+    /// waited for no longer than `timeout` either, except after a claim on `top` that could not
+    /// be undone (see the type's docs on crashes), when giving up would strand an element.
     ///
     /// # Errors
     ///
     /// [`PushError::Failed`] with the value and [`Error::Timeout`] when the stack stayed full
-    /// until the deadline; otherwise as [`push`](Self::push).
+    /// until the deadline, or [`Error::PeerStalled`] when a busy slot did; otherwise as
+    /// [`push`](Self::push).
     pub fn push_timeout(
         &self,
         value: T,
         timeout: Duration,
     ) -> std::result::Result<(), PushError<T>> {
+        let limit = deadline(timeout);
         push_until(
             timeout,
             value,
             &self.watch(),
-            |v| self.push(v),
+            |v| self.push_by(v, Some(limit)),
             || {
                 timeout_error(
                     self.segment.name(),
@@ -408,17 +451,19 @@ impl<T: ShmLayout> Stack<T> {
         )
     }
 
-    /// Pops the top element, waiting up to `timeout` for one.
+    /// Pops the top element, waiting up to `timeout` for one, as
+    /// [`push_timeout`](Self::push_timeout) waits for room.
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when the stack stayed empty until the deadline; otherwise as
-    /// [`pop`](Self::pop).
+    /// [`Error::Timeout`] when the stack stayed empty until the deadline, or
+    /// [`Error::PeerStalled`] when a busy slot did; otherwise as [`pop`](Self::pop).
     pub fn pop_timeout(&self, timeout: Duration) -> Result<T> {
+        let limit = deadline(timeout);
         pop_until(
             timeout,
             &self.watch(),
-            || self.pop(),
+            || self.pop_by(Some(limit)),
             || {
                 timeout_error(
                     self.segment.name(),
@@ -431,14 +476,14 @@ impl<T: ShmLayout> Stack<T> {
         )
     }
 
-    fn failure(&self, failure: Failure) -> Error {
+    fn failure(&self, failure: Failure, op: &Op<'_, T>) -> Error {
         match failure {
             Failure::Stalled { slot, state } => Error::PeerStalled {
                 segment: self.segment.name().to_owned(),
                 name: self.name.clone(),
                 slot,
                 state,
-                waited_ms: u64::try_from(self.stall_timeout.as_millis()).unwrap_or(u64::MAX),
+                waited_ms: u64::try_from(op.bound.get().as_millis()).unwrap_or(u64::MAX),
             },
             Failure::Corrupt { top } => Error::CorruptStructure {
                 segment: self.segment.name().to_owned(),
@@ -469,10 +514,12 @@ impl<T: ShmLayout> Stack<T> {
         }
     }
 
-    fn op(&self) -> Op<'_, T> {
+    fn op(&self, limit: Option<Instant>) -> Op<'_, T> {
         Op {
             stack: self,
+            limit,
             deadline: Cell::new(None),
+            bound: Cell::new(self.stall_timeout),
             backoff: Cell::new(Backoff::new()),
         }
     }
@@ -481,7 +528,11 @@ impl<T: ShmLayout> Stack<T> {
 /// One operation's view of the stack: the algorithm's store plus its wait state.
 struct Op<'a, T: ShmLayout> {
     stack: &'a Stack<T>,
+    /// The caller's deadline (`*_timeout`), which bounds an uncommitted wait too.
+    limit: Option<Instant>,
     deadline: Cell<Option<Instant>>,
+    /// How long the last wait was allowed to last, for the error.
+    bound: Cell<Duration>,
     backoff: Cell<Backoff>,
 }
 
@@ -526,7 +577,18 @@ impl<T: ShmLayout> algo::Store for Op<'_, T> {
             } else {
                 self.stack.stall_timeout
             };
-            self.deadline.set(Some(deadline(bound)));
+            let mut until = deadline(bound);
+            if let Some(limit) = self.limit.filter(|&l| !committed && l < until) {
+                until = limit;
+            }
+            let now = Instant::now();
+            self.bound.set(
+                until
+                    .checked_duration_since(now)
+                    .unwrap_or_default()
+                    .min(bound),
+            );
+            self.deadline.set(Some(until));
             self.backoff.set(Backoff::new());
         }
         let Some(deadline) = self.deadline.get() else {
