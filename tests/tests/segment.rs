@@ -644,3 +644,92 @@ fn a_read_only_view_sees_writes_and_refuses_its_own() {
     Array::<u8>::create(&seg, "later", 1).unwrap();
     assert_eq!(view.entries().unwrap().len(), 2);
 }
+
+/// Plants `name` as the other implementations create segments: `ftruncate` to `size` and the
+/// first `bytes` written, so everything after them is a hole with no memory behind it. The
+/// header's `memory_size` says `size`.
+fn plant_sparse(name: &str, bytes: &[u8], size: u64) -> ShmGuard {
+    use std::io::Write;
+    let guard = ShmGuard::new(name);
+    let mut header = bytes.to_vec();
+    header[16..24].copy_from_slice(&size.to_le_bytes());
+    let mut f = std::fs::File::create_new(shm_path(name)).unwrap();
+    f.write_all(&header).unwrap();
+    f.set_len(size).unwrap();
+    guard
+}
+
+fn allocated(name: &str) -> u64 {
+    std::fs::metadata(shm_path(name)).unwrap().blocks() * 512
+}
+
+#[test]
+fn d7_sparse_segments_are_reserved_at_open_and_a_full_file_system_is_an_error() {
+    // A real segment's first 8 KiB: header, table and a 4-element array.
+    let (src, _g) = guarded("sparse-src");
+    let seg = Segment::create(&src, 1 << 20).unwrap();
+    Array::<u64>::create(&seg, "a", 4)
+        .unwrap()
+        .copy_from_slice(0, &[1, 2, 3, 4])
+        .unwrap();
+    let bytes = read_raw(&src)[..8192].to_vec();
+    drop(seg);
+
+    // Opened writable or read-only, the holes get memory behind them, and nothing changes.
+    for read_only in [false, true] {
+        let name = unique_name("sparse");
+        let _g = plant_sparse(&name, &bytes, 1 << 20);
+        assert!(allocated(&name) < 1 << 20, "planted with holes");
+        let seg = SegmentOptions::new()
+            .read_only(read_only)
+            .open(&name)
+            .unwrap();
+        assert!(
+            allocated(&name) >= 1 << 20,
+            "read_only {read_only}: reserved"
+        );
+        assert_eq!(
+            Array::<u64>::open(&seg, "a").unwrap().to_vec(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(&read_raw(&name)[..8192], &plant_header(&bytes, 1 << 20)[..]);
+    }
+
+    // A sparse segment larger than the whole file system: an error, not a SIGBUS later.
+    let fs = rustix::fs::statvfs("/dev/shm").unwrap();
+    assert!(
+        fs.f_blocks > 0,
+        "/dev/shm has no size limit here, so it cannot be full"
+    );
+    let huge = (fs.f_blocks + 1024) * fs.f_frsize;
+    let name = unique_name("sparse-huge");
+    let _g = plant_sparse(&name, &bytes, huge);
+    for read_only in [false, true] {
+        match SegmentOptions::new().read_only(read_only).open(&name) {
+            Err(Error::Unbacked {
+                unbacked,
+                ref reason,
+                ..
+            }) => {
+                assert!(unbacked > huge - 8192 - 4096, "{unbacked}");
+                assert!(reason.contains("no room"), "{reason}");
+            }
+            other => panic!("read_only {read_only}: {:?}", other.map(|s| s.size())),
+        }
+    }
+    // Inspecting reserves nothing, and says why it will not read the segment.
+    match Segment::inspect(&name) {
+        Err(Error::Unbacked { reason, .. }) => {
+            assert!(reason.contains("bytes are free"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(allocated(&name) < 1 << 20, "a failed open reserves nothing");
+}
+
+/// `bytes` with the header's `memory_size` set to `size`, as `plant_sparse` writes them.
+fn plant_header(bytes: &[u8], size: u64) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[16..24].copy_from_slice(&size.to_le_bytes());
+    b
+}

@@ -80,6 +80,21 @@ pub enum Error {
         /// The requested size in bytes.
         size: u64,
     },
+    /// Part of an existing segment has no memory behind it (its creator only set its size, as
+    /// the other implementations do, so its pages are provided on first touch) and the file
+    /// system cannot provide it: touching those bytes would kill the process with `SIGBUS`.
+    #[error(
+        "segment `{name}` has `{unbacked}` bytes with no memory reserved behind them, and \
+         {reason}; touching them would kill the process (SIGBUS)"
+    )]
+    Unbacked {
+        /// The segment name.
+        name: String,
+        /// Bytes in holes: not yet backed by memory.
+        unbacked: u64,
+        /// Why they could not be reserved.
+        reason: String,
+    },
     /// An operating-system call failed for a reason not covered by another variant.
     #[error("`{op}` failed for segment `{name}`: {source}")]
     Io {

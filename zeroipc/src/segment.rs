@@ -311,8 +311,11 @@ impl SegmentOptions {
     ///
     /// [`Error::InvalidSegmentName`], [`Error::NotFound`], [`Error::PermissionDenied`],
     /// [`Error::NotRegularFile`] for symlinks, FIFOs, directories and devices,
-    /// [`Error::NotReady`] while a creator is still initialising it, and
-    /// [`Error::CorruptHeader`] naming the first header defect.
+    /// [`Error::NotReady`] while a creator is still initialising it,
+    /// [`Error::CorruptHeader`] naming the first header defect, and [`Error::Unbacked`] when the
+    /// segment has holes (pages its creator never touched, as the other implementations leave
+    /// them) that the file system has no room to back: they are reserved at open, so that a
+    /// full file system is this error and never a `SIGBUS` later.
     pub fn open(&self, name: &str) -> Result<Segment> {
         let canonical = name::segment_name(name)?;
         let (fd, file_size, identity) =
@@ -344,6 +347,12 @@ impl SegmentOptions {
         if file_size == 0 {
             return Err(Error::NotReady { name: canonical });
         }
+        let reserve = if self.read_only {
+            Reserve::IfPermitted
+        } else {
+            Reserve::Own
+        };
+        reserve_holes(&fd, &canonical, file_size, reserve)?;
         let file = File::from(fd);
         let (mapping, file_size) = map_file(&file, &canonical, file_size, self.read_only)?;
         let (_, geometry) =
@@ -509,6 +518,109 @@ fn open_regular(
         ino: stat.st_ino,
     };
     Ok((fd, size, identity))
+}
+
+/// Makes sure every page of a ZeroIPC segment has memory behind it before it is mapped.
+///
+/// The other implementations create segments with `ftruncate` only, so their pages are
+/// allocated on first touch; on a full file system that touch kills the process with `SIGBUS`,
+/// even a read through a read-only mapping. So when the file has holes (`SEEK_HOLE`), they are
+/// reserved with `fallocate`, which changes no byte: through the segment's own descriptor when
+/// it is writable, else through a writable one if this process may open one (`reserve`). When
+/// that is impossible or not wanted, the holes must at least fit in the file system's free
+/// space. Files without the
+/// ZeroIPC magic (read with `pread`, which never faults) are left alone: opening reports them.
+fn reserve_holes(fd: &OwnedFd, canonical: &str, size: u64, reserve: Reserve) -> Result<()> {
+    let mut magic = [0u8; 4];
+    if !matches!(rustix::io::pread(fd, &mut magic, 0), Ok(4))
+        || u32::from_le_bytes(magic) != table::MAGIC
+    {
+        return Ok(());
+    }
+    // No `SEEK_HOLE` support: the file system cannot tell, and reserves nothing lazily that
+    // we could know of.
+    let Ok(first_hole) = rustix::fs::seek(fd, rustix::fs::SeekFrom::Hole(0)) else {
+        return Ok(());
+    };
+    if first_hole >= size {
+        return Ok(());
+    }
+    let unbacked = hole_bytes(fd, size);
+    let unbacked_error = |reason: String| Error::Unbacked {
+        name: canonical.to_owned(),
+        unbacked,
+        reason,
+    };
+    let reopened;
+    let target = match reserve {
+        Reserve::Own => Some(fd.as_fd()),
+        Reserve::Never => None,
+        Reserve::IfPermitted => {
+            reopened = rustix::fs::open(
+                format!("/proc/self/fd/{}", fd.as_raw_fd()),
+                OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY,
+                Mode::empty(),
+            )
+            .ok()
+            .filter(|w| matches!((file_identity(w), file_identity(fd)), (Ok(a), Ok(b)) if a == b));
+            reopened.as_ref().map(AsFd::as_fd)
+        }
+    };
+    if let Some(target) = target {
+        loop {
+            match rustix::fs::fallocate(target, rustix::fs::FallocateFlags::empty(), 0, size) {
+                Ok(()) => return Ok(()),
+                Err(Errno::INTR) => continue,
+                Err(Errno::NOSPC | Errno::FBIG | Errno::NOMEM) => {
+                    return Err(unbacked_error(
+                        "the file system has no room to reserve them".to_owned(),
+                    ));
+                }
+                // Cannot reserve here (not supported, not permitted): check the room instead.
+                Err(_) => break,
+            }
+        }
+    }
+    let Ok(fs) = rustix::fs::fstatvfs(fd) else {
+        return Ok(());
+    };
+    // A file system without a block limit reports none (tmpfs `size=0`).
+    let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+    if fs.f_blocks > 0 && unbacked > free {
+        return Err(unbacked_error(format!(
+            "this process may not reserve them and only `{free}` bytes are free"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether [`reserve_holes`] may reserve memory for a segment's holes.
+#[derive(Debug, Clone, Copy)]
+enum Reserve {
+    /// Through the segment's own (writable) descriptor.
+    Own,
+    /// Through a writable descriptor, if this process may open one (read-only opens).
+    IfPermitted,
+    /// Not at all (inspecting): only check that the file system could back them.
+    Never,
+}
+
+/// Bytes of `fd`'s first `size` that lie in holes.
+fn hole_bytes(fd: &OwnedFd, size: u64) -> u64 {
+    use rustix::fs::{SeekFrom, seek};
+    let (mut pos, mut holes) = (0u64, 0u64);
+    while pos < size {
+        // No data after `pos` (ENXIO): the rest is one hole.
+        let data = seek(fd, SeekFrom::Data(pos)).unwrap_or(size).min(size);
+        holes = holes.saturating_add(data.saturating_sub(pos));
+        if data >= size {
+            break;
+        }
+        pos = seek(fd, SeekFrom::Hole(data))
+            .unwrap_or(size)
+            .max(data.saturating_add(1));
+    }
+    holes
 }
 
 /// Maps a whole file of `size` bytes (non-zero).
@@ -717,6 +829,9 @@ impl Segment {
                 defects: vec![Defect::Header(HeaderDefect::TooShort { len: 0 })],
             });
         }
+        // Inspecting changes nothing, so it reserves nothing either; it only refuses to touch
+        // holes that a full file system could not back.
+        reserve_holes(&fd, &canonical, file_size, Reserve::Never)?;
         let file = File::from(fd);
         let (mapping, file_size) = map_file(&file, &canonical, file_size, true)?;
         Ok(build_report(canonical, mapping.region(), file_size))
