@@ -77,7 +77,8 @@
 //! | `raw` | the only module with `unsafe` mapping access: bounds-checked regions, atomic words, copies |
 //! | `segment`, `table` | mapping a segment, and the metadata table with its lock and allocation |
 //! | `wait` | waiting for a peer, for every blocking call: spin, then futex sleep on the shared word in bounded slices; the waker side (`Chime`) |
-//! | `runtime` | this crate's own entry in a segment, `zeroipc.runtime`: the waiter counts (FORMAT.md, appendix R) |
+//! | `runtime` | this crate's own entry in a segment, `zeroipc.runtime`: the waiter counts and process records (FORMAT.md, appendix R) |
+//! | `peers` | the one liveness model: which processes use a segment, recorded with pid, start time and pid namespace |
 //! | `layout`, `error`, `name` | `ShmLayout` and descriptors, the one `Error`, name rules |
 //!
 //! ## Adding a kind
@@ -136,6 +137,7 @@ mod error;
 mod kind;
 mod layout;
 mod name;
+mod peers;
 #[allow(unsafe_code)]
 mod raw;
 mod runtime;
@@ -150,6 +152,7 @@ pub use error::{EntryDefect, Error, HeaderDefect, PushError, Result};
 pub use kind::{StructureDefect, StructureKind, StructureReport};
 pub use layout::{Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout};
 pub use name::{MAX_ENTRY_NAME_LEN, MAX_SEGMENT_NAME_LEN};
+pub use peers::{Liveness, Peer};
 pub use segment::{
     DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ENTRIES, DEFAULT_MODE, Defect, Report, Segment,
     SegmentOptions,

@@ -13,8 +13,9 @@
 //! +0  u32 magic    "ZIRT" (5A 49 52 54)
 //! +4  u32 version  1
 //! +8  u32 buckets  64
-//! +12 u32 reserved 0
+//! +12 u32 records  64
 //! +16 atomic u32 waiters[64]   sleepers on the words that hash to each bucket
+//! +272 records[64]             the processes using the segment, 32 bytes each (`peers`)
 //! ```
 //!
 //! A word's bucket is `(address / 4) % 64`. The address of a word inside a page is the same in
@@ -28,6 +29,7 @@
 )]
 
 use crate::error::Error;
+use crate::peers;
 use crate::raw::{Access, Anchored, Region, Words};
 use crate::segment::Segment;
 use crate::wait::Bell;
@@ -42,37 +44,75 @@ pub(crate) const BUCKETS: usize = BUCKETS_U32 as usize;
 /// [`BUCKETS`] as stored.
 const BUCKETS_U32: u32 = 64;
 const OFF_WAITERS: usize = 16;
+/// Number of process records.
+pub(crate) const RECORDS: usize = RECORDS_U32 as usize;
+/// [`RECORDS`] as stored.
+const RECORDS_U32: u32 = 64;
+const OFF_RECORDS: usize = OFF_WAITERS + 4 * BUCKETS;
 /// The entry size.
-pub(crate) const SIZE: u64 = 16 + 4 * BUCKETS as u64;
+pub(crate) const SIZE: u64 = (OFF_RECORDS + peers::RECORD * RECORDS) as u64;
 
-/// The waiter counts of `segment`, making the runtime entry if it is missing and allowed;
-/// a bell without them (waiters poll, releases never wake) when there are none to be had.
+/// The waiter counts of `segment`, making the runtime entry if it is missing and allowed and
+/// recording this process in it (`peers`); a bell without them (waiters poll, releases never
+/// wake) when there are none to be had.
 pub(crate) fn bell(segment: &Segment) -> Bell {
-    Bell::new(waiters(segment), segment.poll_interval())
+    let Some(region) = entry(segment) else {
+        return Bell::new(None, None, segment.poll_interval());
+    };
+    let attachment = region
+        .sub(OFF_RECORDS as u64, (peers::RECORD * RECORDS) as u64)
+        .and_then(|records| peers::attach(segment, records, RECORDS));
+    Bell::new(
+        waiters_in(segment, region),
+        attachment,
+        segment.poll_interval(),
+    )
 }
 
-fn waiters(segment: &Segment) -> Option<Anchored<Words<'static>>> {
+/// The runtime entry of a writable `segment`, made if missing and allowed; `None` when there
+/// is none, or one this release does not understand.
+fn entry(segment: &Segment) -> Option<Region<'_>> {
     if segment.is_read_only() {
         return None;
     }
-    match segment.open_entry(NAME) {
-        Ok(region) => waiters_in(segment, region),
+    let region = match segment.open_entry(NAME) {
+        Ok(region) => region,
         Err(Error::EntryNotFound { .. }) if segment.runtime_entry() => {
             match segment.create_entries(&[(NAME, SIZE)], init) {
-                Ok(regions) => regions
-                    .into_iter()
-                    .next()
-                    .and_then(|r| waiters_in(segment, r)),
+                Ok(regions) => regions.into_iter().next()?,
                 // Another process made it first.
-                Err(Error::DuplicateEntry { .. }) => segment
-                    .open_entry(NAME)
-                    .ok()
-                    .and_then(|r| waiters_in(segment, r)),
-                Err(_) => None,
+                Err(Error::DuplicateEntry { .. }) => segment.open_entry(NAME).ok()?,
+                Err(_) => return None,
             }
         }
-        Err(_) => None,
+        Err(_) => return None,
+    };
+    understood(&region).then_some(region)
+}
+
+/// The processes recorded in `segment`'s runtime entry (none without one). Works on read-only
+/// segments.
+pub(crate) fn peers(segment: &Segment) -> Vec<peers::Peer> {
+    let Ok(region) = segment.open_entry(NAME) else {
+        return Vec::new();
+    };
+    if !understood(&region) {
+        return Vec::new();
     }
+    region
+        .sub(OFF_RECORDS as u64, (peers::RECORD * RECORDS) as u64)
+        .map_or_else(Vec::new, |records| peers::read(records, RECORDS))
+}
+
+/// Whether `region` is a runtime entry of this layout. One written by another program under
+/// this name is ignored, never trusted.
+fn understood(region: &Region<'_>) -> bool {
+    let header = |off| region.read::<u32>(off).ok();
+    region.len() as u64 == SIZE
+        && header(0) == Some(MAGIC)
+        && header(4) == Some(VERSION)
+        && header(8) == Some(BUCKETS_U32)
+        && header(12) == Some(RECORDS_U32)
 }
 
 fn init(regions: &[Region<'_>]) -> Result<(), Access> {
@@ -82,21 +122,12 @@ fn init(regions: &[Region<'_>]) -> Result<(), Access> {
     r.write::<u32>(0, MAGIC)?;
     r.write::<u32>(4, VERSION)?;
     r.write::<u32>(8, BUCKETS_U32)?;
-    r.write::<u32>(12, 0)?;
+    r.write::<u32>(12, RECORDS_U32)?;
     r.zero(OFF_WAITERS, r.len().saturating_sub(OFF_WAITERS))
 }
 
-/// The waiter counts in `region`, if it is a runtime entry this release understands. One
-/// written by another program under this name is ignored, never trusted.
+/// The waiter counts in the runtime entry `region`.
 fn waiters_in(segment: &Segment, region: Region<'_>) -> Option<Anchored<Words<'static>>> {
-    let header = |off| region.read::<u32>(off).ok();
-    let sound = region.len() as u64 == SIZE
-        && header(0) == Some(MAGIC)
-        && header(4) == Some(VERSION)
-        && header(8) == Some(BUCKETS_U32);
-    if !sound {
-        return None;
-    }
     let waiters = region.words(OFF_WAITERS, BUCKETS).ok()?;
     Anchored::words(segment.mapping(), waiters)
 }

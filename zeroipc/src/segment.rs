@@ -111,7 +111,7 @@ impl SegmentOptions {
         self
     }
 
-    /// Whether handles of this crate may add its runtime entry, `zeroipc.runtime` (272 bytes
+    /// Whether handles of this crate may add its runtime entry, `zeroipc.runtime` (2,320 bytes
     /// and one table slot; on by default), to a segment they block on. It holds the waiter
     /// counts that let a push or pop wake a sleeping peer at once; without it, blocking calls
     /// notice changes by looking every 1 ms (about 1,000 timer wake-ups a second while they
@@ -430,7 +430,7 @@ impl Drop for Created<'_> {
 }
 
 /// Device and inode of a file: what a name must still point to before we unlink it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Identity {
     dev: u64,
     ino: u64,
@@ -969,6 +969,22 @@ impl Segment {
             segment: self.name.clone(),
             defect,
         }
+    }
+
+    /// The device and inode of the segment's file.
+    pub(crate) fn file_identity(&self) -> (u64, u64) {
+        (self.identity.dev, self.identity.ino)
+    }
+
+    /// The processes that use this segment through this crate, as its runtime entry records
+    /// them: each process with a queue or stack handle on it (one record per process), until
+    /// its last such handle goes. A process that died without letting go is listed
+    /// [`Liveness::Dead`](crate::Liveness::Dead) until another attaches and clears it; one in
+    /// another pid namespace is [`Liveness::Unknown`](crate::Liveness::Unknown). Processes of
+    /// the other implementations are never listed. Empty without a runtime entry; works on
+    /// read-only segments.
+    pub fn peers(&self) -> Vec<crate::Peer> {
+        crate::runtime::peers(self)
     }
 
     /// The poll interval of blocked calls ([`SegmentOptions::poll_interval`]).

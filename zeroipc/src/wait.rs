@@ -33,9 +33,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, PushError, Result};
+use crate::peers::Attachment;
 use crate::raw::{Anchored, Word, Words};
 use crate::runtime;
 use crate::segment::Segment;
+use std::sync::Arc;
 
 /// Spins before the first yield.
 const SPINS: u32 = 64;
@@ -110,6 +112,8 @@ pub(crate) fn deadline(timeout: Duration) -> Instant {
 #[derive(Debug)]
 pub(crate) struct Bell {
     waiters: Option<Anchored<Words<'static>>>,
+    /// This process's record in the runtime entry, kept while the handle lives.
+    _attachment: Option<Arc<Attachment>>,
     /// The longest sleep of a waiter before it looks again.
     poll: Duration,
     /// When (nanoseconds after [`epoch`], plus one; 0 for never) a waiter of this handle last
@@ -121,9 +125,14 @@ pub(crate) struct Bell {
 
 impl Bell {
     /// The waiter counts `waiters`; waiters look again at least every `poll`.
-    pub(crate) fn new(waiters: Option<Anchored<Words<'static>>>, poll: Duration) -> Self {
+    pub(crate) fn new(
+        waiters: Option<Anchored<Words<'static>>>,
+        attachment: Option<Arc<Attachment>>,
+        poll: Duration,
+    ) -> Self {
         Self {
             waiters,
+            _attachment: attachment,
             poll: poll.max(MIN_SLICE),
             unwoken_change: AtomicU64::new(0),
         }

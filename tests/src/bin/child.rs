@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         ["queue-produce", seg, name, id, count] => queue_produce(seg, name, id, count),
         ["queue-consume", seg, name, total, out] => queue_consume(seg, name, total, out),
         ["idle-wait", seg, kind, name, ms] => idle_wait(seg, kind, name, ms),
+        ["attach-hold", seg, name] => attach_hold(seg, name),
         _ => Err(format!("unknown role {args:?}")),
     };
     match result {
@@ -197,4 +198,19 @@ fn idle_wait(seg: &str, kind: &str, name: &str, ms: &str) -> Result<String, Stri
         Err(Error::Timeout { .. }) => Ok(format!("cpu_us={cpu} wall_us={}", wall.as_micros())),
         other => Err(format!("expected a timeout, got {other:?}")),
     }
+}
+
+/// Opens the queue `name` (which records this process in the segment), says so, pushes and
+/// pops once, and holds the handle until stdin closes (or the process is killed).
+fn attach_hold(seg: &str, name: &str) -> Result<String, String> {
+    use std::io::{BufRead, Write};
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let q = Queue::<u64>::open(&seg, name).map_err(|e| e.to_string())?;
+    q.push(1).map_err(|e| e.to_string())?;
+    q.pop().map_err(|e| e.to_string())?;
+    println!("attached pid={}", std::process::id());
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    Ok("released".into())
 }

@@ -1,0 +1,156 @@
+//! Liveness records (issue 10, item 1): every process with a queue or stack handle on a segment
+//! is recorded once, dead processes are told apart from live ones (also when their pid is
+//! reused) and cleared by the next process that attaches, records of another pid namespace
+//! are left alone, and the records are bounded.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use zeroipc::{Liveness, Peer, Queue, Segment};
+use zeroipc_tests::{guarded, poke};
+
+const CHILD: &str = env!("CARGO_BIN_EXE_zeroipc-test-child");
+
+/// Offset of record `i` in the segment: the runtime entry's records start at +272.
+fn record_at(seg: &Segment, i: u64) -> u64 {
+    seg.entry("zeroipc.runtime").unwrap().unwrap().offset + 272 + 32 * i
+}
+
+fn my_start_time() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+fn my_pidns() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").unwrap().ino()
+}
+
+fn plant(name: &str, seg: &Segment, i: u64, pid: u32, start: u64, pidns: u64) {
+    let mut record = Vec::new();
+    record.extend_from_slice(&(u64::from(pid) | 7 << 32).to_le_bytes());
+    record.extend_from_slice(&start.to_le_bytes());
+    record.extend_from_slice(&pidns.to_le_bytes());
+    record.extend_from_slice(&[0; 8]);
+    poke(name, record_at(seg, i), &record);
+}
+
+fn pids(peers: &[Peer], liveness: Liveness) -> Vec<u32> {
+    let mut v: Vec<u32> = peers
+        .iter()
+        .filter(|p| p.liveness == liveness)
+        .map(|p| p.pid)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn a_process_is_recorded_once_and_released_with_its_last_handle() {
+    let (name, _g) = guarded("peers-own");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    assert!(seg.peers().is_empty(), "no runtime entry yet");
+    let q = Queue::<u64>::create(&seg, "q", 4).unwrap();
+    let q2 = Queue::<u64>::open(&Segment::open(&name).unwrap(), "q").unwrap();
+    let me = std::process::id();
+    assert_eq!(
+        pids(&seg.peers(), Liveness::Alive),
+        [me],
+        "one record for two handles"
+    );
+    drop(q);
+    assert_eq!(pids(&seg.peers(), Liveness::Alive), [me]);
+    drop(q2);
+    assert!(seg.peers().is_empty(), "released with the last handle");
+    // Read-only segments list the records too.
+    let _q = Queue::<u64>::open(&seg, "q").unwrap();
+    let ro = Segment::open_read_only(&name).unwrap();
+    assert_eq!(pids(&ro.peers(), Liveness::Alive), [me]);
+}
+
+#[test]
+fn a_killed_peer_is_dead_and_cleared_by_the_next_process_that_attaches() {
+    let (name, _g) = guarded("peers-kill");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    Queue::<u64>::create(&seg, "q", 4).unwrap();
+    assert!(seg.peers().is_empty(), "the creating handle is gone");
+    let mut child = Command::new(CHILD)
+        .args(["attach-hold", &name, "q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid = child.id();
+    assert_eq!(line.trim(), format!("attached pid={pid}"));
+    assert_eq!(pids(&seg.peers(), Liveness::Alive), [pid]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        pids(&seg.peers(), Liveness::Dead),
+        [pid],
+        "killed, its record stays"
+    );
+    // The next process to attach (this one) clears it and records itself.
+    let _q = Queue::<u64>::open(&seg, "q").unwrap();
+    let peers = seg.peers();
+    assert_eq!(pids(&peers, Liveness::Alive), [std::process::id()]);
+    assert!(pids(&peers, Liveness::Dead).is_empty(), "{peers:?}");
+}
+
+#[test]
+fn a_reused_pid_is_dead_and_another_namespace_is_unknown_and_kept() {
+    let (name, _g) = guarded("peers-reuse");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    drop(Queue::<u64>::create(&seg, "q", 4).unwrap());
+    let me = std::process::id();
+    // Our pid with another start time: a process that had our pid before us.
+    plant(&name, &seg, 5, me, my_start_time() + 1, my_pidns());
+    // A pid from another pid namespace: cannot be judged from here.
+    plant(&name, &seg, 9, 1, 12345, my_pidns() + 1);
+    let peers = seg.peers();
+    assert_eq!(pids(&peers, Liveness::Dead), [me], "{peers:?}");
+    assert_eq!(pids(&peers, Liveness::Unknown), [1], "{peers:?}");
+    let _q = Queue::<u64>::open(&seg, "q").unwrap();
+    let peers = seg.peers();
+    assert!(pids(&peers, Liveness::Dead).is_empty(), "{peers:?}");
+    assert_eq!(
+        pids(&peers, Liveness::Unknown),
+        [1],
+        "never cleared: {peers:?}"
+    );
+    assert_eq!(pids(&peers, Liveness::Alive), [me]);
+}
+
+#[test]
+fn the_records_are_bounded_and_a_process_without_one_still_works() {
+    let (name, _g) = guarded("peers-full");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    drop(Queue::<u64>::create(&seg, "q", 4).unwrap());
+    // Every one of the 64 records held by a live process (this one, as far as anyone can tell).
+    for i in 0..64 {
+        plant(
+            &name,
+            &seg,
+            i,
+            std::process::id(),
+            my_start_time(),
+            my_pidns(),
+        );
+    }
+    let out = Command::new(CHILD)
+        .args(["attach-hold", &name, "q"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let peers = seg.peers();
+    assert_eq!(peers.len(), 64);
+    assert_eq!(pids(&peers, Liveness::Alive).len(), 64);
+}
