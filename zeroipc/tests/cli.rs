@@ -165,6 +165,46 @@ fn check_structure_reports_a_stuck_slot_and_refuses_unknown_kinds() {
 }
 
 #[test]
+fn show_lists_peers_and_check_reports_a_dead_one() {
+    use std::os::unix::fs::MetadataExt;
+    let (name, _g) = guarded("peers-cli");
+    let seg = Segment::create(&name, 8192).unwrap();
+    let q = Queue::<u32>::create(&seg, "jobs", 4).unwrap();
+    let (out, text) = cli(&["show", &name, "--json"]);
+    assert!(out.status.success(), "{text}");
+    let v = json_of(&out, &text);
+    assert_eq!(v["peers"][0]["pid"], std::process::id(), "{text}");
+    assert_eq!(v["peers"][0]["liveness"], "alive", "{text}");
+    drop(q);
+    // A process that recorded itself and died: its pid is gone (reaped).
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let pidns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    let at = seg.entry("zeroipc.runtime").unwrap().unwrap().offset + 272;
+    let mut record = (u64::from(pid) | 1 << 32).to_le_bytes().to_vec();
+    record.extend_from_slice(&1u64.to_le_bytes());
+    record.extend_from_slice(&pidns.to_le_bytes());
+    zeroipc_tests::poke(&name, at, &record);
+    let (out, text) = cli(&["check", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let v = json_of(&out, &text);
+    assert_eq!(
+        (v["peers"][0]["pid"].as_u64(), &v["peers"][0]["liveness"]),
+        (Some(pid.into()), &"dead".into())
+    );
+    assert_eq!(v["sound"], false);
+    let (out, text) = cli(&["check", &name]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "process {pid} is recorded as using the segment but is dead"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
 fn ls_lists_zeroipc_segments_only() {
     let (name, _g) = guarded("ls");
     let _seg = sample(&name);

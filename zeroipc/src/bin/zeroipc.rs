@@ -4,7 +4,8 @@
 //! zeroipc ls                          ZeroIPC segments in /dev/shm
 //! zeroipc show SEG                    header and every entry
 //! zeroipc dump SEG NAME --dtype <f8   the values of an array
-//! zeroipc check SEG                   every defect of the header and table (exit 1 if any)
+//! zeroipc check SEG                   every defect of the header and table, and recorded
+//!                                     processes that died (exit 1 if any)
 //! zeroipc check SEG --structure queue:jobs   ... and of the queue `jobs`
 //! zeroipc rm SEG                      unlink a segment
 //! ```
@@ -17,8 +18,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use zeroipc::{
-    Array, ArrayFormat, Entry, HeaderInfo, Report, Scalar, Segment, SegmentOptions, ShmLayout,
-    StructureKind, StructureReport,
+    Array, ArrayFormat, Entry, HeaderInfo, Liveness, Peer, Report, Scalar, Segment, SegmentOptions,
+    ShmLayout, StructureKind, StructureReport,
 };
 
 /// Inspect ZeroIPC shared-memory segments (format v2).
@@ -232,8 +233,11 @@ fn show(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
             report.segment
         )));
     }
+    let peers = peers_of(&report);
     if as_json {
-        print_json(&report_json(&report));
+        let mut value = report_json(&report);
+        value["peers"] = peers.iter().map(peer_json).collect();
+        print_json(&value);
         return Ok(ExitCode::SUCCESS);
     }
     println!("segment      {}", report.segment);
@@ -267,7 +271,34 @@ fn show(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
     for d in &report.defects {
         println!("defect: {d}");
     }
+    if !peers.is_empty() {
+        println!();
+        for p in &peers {
+            println!("peer         pid {} ({})", p.pid, liveness_name(p.liveness));
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The processes recorded in a sound segment's runtime entry (none for a defective one, which
+/// is not opened).
+fn peers_of(report: &Report) -> Vec<Peer> {
+    if !report.is_sound() {
+        return Vec::new();
+    }
+    Segment::open_read_only(&report.segment).map_or_else(|_| Vec::new(), |s| s.peers())
+}
+
+fn liveness_name(l: Liveness) -> &'static str {
+    match l {
+        Liveness::Alive => "alive",
+        Liveness::Dead => "dead",
+        _ => "unknown",
+    }
+}
+
+fn peer_json(p: &Peer) -> Value {
+    json!({ "pid": p.pid, "liveness": liveness_name(p.liveness) })
 }
 
 fn dump(segment: &str, name: &str, dtype: &str, as_json: bool) -> Result<ExitCode, Failure> {
@@ -366,14 +397,21 @@ fn check(
             checked.push(seg.check_structure(entry, *kind)?);
         }
     }
-    let sound = report.is_sound() && checked.iter().all(StructureReport::is_sound);
+    let peers = peers_of(&report);
+    let dead: Vec<&Peer> = peers
+        .iter()
+        .filter(|p| p.liveness == Liveness::Dead)
+        .collect();
+    let sound =
+        report.is_sound() && dead.is_empty() && checked.iter().all(StructureReport::is_sound);
     if as_json {
         let mut value = report_json(&report);
         value["structures"] = checked.iter().map(structure_json).collect();
+        value["peers"] = peers.iter().map(peer_json).collect();
         value["sound"] = sound.into();
         print_json(&value);
     } else {
-        if report.is_sound() {
+        if report.is_sound() && dead.is_empty() {
             println!(
                 "{}: no defects ({} entries)",
                 report.segment,
@@ -382,6 +420,13 @@ fn check(
         }
         for d in &report.defects {
             println!("{}: {d}", report.segment);
+        }
+        for p in &dead {
+            println!(
+                "{}: process {} is recorded as using the segment but is dead (it stopped \
+                 without letting go; what it was doing may be left half done)",
+                report.segment, p.pid
+            );
         }
         for r in &checked {
             let len = r.len.map_or(String::new(), |l| format!(", length {l}"));
