@@ -1,7 +1,7 @@
 //! Liveness records (issue 10, item 1): every process with a queue or stack handle on a segment
 //! is recorded once, dead processes are told apart from live ones (also when their pid is
 //! reused) and cleared by the next process that attaches, records of another pid namespace
-//! are left alone, and the records are bounded.
+//! or in the middle of a claim are never judged, and the records are bounded.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,13 +29,20 @@ fn my_pidns() -> u64 {
     std::fs::metadata("/proc/self/ns/pid").unwrap().ino()
 }
 
-fn plant(name: &str, seg: &Segment, i: u64, pid: u32, start: u64, pidns: u64) {
+/// Writes record `i` as a process would: owner, fields, and the seal (equal to the owner), or
+/// no seal, as a claim in progress leaves it.
+fn plant_record(name: &str, seg: &Segment, i: u64, pid: u32, start: u64, pidns: u64, sealed: bool) {
+    let owner = u64::from(pid) | (7 + i) << 32;
     let mut record = Vec::new();
-    record.extend_from_slice(&(u64::from(pid) | 7 << 32).to_le_bytes());
+    record.extend_from_slice(&owner.to_le_bytes());
     record.extend_from_slice(&start.to_le_bytes());
     record.extend_from_slice(&pidns.to_le_bytes());
-    record.extend_from_slice(&[0; 8]);
+    record.extend_from_slice(&(if sealed { owner } else { 0 }).to_le_bytes());
     poke(name, record_at(seg, i), &record);
+}
+
+fn plant(name: &str, seg: &Segment, i: u64, pid: u32, start: u64, pidns: u64) {
+    plant_record(name, seg, i, pid, start, pidns, true);
 }
 
 fn pids(peers: &[Peer], liveness: Liveness) -> Vec<u32> {
@@ -114,15 +121,22 @@ fn a_reused_pid_is_dead_and_another_namespace_is_unknown_and_kept() {
     plant(&name, &seg, 5, me, my_start_time() + 1, my_pidns());
     // A pid from another pid namespace: cannot be judged from here.
     plant(&name, &seg, 9, 1, 12345, my_pidns() + 1);
+    // A claim in progress (no seal) by a pid that does not exist here: never judged.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    plant_record(&name, &seg, 11, gone_pid, 0, 0, false);
     let peers = seg.peers();
     assert_eq!(pids(&peers, Liveness::Dead), [me], "{peers:?}");
-    assert_eq!(pids(&peers, Liveness::Unknown), [1], "{peers:?}");
+    let mut unknown = vec![1, gone_pid];
+    unknown.sort_unstable();
+    assert_eq!(pids(&peers, Liveness::Unknown), unknown, "{peers:?}");
     let _q = Queue::<u64>::open(&seg, "q").unwrap();
     let peers = seg.peers();
     assert!(pids(&peers, Liveness::Dead).is_empty(), "{peers:?}");
     assert_eq!(
         pids(&peers, Liveness::Unknown),
-        [1],
+        unknown,
         "never cleared: {peers:?}"
     );
     assert_eq!(pids(&peers, Liveness::Alive), [me]);

@@ -10,11 +10,17 @@
 //! implementations record nothing: their processes are never listed.
 //!
 //! ```text
-//! record (32 bytes)  +0  atomic u64 owner   pid | nonce << 32; 0 = free
-//!                    +8  atomic u64 start   start time in clock ticks; 0 while being claimed
-//!                    +16 atomic u64 pidns   inode of the pid namespace; 0 while being claimed
-//!                    +24 u64 reserved 0
+//! record (32 bytes)  +0  atomic u64 owner    pid | nonce << 32; 0 = free
+//!                    +8  atomic u64 start    start time in clock ticks
+//!                    +16 atomic u64 pidns    inode of the pid namespace
+//!                    +24 atomic u64 sealed   equal to `owner` once `start` and `pidns` are
+//!                                            written; 0 before, and from the owner's release on
 //! ```
+//!
+//! Only a sealed record (owner and seal read equal before and after its fields) is ever judged;
+//! any other is [`Liveness::Unknown`], so a record in the middle of a claim or a release can
+//! never make a live process look dead. A process that dies mid-claim leaves an unsealed record
+//! that nobody clears: one of the 64 slots is lost, never a live peer.
 
 #![deny(
     clippy::arithmetic_side_effects,
@@ -23,7 +29,7 @@
 )]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::raw::{Anchored, Region};
@@ -34,6 +40,7 @@ pub(crate) const RECORD: usize = 32;
 const OFF_OWNER: usize = 0;
 const OFF_START: usize = 8;
 const OFF_PIDNS: usize = 16;
+const OFF_SEALED: usize = 24;
 
 /// The pid in an `owner` word (its low 32 bits).
 fn pid_of(owner: u64) -> u32 {
@@ -73,9 +80,16 @@ struct Me {
 
 fn me() -> Option<Me> {
     fn describe(pid: u32) -> Option<Me> {
-        Some(Me {
+        // `/proc` must be this process's own pid namespace's: `/proc/self` then names `pid`.
+        let Stat::Running {
+            pid: own, start, ..
+        } = stat("self")
+        else {
+            return None;
+        };
+        (own == pid).then_some(Me {
             pid,
-            start: start_time(pid).ok()??,
+            start,
             pidns: pid_namespace()?,
         })
     }
@@ -88,17 +102,39 @@ fn me() -> Option<Me> {
     }
 }
 
-/// The start time of `pid` (`Ok(None)` for a zombie), or the error of reading it.
-fn start_time(pid: u32) -> std::io::Result<Option<u64>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+/// What `/proc/PROC/stat` says of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stat {
+    /// No such process in this `/proc`.
+    Missing,
+    /// It exited and is not reaped yet (state `Z` with no thread left: a leader that exited
+    /// while other threads run shows `Z` too, and is alive).
+    Exited,
+    /// It runs: its pid (field 1) and start time (field 22).
+    Running { pid: u32, start: u64 },
+    /// Unreadable or unparsable.
+    Unreadable,
+}
+
+fn stat(process: &str) -> Stat {
+    let text = match std::fs::read_to_string(format!("/proc/{process}/stat")) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Stat::Missing,
+        Err(_) => return Stat::Unreadable,
+    };
     // `comm` (field 2) is in parentheses and may contain anything: fields resume after the
-    // last `)`. There, field 3 is the state and field 22 the start time.
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let mut fields = rest.split_whitespace();
-    if fields.next() == Some("Z") {
-        return Ok(None);
+    // last `)`. There, index 0 is field 3 (state), 17 field 20 (threads), 19 field 22 (start).
+    let Some((head, rest)) = text.rsplit_once(')') else {
+        return Stat::Unreadable;
+    };
+    let pid = head.split_whitespace().next().and_then(|f| f.parse().ok());
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    match (pid, fields.first(), number(17), number(19)) {
+        (Some(_), Some(&"Z"), Some(threads), _) if threads <= 1 => Stat::Exited,
+        (Some(pid), Some(_), Some(_), Some(start)) => Stat::Running { pid, start },
+        _ => Stat::Unreadable,
     }
-    Ok(fields.nth(18).and_then(|f| f.parse().ok()))
 }
 
 /// The inode of this process's pid namespace.
@@ -107,23 +143,30 @@ fn pid_namespace() -> Option<u64> {
     std::fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
 }
 
-/// Whether the process of a record (`pid`, `start`, `pidns`, the latter two 0 while its
-/// owner is claiming it) still runs.
+/// Whether the process of a sealed record (`pid`, `start`, `pidns`) still runs. Dead only on
+/// proof: no such process (confirmed by `kill(pid, 0)`, since `/proc` may hide other users'
+/// processes), an exited one, or another process under its pid.
 fn liveness(pid: u32, start: u64, pidns: u64) -> Liveness {
     let Some(me) = me() else {
         return Liveness::Unknown;
     };
-    if pidns != 0 && pidns != me.pidns {
+    if pidns != me.pidns {
         return Liveness::Unknown;
     }
-    match start_time(pid) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Liveness::Dead,
-        Err(_) => Liveness::Unknown,
-        Ok(None) => Liveness::Dead,
-        // Still claiming (or died claiming): its pid runs, so count it alive.
-        Ok(Some(_)) if start == 0 => Liveness::Alive,
-        Ok(Some(now)) if now == start => Liveness::Alive,
-        Ok(Some(_)) => Liveness::Dead,
+    match stat(&pid.to_string()) {
+        Stat::Running { start: now, .. } if now == start => Liveness::Alive,
+        Stat::Running { .. } | Stat::Exited => Liveness::Dead,
+        Stat::Missing => {
+            let gone = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+                .map(rustix::process::test_kill_process);
+            match gone {
+                Some(Err(rustix::io::Errno::SRCH)) => Liveness::Dead,
+                _ => Liveness::Unknown,
+            }
+        }
+        Stat::Unreadable => Liveness::Unknown,
     }
 }
 
@@ -141,18 +184,19 @@ impl Drop for Attachment {
             return;
         }
         let record = self.record.get();
-        if let (Ok(owner), Ok(start), Ok(pidns)) = (
-            record.atomic_u64(OFF_OWNER),
-            record.atomic_u64(OFF_START),
-            record.atomic_u64(OFF_PIDNS),
-        ) {
-            // Relaxed: the record is ours until the owner word says otherwise.
-            start.store(0, Ordering::Relaxed);
-            pidns.store(0, Ordering::Relaxed);
-            // Release: a later claimer sees the cleared fields. Only if still ours: a peer
-            // may have judged us dead (it cannot, while we run) or the segment been rewritten.
-            let _ = owner.compare_exchange(self.owner, 0, Ordering::Release, Ordering::Relaxed);
+        let field = |off| record.atomic_u64(off).ok();
+        let (Some(owner), Some(sealed)) = (field(OFF_OWNER), field(OFF_SEALED)) else {
+            return;
+        };
+        // Only a record still ours: touching one taken over would damage its new owner's.
+        // Acquire: pairs with a cleaner's release of it.
+        if owner.load(Ordering::Acquire) != self.owner {
+            return;
         }
+        // Unseal first (Release): from here on readers do not judge the record.
+        sealed.store(0, Ordering::Release);
+        // Release: a later claimer sees the unsealed record before the owner word frees it.
+        let _ = owner.compare_exchange(self.owner, 0, Ordering::Release, Ordering::Relaxed);
     }
 }
 
@@ -184,16 +228,20 @@ pub(crate) fn attach(
     let me = me()?;
     let (dev, ino) = segment.file_identity();
     let key = (me.pid, dev, ino);
-    let mut registry = registry()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(existing) = registry.get(&key).and_then(Weak::upgrade) {
+    // try_lock: a child forked while another thread held the registry must not hang; it
+    // then goes unrecorded.
+    let mut registry = match registry().try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return None,
+    };
+    if let Some(existing) = registry.get(&key).and_then(Weak::upgrade)
+        && existing.is_held()
+    {
         return Some(existing);
     }
     clear_dead(records, count);
-    static NONCE: AtomicU32 = AtomicU32::new(0);
-    let nonce = NONCE.fetch_add(1, Ordering::Relaxed) ^ pid_of(me.start);
-    let owner = u64::from(me.pid) | (u64::from(nonce.max(1)) << 32);
+    let owner = u64::from(me.pid) | (u64::from(nonce()) << 32);
     for i in 0..count {
         let Some(record) = i
             .checked_mul(RECORD)
@@ -201,25 +249,30 @@ pub(crate) fn attach(
         else {
             break;
         };
-        let Ok(word) = record.atomic_u64(OFF_OWNER) else {
+        let anchored = Anchored::region(segment.mapping(), record)?;
+        let field = |off| record.atomic_u64(off).ok();
+        let (Some(word), Some(start), Some(pidns), Some(sealed)) = (
+            field(OFF_OWNER),
+            field(OFF_START),
+            field(OFF_PIDNS),
+            field(OFF_SEALED),
+        ) else {
             break;
         };
-        // Acquire on success: the previous owner's clearing is visible before we write.
+        // Acquire on success: the previous owner's release is visible before we write.
         if word
             .compare_exchange(0, owner, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             continue;
         }
-        let (Ok(start), Ok(pidns)) = (record.atomic_u64(OFF_START), record.atomic_u64(OFF_PIDNS))
-        else {
-            break;
-        };
-        // Release: a reader that sees the start time sees the owner word it belongs to.
-        pidns.store(me.pidns, Ordering::Release);
-        start.store(me.start, Ordering::Release);
+        // Relaxed: nobody judges the record before the seal below publishes these.
+        pidns.store(me.pidns, Ordering::Relaxed);
+        start.store(me.start, Ordering::Relaxed);
+        // Release: a reader that sees the seal sees the fields it covers.
+        sealed.store(owner, Ordering::Release);
         let attachment = Arc::new(Attachment {
-            record: Anchored::region(segment.mapping(), record)?,
+            record: anchored,
             owner,
         });
         registry.retain(|_, w| w.strong_count() > 0);
@@ -227,6 +280,26 @@ pub(crate) fn attach(
         return Some(attachment);
     }
     None
+}
+
+/// A random non-zero nonce, so that an owner word is never repeated by a later process.
+fn nonce() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    pid_of(bits).max(1)
+}
+
+impl Attachment {
+    /// Whether the record still names this attachment (nobody cleared it meanwhile).
+    fn is_held(&self) -> bool {
+        let record = self.record.get();
+        // Acquire: as in `drop`.
+        record
+            .atomic_u64(OFF_OWNER)
+            .is_ok_and(|w| w.load(Ordering::Acquire) == self.owner)
+    }
 }
 
 /// Frees every record whose process is provably dead.
@@ -263,28 +336,31 @@ fn scan(records: Region<'_>, count: usize) -> Vec<(usize, u64, Peer)> {
         let Some(at) = i.checked_mul(RECORD) else {
             break;
         };
+        // Acquire: the fields written before the seal's Release are visible after it.
         let field = |off: usize| {
             at.checked_add(off)
                 .and_then(|o| records.load_u64(o, Ordering::Acquire).ok())
         };
-        // Acquire: the fields written before the owner's release are visible.
-        let (Some(owner), Some(start), Some(pidns)) =
-            (field(OFF_OWNER), field(OFF_START), field(OFF_PIDNS))
-        else {
+        let (Some(owner), Some(sealed), Some(start), Some(pidns), Some(again)) = (
+            field(OFF_OWNER),
+            field(OFF_SEALED),
+            field(OFF_START),
+            field(OFF_PIDNS),
+            field(OFF_OWNER),
+        ) else {
             break;
         };
         if owner == 0 {
             continue;
         }
         let pid = pid_of(owner);
-        peers.push((
-            i,
-            owner,
-            Peer {
-                pid,
-                liveness: liveness(pid, start, pidns),
-            },
-        ));
+        // Judged only when sealed and unchanged while its fields were read.
+        let liveness = if sealed == owner && again == owner {
+            liveness(pid, start, pidns)
+        } else {
+            Liveness::Unknown
+        };
+        peers.push((i, owner, Peer { pid, liveness }));
     }
     peers
 }

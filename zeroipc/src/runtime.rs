@@ -93,9 +93,14 @@ fn entry(segment: &Segment) -> Option<Region<'_>> {
 /// The processes recorded in `segment`'s runtime entry (none without one). Works on read-only
 /// segments.
 pub(crate) fn peers(segment: &Segment) -> Vec<peers::Peer> {
-    let Ok(region) = segment.open_entry(NAME) else {
-        return Vec::new();
-    };
+    segment
+        .open_entry(NAME)
+        .map_or_else(|_| Vec::new(), peers_in)
+}
+
+/// The processes recorded in the runtime entry `region` (none if it is not one this release
+/// understands). Only reads.
+pub(crate) fn peers_in(region: Region<'_>) -> Vec<peers::Peer> {
     if !understood(&region) {
         return Vec::new();
     }

@@ -314,8 +314,11 @@ impl SegmentOptions {
     /// [`Error::NotReady`] while a creator is still initialising it,
     /// [`Error::CorruptHeader`] naming the first header defect, and [`Error::Unbacked`] when the
     /// segment has holes (pages its creator never touched, as the other implementations leave
-    /// them) that the file system has no room to back: they are reserved at open, so that a
-    /// full file system is this error and never a `SIGBUS` later.
+    /// them) that the file system has no room to back. Holes are reserved at open (also by a
+    /// read-only open, through a writable descriptor when this process may open one; that
+    /// changes no byte but does count the memory, and updates the file's change time), so that
+    /// a full file system is this error rather than a `SIGBUS` on first touch. Where they cannot
+    /// be reserved, opening only checks that the file system has room for them at that moment.
     pub fn open(&self, name: &str) -> Result<Segment> {
         let canonical = name::segment_name(name)?;
         let (fd, file_size, identity) =
@@ -531,9 +534,21 @@ fn open_regular(
 /// space. Files without the
 /// ZeroIPC magic (read with `pread`, which never faults) are left alone: opening reports them.
 fn reserve_holes(fd: &OwnedFd, canonical: &str, size: u64, reserve: Reserve) -> Result<()> {
-    let mut magic = [0u8; 4];
-    if !matches!(rustix::io::pread(fd, &mut magic, 0), Ok(4))
-        || u32::from_le_bytes(magic) != table::MAGIC
+    // Only what looks like a sound ZeroIPC header of this very size (read with `pread`, which
+    // never faults): opening refuses anything else anyway, and it must not make a stranger's
+    // file commit memory first.
+    let mut header = [0u8; 24];
+    let read = rustix::io::pread(fd, &mut header, 0);
+    let word = |at: usize| {
+        header
+            .get(at..at.saturating_add(4))
+            .and_then(|b| b.try_into().ok())
+    };
+    let long = header.get(16..24).and_then(|b| b.try_into().ok());
+    if !matches!(read, Ok(24))
+        || word(0).map(u32::from_le_bytes) != Some(table::MAGIC)
+        || word(4).map(u32::from_le_bytes) != Some(table::VERSION)
+        || long.map(u64::from_le_bytes) != Some(size)
     {
         return Ok(());
     }
@@ -545,10 +560,9 @@ fn reserve_holes(fd: &OwnedFd, canonical: &str, size: u64, reserve: Reserve) -> 
     if first_hole >= size {
         return Ok(());
     }
-    let unbacked = hole_bytes(fd, size);
     let unbacked_error = |reason: String| Error::Unbacked {
         name: canonical.to_owned(),
-        unbacked,
+        unbacked: hole_bytes(fd, size),
         reason,
     };
     let reopened;
@@ -567,18 +581,28 @@ fn reserve_holes(fd: &OwnedFd, canonical: &str, size: u64, reserve: Reserve) -> 
         }
     };
     if let Some(target) = target {
-        loop {
-            match rustix::fs::fallocate(target, rustix::fs::FallocateFlags::empty(), 0, size) {
-                Ok(()) => return Ok(()),
-                Err(Errno::INTR) => continue,
-                Err(Errno::NOSPC | Errno::FBIG | Errno::NOMEM) => {
+        // In chunks, keeping the size: an interrupted chunk is retried alone, so a periodic
+        // signal cannot make it start over for ever, and a file that shrank meanwhile is not
+        // grown back.
+        const CHUNK: u64 = 64 << 20;
+        let mut at = first_hole;
+        let mut unsupported = false;
+        while at < size && !unsupported {
+            let len = CHUNK.min(size.saturating_sub(at));
+            match rustix::fs::fallocate(target, rustix::fs::FallocateFlags::KEEP_SIZE, at, len) {
+                Ok(()) => at = at.saturating_add(len),
+                Err(Errno::INTR) => {}
+                Err(Errno::NOSPC | Errno::DQUOT | Errno::FBIG | Errno::NOMEM) => {
                     return Err(unbacked_error(
                         "the file system has no room to reserve them".to_owned(),
                     ));
                 }
                 // Cannot reserve here (not supported, not permitted): check the room instead.
-                Err(_) => break,
+                Err(_) => unsupported = true,
             }
+        }
+        if !unsupported {
+            return Ok(());
         }
     }
     let Ok(fs) = rustix::fs::fstatvfs(fd) else {
@@ -586,7 +610,7 @@ fn reserve_holes(fd: &OwnedFd, canonical: &str, size: u64, reserve: Reserve) -> 
     };
     // A file system without a block limit reports none (tmpfs `size=0`).
     let free = fs.f_bavail.saturating_mul(fs.f_frsize);
-    if fs.f_blocks > 0 && unbacked > free {
+    if fs.f_blocks > 0 && hole_bytes(fd, size) > free {
         return Err(unbacked_error(format!(
             "this process may not reserve them and only `{free}` bytes are free"
         )));
@@ -827,6 +851,7 @@ impl Segment {
                 header: None,
                 entries: Vec::new(),
                 defects: vec![Defect::Header(HeaderDefect::TooShort { len: 0 })],
+                peers: Vec::new(),
             });
         }
         // Inspecting changes nothing, so it reserves nothing either; it only refuses to touch
@@ -1217,6 +1242,9 @@ pub struct Report {
     pub entries: Vec<Entry>,
     /// Every defect, header defects first.
     pub defects: Vec<Defect>,
+    /// The processes the runtime entry records as using the segment (see
+    /// [`Segment::peers`]).
+    pub peers: Vec<crate::Peer>,
 }
 
 impl Report {
@@ -1259,12 +1287,19 @@ fn build_report(segment: String, region: Region<'_>, file_size: u64) -> Report {
             }
         }
     }
+    // The processes the runtime entry records, if it is a sound entry.
+    let peers = entries
+        .iter()
+        .find(|e| e.name == crate::runtime::NAME && e.is_sound())
+        .and_then(|e| region.sub(e.offset, e.size))
+        .map_or_else(Vec::new, crate::runtime::peers_in);
     Report {
         segment,
         file_size,
         header,
         entries,
         defects,
+        peers,
     }
 }
 

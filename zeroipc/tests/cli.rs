@@ -182,9 +182,11 @@ fn show_lists_peers_and_check_reports_a_dead_one() {
     gone.wait().unwrap();
     let pidns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
     let at = seg.entry("zeroipc.runtime").unwrap().unwrap().offset + 272;
-    let mut record = (u64::from(pid) | 1 << 32).to_le_bytes().to_vec();
+    let owner = u64::from(pid) | 1 << 32;
+    let mut record = owner.to_le_bytes().to_vec();
     record.extend_from_slice(&1u64.to_le_bytes());
     record.extend_from_slice(&pidns.to_le_bytes());
+    record.extend_from_slice(&owner.to_le_bytes()); // sealed
     zeroipc_tests::poke(&name, at, &record);
     let (out, text) = cli(&["check", &name, "--json"]);
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -194,6 +196,7 @@ fn show_lists_peers_and_check_reports_a_dead_one() {
         (Some(pid.into()), &"dead".into())
     );
     assert_eq!(v["sound"], false);
+    assert_eq!(v["dead_peers"][0].as_u64(), Some(pid.into()), "{text}");
     let (out, text) = cli(&["check", &name]);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(

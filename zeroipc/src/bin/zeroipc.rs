@@ -169,6 +169,7 @@ fn report_json(r: &Report) -> Value {
         "header": r.header.as_ref().map(header_json),
         "entries": r.entries.iter().map(entry_json).collect::<Vec<_>>(),
         "defects": r.defects.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "peers": r.peers.iter().map(peer_json).collect::<Vec<_>>(),
         "sound": r.is_sound(),
     })
 }
@@ -233,11 +234,9 @@ fn show(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
             report.segment
         )));
     }
-    let peers = peers_of(&report);
+    let peers = &report.peers;
     if as_json {
-        let mut value = report_json(&report);
-        value["peers"] = peers.iter().map(peer_json).collect();
-        print_json(&value);
+        print_json(&report_json(&report));
         return Ok(ExitCode::SUCCESS);
     }
     println!("segment      {}", report.segment);
@@ -273,20 +272,11 @@ fn show(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
     }
     if !peers.is_empty() {
         println!();
-        for p in &peers {
+        for p in peers {
             println!("peer         pid {} ({})", p.pid, liveness_name(p.liveness));
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The processes recorded in a sound segment's runtime entry (none for a defective one, which
-/// is not opened).
-fn peers_of(report: &Report) -> Vec<Peer> {
-    if !report.is_sound() {
-        return Vec::new();
-    }
-    Segment::open_read_only(&report.segment).map_or_else(|_| Vec::new(), |s| s.peers())
 }
 
 fn liveness_name(l: Liveness) -> &'static str {
@@ -397,8 +387,8 @@ fn check(
             checked.push(seg.check_structure(entry, *kind)?);
         }
     }
-    let peers = peers_of(&report);
-    let dead: Vec<&Peer> = peers
+    let dead: Vec<&Peer> = report
+        .peers
         .iter()
         .filter(|p| p.liveness == Liveness::Dead)
         .collect();
@@ -407,7 +397,7 @@ fn check(
     if as_json {
         let mut value = report_json(&report);
         value["structures"] = checked.iter().map(structure_json).collect();
-        value["peers"] = peers.iter().map(peer_json).collect();
+        value["dead_peers"] = dead.iter().map(|p| p.pid).collect();
         value["sound"] = sound.into();
         print_json(&value);
     } else {
