@@ -580,42 +580,41 @@ fn reserve_holes(fd: &OwnedFd, canonical: &str, size: u64, reserve: Reserve) -> 
             reopened.as_ref().map(AsFd::as_fd)
         }
     };
-    if let Some(target) = target {
-        // In chunks, keeping the size: an interrupted chunk is retried alone, so a periodic
-        // signal cannot make it start over for ever, and a file that shrank meanwhile is not
-        // grown back.
-        const CHUNK: u64 = 64 << 20;
-        let mut at = first_hole;
-        let mut unsupported = false;
-        while at < size && !unsupported {
-            let len = CHUNK.min(size.saturating_sub(at));
-            match rustix::fs::fallocate(target, rustix::fs::FallocateFlags::KEEP_SIZE, at, len) {
-                Ok(()) => at = at.saturating_add(len),
-                Err(Errno::INTR) => {}
-                Err(Errno::NOSPC | Errno::DQUOT | Errno::FBIG | Errno::NOMEM) => {
-                    return Err(unbacked_error(
-                        "the file system has no room to reserve them".to_owned(),
-                    ));
-                }
-                // Cannot reserve here (not supported, not permitted): check the room instead.
-                Err(_) => unsupported = true,
-            }
-        }
-        if !unsupported {
-            return Ok(());
+    // First the room: reserving what cannot fit would fill the file system on the way to
+    // failing. (A file system without a block limit reports none, tmpfs `size=0`.)
+    if let Ok(fs) = rustix::fs::fstatvfs(fd) {
+        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        if fs.f_blocks > 0 && hole_bytes(fd, size) > free {
+            return Err(unbacked_error(format!(
+                "its file system has only `{free}` bytes free"
+            )));
         }
     }
-    let Ok(fs) = rustix::fs::fstatvfs(fd) else {
+    let Some(target) = target else {
         return Ok(());
     };
-    // A file system without a block limit reports none (tmpfs `size=0`).
-    let free = fs.f_bavail.saturating_mul(fs.f_frsize);
-    if fs.f_blocks > 0 && hole_bytes(fd, size) > free {
-        return Err(unbacked_error(format!(
-            "this process may not reserve them and only `{free}` bytes are free"
-        )));
+    loop {
+        // One call for the whole range, keeping the size (a file that shrank meanwhile is not
+        // grown back): the file system undoes a call that fails, so a failure leaves nothing
+        // reserved.
+        let len = size.saturating_sub(first_hole);
+        match rustix::fs::fallocate(
+            target,
+            rustix::fs::FallocateFlags::KEEP_SIZE,
+            first_hole,
+            len,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(Errno::INTR) => {}
+            Err(Errno::NOSPC | Errno::DQUOT | Errno::FBIG | Errno::NOMEM) => {
+                return Err(unbacked_error(
+                    "the file system has no room to reserve them".to_owned(),
+                ));
+            }
+            // Cannot reserve here (not supported, not permitted): the room was checked above.
+            Err(_) => return Ok(()),
+        }
     }
-    Ok(())
 }
 
 /// Whether [`reserve_holes`] may reserve memory for a segment's holes.
