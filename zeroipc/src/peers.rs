@@ -65,8 +65,8 @@ pub enum Liveness {
     Alive,
     /// The process is gone: no such pid, a zombie, or another process under its pid.
     Dead,
-    /// It cannot be told from here: it recorded another pid namespace, or its `/proc` entry
-    /// is not readable.
+    /// It cannot be told from here: it recorded another pid namespace, its `/proc` entry is
+    /// not readable, or its record is being claimed or released (not sealed).
     Unknown,
 }
 
