@@ -18,10 +18,15 @@ fn record_at(seg: &Segment, i: u64) -> u64 {
     seg.entry("zeroipc.runtime").unwrap().unwrap().offset + 272 + 32 * i
 }
 
-fn my_start_time() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+/// Field 22 (start time) of `/proc/PROC/stat`.
+fn start_time(process: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap();
     let rest = stat.rsplit_once(')').unwrap().1;
     rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+fn my_start_time() -> u64 {
+    start_time("self")
 }
 
 fn my_pidns() -> u64 {
@@ -140,6 +145,65 @@ fn a_reused_pid_is_dead_and_another_namespace_is_unknown_and_kept() {
         "never cleared: {peers:?}"
     );
     assert_eq!(pids(&peers, Liveness::Alive), [me]);
+}
+
+#[test]
+fn a_pid_reused_within_the_same_clock_tick_is_dead() {
+    // Start times count clock ticks, so a pid handed out again within one tick (kernels
+    // that give the lowest free pid do), or given to a thread, looks like the same process
+    // by its start time alone.
+    let (name, _g) = guarded("peers-tick");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    drop(Queue::<u64>::create(&seg, "q", 4).unwrap());
+    // A live process with the recorded start time that does not map the segment.
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    let other_pid = other.id();
+    plant(
+        &name,
+        &seg,
+        3,
+        other_pid,
+        start_time(&other_pid.to_string()),
+        my_pidns(),
+    );
+    // A thread of this process, which maps the segment: a thread is no process.
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let tid: u32 = stat.split_whitespace().next().unwrap().parse().unwrap();
+        tid_tx.send((tid, start_time("thread-self"))).unwrap();
+        let _ = done_rx.recv();
+    });
+    let (tid, tid_start) = tid_rx.recv().unwrap();
+    assert_ne!(tid, std::process::id());
+    plant(&name, &seg, 4, tid, tid_start, my_pidns());
+    // This process itself, which maps the segment, is alive.
+    plant(
+        &name,
+        &seg,
+        5,
+        std::process::id(),
+        my_start_time(),
+        my_pidns(),
+    );
+    let mut dead = vec![other_pid, tid];
+    dead.sort_unstable();
+    let peers = seg.peers();
+    assert_eq!(pids(&peers, Liveness::Dead), dead, "{peers:?}");
+    assert_eq!(
+        pids(&peers, Liveness::Alive),
+        [std::process::id()],
+        "{peers:?}"
+    );
+    // The inspector, which maps the segment read-only, judges alike.
+    let report = Segment::inspect(&name).unwrap();
+    assert_eq!(pids(&report.peers, Liveness::Dead), dead, "{report:?}");
+    assert_eq!(pids(&report.peers, Liveness::Alive), [std::process::id()]);
+    drop(done_tx);
+    thread.join().unwrap();
+    other.kill().unwrap();
+    other.wait().unwrap();
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! A process that opens a queue or stack handle (and, as they arrive, any kind that blocks or
 //! holds) records itself in a slot of the runtime entry (`runtime`, FORMAT.md appendix R): its
 //! pid, its start time (clock ticks after boot, `/proc/PID/stat` field 22), which tells a
-//! process from a later one that reuses its pid, and its pid namespace, since a pid means
-//! nothing in another one. One record per process and segment, however many handles; it is
+//! process from a later one that reuses its pid (with two more checks for a reuse within one
+//! clock tick: the pid must be a process, not a thread, and it must map the segment), and its
+//! pid namespace, since a pid means nothing in another one. One record per process and segment, however many handles; it is
 //! released when the last handle goes. A process that dies leaves its record, and the next
 //! process to attach clears every record whose process is provably dead. The other
 //! implementations record nothing: their processes are never listed.
@@ -143,18 +144,37 @@ fn pid_namespace() -> Option<u64> {
     std::fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
 }
 
+/// The segment file a live owner has mapped: device and inode, as `fstat` gives them.
+pub(crate) type FileId = (u64, u64);
+
 /// Whether the process of a sealed record (`pid`, `start`, `pidns`) still runs. Dead only on
 /// proof: no such process (confirmed by `kill(pid, 0)`, since `/proc` may hide other users'
 /// processes), an exited one, or another process under its pid.
-fn liveness(pid: u32, start: u64, pidns: u64) -> Liveness {
+///
+/// The start time counts clock ticks, so a pid reused within one tick (kernels that hand out
+/// the lowest free pid do) passes it, and so does a thread whose number is the pid. Two more
+/// proofs close that: a thread that is not a group leader is no process, and a live owner
+/// maps the segment `file` (its record is released before its mapping goes), so a process
+/// that provably does not map it is another one. `file` is `None` where that cannot be told
+/// (this process's own maps do not show the file).
+fn liveness(pid: u32, start: u64, pidns: u64, file: Option<FileId>) -> Liveness {
     let Some(me) = me() else {
         return Liveness::Unknown;
     };
     if pidns != me.pidns {
         return Liveness::Unknown;
     }
-    match stat(&pid.to_string()) {
-        Stat::Running { start: now, .. } if now == start => Liveness::Alive,
+    let process = pid.to_string();
+    match stat(&process) {
+        Stat::Running { start: now, .. } if now == start => {
+            let leader = thread_group(&process).map(|tgid| tgid == pid);
+            let maps = file.and_then(|file| maps_file(&process, file));
+            if leader == Some(false) || maps == Some(false) {
+                Liveness::Dead
+            } else {
+                Liveness::Alive
+            }
+        }
         Stat::Running { .. } | Stat::Exited => Liveness::Dead,
         Stat::Missing => {
             let gone = i32::try_from(pid)
@@ -168,6 +188,37 @@ fn liveness(pid: u32, start: u64, pidns: u64) -> Liveness {
         }
         Stat::Unreadable => Liveness::Unknown,
     }
+}
+
+/// The thread group (process) of the thread `/proc/PROC` names; `None` when unreadable.
+fn thread_group(process: &str) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:"))
+        .and_then(|tgid| tgid.trim().parse().ok())
+}
+
+/// Whether process `PROC` maps the file `file`, from `/proc/PROC/maps`; `None` when that
+/// cannot be read (another user's process, say).
+fn maps_file(process: &str, (dev, ino): FileId) -> Option<bool> {
+    use std::io::BufRead;
+    let maps = std::fs::File::open(format!("/proc/{process}/maps")).ok()?;
+    // Each line: range, permissions, offset, device (hex major:minor), inode, path.
+    let device = format!(
+        "{:02x}:{:02x}",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    );
+    let inode = ino.to_string();
+    for line in std::io::BufReader::new(maps).lines() {
+        let line = line.ok()?;
+        let mut fields = line.split_whitespace().skip(3);
+        if fields.next() == Some(device.as_str()) && fields.next() == Some(inode.as_str()) {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 /// This process's record in one segment; released when the last handle holding it goes.
@@ -240,7 +291,7 @@ pub(crate) fn attach(
     {
         return Some(existing);
     }
-    clear_dead(records, count);
+    clear_dead(records, count, Some(segment.file_identity()));
     let owner = u64::from(me.pid) | (u64::from(nonce()) << 32);
     for i in 0..count {
         let Some(record) = i
@@ -303,8 +354,8 @@ impl Attachment {
 }
 
 /// Frees every record whose process is provably dead.
-fn clear_dead(records: Region<'_>, count: usize) {
-    for (i, owner, peer) in scan(records, count) {
+fn clear_dead(records: Region<'_>, count: usize, file: Option<FileId>) {
+    for (i, owner, peer) in scan(records, count, file) {
         if peer.liveness != Liveness::Dead {
             continue;
         }
@@ -320,17 +371,21 @@ fn clear_dead(records: Region<'_>, count: usize) {
     }
 }
 
-/// The processes recorded among the `count` records of `records`. Works on read-only
+/// The processes recorded among the `count` records of `records`, in the segment file
+/// `file` (which this process maps; `None` when it is not known). Works on read-only
 /// mappings.
-pub(crate) fn read(records: Region<'_>, count: usize) -> Vec<Peer> {
-    scan(records, count)
+pub(crate) fn read(records: Region<'_>, count: usize, file: Option<FileId>) -> Vec<Peer> {
+    scan(records, count, file)
         .into_iter()
         .map(|(_, _, p)| p)
         .collect()
 }
 
 /// The occupied records: index, owner word, and the process.
-fn scan(records: Region<'_>, count: usize) -> Vec<(usize, u64, Peer)> {
+fn scan(records: Region<'_>, count: usize, file: Option<FileId>) -> Vec<(usize, u64, Peer)> {
+    // The maps proof only where it works: where this process's own maps show the file (a
+    // file system that maps through another inode would make every owner look dead).
+    let file = file.filter(|&f| maps_file("self", f) == Some(true));
     let mut peers = Vec::new();
     for i in 0..count {
         let Some(at) = i.checked_mul(RECORD) else {
@@ -356,7 +411,7 @@ fn scan(records: Region<'_>, count: usize) -> Vec<(usize, u64, Peer)> {
         let pid = pid_of(owner);
         // Judged only when sealed and unchanged while its fields were read.
         let liveness = if sealed == owner && again == owner {
-            liveness(pid, start, pidns)
+            liveness(pid, start, pidns, file)
         } else {
             Liveness::Unknown
         };

@@ -93,20 +93,21 @@ fn entry(segment: &Segment) -> Option<Region<'_>> {
 /// The processes recorded in `segment`'s runtime entry (none without one). Works on read-only
 /// segments.
 pub(crate) fn peers(segment: &Segment) -> Vec<peers::Peer> {
-    segment
-        .open_entry(NAME)
-        .map_or_else(|_| Vec::new(), peers_in)
+    segment.open_entry(NAME).map_or_else(
+        |_| Vec::new(),
+        |region| peers_in(region, Some(segment.file_identity())),
+    )
 }
 
 /// The processes recorded in the runtime entry `region` (none if it is not one this release
-/// understands). Only reads.
-pub(crate) fn peers_in(region: Region<'_>) -> Vec<peers::Peer> {
+/// understands) of the segment file `file`, if known. Only reads.
+pub(crate) fn peers_in(region: Region<'_>, file: Option<peers::FileId>) -> Vec<peers::Peer> {
     if !understood(&region) {
         return Vec::new();
     }
     region
         .sub(OFF_RECORDS as u64, (peers::RECORD * RECORDS) as u64)
-        .map_or_else(Vec::new, |records| peers::read(records, RECORDS))
+        .map_or_else(Vec::new, |records| peers::read(records, RECORDS, file))
 }
 
 /// Whether `region` is a runtime entry of this layout. One written by another program under

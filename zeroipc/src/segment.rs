@@ -827,7 +827,8 @@ impl Segment {
         let canonical = name::segment_name(name)?;
         // Inspection only reads, so foreign owners are fine here.
         let (fd, file_size, _) = open_regular(&canonical, true, true)?;
-        Self::inspect_fd(canonical, fd, file_size)
+        let file = file_identity(&fd).ok().map(|id| (id.dev, id.ino));
+        Self::inspect_fd(canonical, fd, file_size, file)
     }
 
     /// [`inspect`](Self::inspect) of a private copy of `bytes` (see
@@ -839,10 +840,18 @@ impl Segment {
     #[doc(hidden)]
     pub fn inspect_bytes(bytes: &[u8]) -> Result<Report> {
         let (fd, file_size, _) = memfd_with(bytes)?;
-        Self::inspect_fd(MEMORY_NAME.to_owned(), fd, file_size)
+        // The recorded processes map the original, not this copy.
+        Self::inspect_fd(MEMORY_NAME.to_owned(), fd, file_size, None)
     }
 
-    fn inspect_fd(canonical: String, fd: OwnedFd, file_size: u64) -> Result<Report> {
+    /// Inspects the segment file `fd`, whose device and inode are `identity` when recorded
+    /// processes are to have it mapped.
+    fn inspect_fd(
+        canonical: String,
+        fd: OwnedFd,
+        file_size: u64,
+        identity: Option<crate::peers::FileId>,
+    ) -> Result<Report> {
         if file_size == 0 {
             return Ok(Report {
                 segment: canonical,
@@ -858,7 +867,12 @@ impl Segment {
         reserve_holes(&fd, &canonical, file_size, Reserve::Never)?;
         let file = File::from(fd);
         let (mapping, file_size) = map_file(&file, &canonical, file_size, true)?;
-        Ok(build_report(canonical, mapping.region(), file_size))
+        Ok(build_report(
+            canonical,
+            mapping.region(),
+            file_size,
+            identity,
+        ))
     }
 
     /// A second, read-only mapping of the same segment: hand it to code that must only read.
@@ -961,7 +975,12 @@ impl Segment {
 
     /// Every defect of the header and the table, as [`Segment::inspect`] reports them.
     pub fn check(&self) -> Report {
-        build_report(self.name.clone(), self.mapping.region(), self.file_size)
+        build_report(
+            self.name.clone(),
+            self.mapping.region(),
+            self.file_size,
+            Some(self.file_identity()),
+        )
     }
 
     /// Checks the entry `name` as a structure of `kind`: its header and geometry, its current
@@ -1258,8 +1277,14 @@ impl Report {
     }
 }
 
-/// Checks the header and, as far as it can be trusted, every entry.
-fn build_report(segment: String, region: Region<'_>, file_size: u64) -> Report {
+/// Checks the header and, as far as it can be trusted, every entry; `file` is the segment
+/// file's device and inode, which the recorded processes map, when known.
+fn build_report(
+    segment: String,
+    region: Region<'_>,
+    file_size: u64,
+    file: Option<crate::peers::FileId>,
+) -> Report {
     let (header, header_defects) = table::inspect_header(region, file_size);
     let mut defects: Vec<Defect> = header_defects.into_iter().map(Defect::Header).collect();
     let mut entries = Vec::new();
@@ -1291,7 +1316,7 @@ fn build_report(segment: String, region: Region<'_>, file_size: u64) -> Report {
         .iter()
         .find(|e| e.name == crate::runtime::NAME && e.is_sound())
         .and_then(|e| region.sub(e.offset, e.size))
-        .map_or_else(Vec::new, crate::runtime::peers_in);
+        .map_or_else(Vec::new, |r| crate::runtime::peers_in(r, file));
     Report {
         segment,
         file_size,
