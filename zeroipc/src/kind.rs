@@ -61,6 +61,11 @@ pub struct StructureDefect {
     pub in_flight: bool,
     /// What is wrong, in words.
     pub problem: String,
+    /// For a slot in flight: the recorded process whose claim covers it, with its liveness
+    /// (a dead one's claim is what [`Queue::recover`](crate::Queue::recover) and
+    /// [`Stack::recover`](crate::Stack::recover) undo). `None` when no process of this crate
+    /// claims it: a peer of another implementation, or an unrecorded one.
+    pub holder: Option<crate::Peer>,
 }
 
 impl fmt::Display for StructureDefect {
@@ -68,8 +73,33 @@ impl fmt::Display for StructureDefect {
         if let Some(slot) = self.slot {
             write!(f, "slot {slot}: ")?;
         }
-        f.write_str(&self.problem)
+        f.write_str(&self.problem)?;
+        match self.holder {
+            Some(p) if p.liveness == crate::Liveness::Dead => {
+                write!(f, "; claimed by pid {}, which is dead", p.pid)
+            }
+            Some(p) if p.liveness == crate::Liveness::Alive => {
+                write!(f, "; claimed by pid {}, which runs", p.pid)
+            }
+            Some(p) => write!(f, "; claimed by pid {}", p.pid),
+            None => Ok(()),
+        }
     }
+}
+
+/// What [`Queue::recover`](crate::Queue::recover) or [`Stack::recover`](crate::Stack::recover)
+/// undid: claims of processes that died in the middle of an operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// Positions or slots given back to the structure (skipped or freed).
+    pub undone: u64,
+    /// Items lost with them: the items the dead processes were pushing or popping.
+    pub lost: u64,
+    /// Claims of dead processes that could not be undone yet (a queue position behind items
+    /// still to be popped, a stack slot below others): undone by a later recovery, once the
+    /// structure's users have reached them.
+    pub pending: u64,
 }
 
 /// The most defects a report lists one by one (a hostile structure can have billions); an
@@ -124,6 +154,10 @@ pub(crate) trait Kind {
     fn len(parts: &[Region<'_>], geometry: &Self::Geometry) -> Option<u64>;
     /// Every inconsistency of the stored shared words (a snapshot).
     fn audit(parts: &[Region<'_>], geometry: &Self::Geometry) -> Vec<StructureDefect>;
+    /// The slot of a claimed position (`journal`), as `audit` numbers slots.
+    fn claim_slot(_geometry: &Self::Geometry, pos: u32) -> u64 {
+        u64::from(pos)
+    }
 }
 
 /// A typed handle on a kind: how it is built once the stored parts are validated.
@@ -154,6 +188,15 @@ impl<K: Kind> Opened<'_, K> {
         self.parts
             .get(part)
             .ok_or_else(|| self.internal("outside the parts"))
+    }
+
+    /// The segment offset of part `part`.
+    pub(crate) fn offset(&self, part: usize) -> Result<u64> {
+        let part = self.part(part)?;
+        self.segment
+            .mapping()
+            .offset_of(part)
+            .ok_or_else(|| self.internal("outside the mapping"))
     }
 
     /// The atomic word at `offset` of part `part`.
@@ -302,12 +345,32 @@ fn report<K: Kind>(
 ) -> Result<StructureReport> {
     let geometry = validate::<K>(segment, name, regions, None)?;
     let mut defects = K::audit(regions, &geometry);
+    // Who holds each slot in flight, from the claims recorded for this structure.
+    let claims = regions
+        .first()
+        .and_then(|r| segment.mapping().offset_of(r))
+        .map_or_else(Vec::new, |offset| crate::runtime::claims(segment, offset));
+    for d in defects.iter_mut().filter(|d| d.in_flight) {
+        let Some(slot) = d.slot else { continue };
+        d.holder = claims
+            .iter()
+            .filter(|c| {
+                (0..c.count.min(1 << 16))
+                    .any(|k| K::claim_slot(&geometry, c.pos.wrapping_add(k)) == slot)
+            })
+            .min_by_key(|c| c.liveness != crate::Liveness::Dead)
+            .map(|c| crate::Peer {
+                pid: c.pid,
+                liveness: c.liveness,
+            });
+    }
     if defects.len() > MAX_DEFECTS {
         defects.truncate(MAX_DEFECTS);
         defects.push(StructureDefect {
             slot: None,
             in_flight: false,
             problem: format!("more defects follow; only the first `{MAX_DEFECTS}` are listed"),
+            holder: None,
         });
     }
     Ok(StructureReport {

@@ -134,6 +134,8 @@ compile_error!(
 mod algo;
 mod container;
 mod error;
+mod failpoint;
+mod journal;
 mod kind;
 mod layout;
 mod name;
@@ -149,7 +151,7 @@ pub use container::array::{Array, ArrayFormat, Iter};
 pub use container::queue::Queue;
 pub use container::stack::{DEFAULT_STALL_TIMEOUT, Stack};
 pub use error::{EntryDefect, Error, HeaderDefect, PushError, Result};
-pub use kind::{StructureDefect, StructureKind, StructureReport};
+pub use kind::{Recovery, StructureDefect, StructureKind, StructureReport};
 pub use layout::{Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout};
 pub use name::{MAX_ENTRY_NAME_LEN, MAX_SEGMENT_NAME_LEN};
 pub use peers::{Liveness, Peer};

@@ -38,6 +38,9 @@ use crate::segment::Segment;
 
 /// Size of one record.
 pub(crate) const RECORD: usize = 32;
+use crate::journal::LANES;
+/// Bytes of lanes per record.
+const RECORD_LANES: usize = LANES * crate::journal::LANE;
 const OFF_OWNER: usize = 0;
 const OFF_START: usize = 8;
 const OFF_PIDNS: usize = 16;
@@ -225,6 +228,8 @@ fn maps_file(process: &str, (dev, ino): FileId) -> Option<bool> {
 #[derive(Debug)]
 pub(crate) struct Attachment {
     record: Anchored<Region<'static>>,
+    /// The record's lanes (`journal`).
+    lanes: Option<Anchored<Region<'static>>>,
     owner: u64,
 }
 
@@ -262,36 +267,49 @@ fn current_pid() -> u32 {
         .unsigned_abs()
 }
 
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
+/// The registry, and whether this process made it (`false` in a child forked since, where a
+/// thread of the parent may have held its lock at the fork and will never release it).
+fn registry() -> (&'static Registry, bool) {
+    static REGISTRY: OnceLock<(u32, Registry)> = OnceLock::new();
+    let (maker, registry) = REGISTRY.get_or_init(|| (current_pid(), Mutex::new(HashMap::new())));
+    (registry, *maker == current_pid())
 }
 
 /// Records this process in the records of `segment` (the region `records` of the runtime
-/// entry, `count` records), clearing the records of dead processes first; the existing
+/// entry, `count` records, whose lanes are `lanes`), clearing the records of dead processes
+/// whose lanes are idle first; the existing
 /// attachment when this process already has one. `None` when every record belongs to a live
 /// or undecidable process, or this process cannot describe itself.
 pub(crate) fn attach(
     segment: &Segment,
     records: Region<'_>,
+    lanes: Region<'_>,
     count: usize,
 ) -> Option<Arc<Attachment>> {
     let me = me()?;
     let (dev, ino) = segment.file_identity();
     let key = (me.pid, dev, ino);
-    // try_lock: a child forked while another thread held the registry must not hang; it
-    // then goes unrecorded.
-    let mut registry = match registry().try_lock() {
-        Ok(guard) => guard,
-        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return None,
+    // In the process that made the registry, wait for the lock (threads attaching at once
+    // must all be recorded); in a forked child only try it: a parent's thread that held it
+    // at the fork never lets go, and the child then goes unrecorded rather than hang.
+    let (registry, own) = registry();
+    let mut registry = if own {
+        registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    } else {
+        match registry.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        }
     };
     if let Some(existing) = registry.get(&key).and_then(Weak::upgrade)
         && existing.is_held()
     {
         return Some(existing);
     }
-    clear_dead(records, count, Some(segment.file_identity()));
+    clear_dead(records, lanes, count, Some(segment.file_identity()));
     let owner = u64::from(me.pid) | (u64::from(nonce()) << 32);
     for i in 0..count {
         let Some(record) = i
@@ -322,8 +340,13 @@ pub(crate) fn attach(
         start.store(me.start, Ordering::Relaxed);
         // Release: a reader that sees the seal sees the fields it covers.
         sealed.store(owner, Ordering::Release);
+        let own_lanes = i
+            .checked_mul(RECORD_LANES)
+            .and_then(|at| lanes.sub(at as u64, RECORD_LANES as u64))
+            .and_then(|l| Anchored::region(segment.mapping(), l));
         let attachment = Arc::new(Attachment {
             record: anchored,
+            lanes: own_lanes,
             owner,
         });
         registry.retain(|_, w| w.strong_count() > 0);
@@ -343,6 +366,11 @@ fn nonce() -> u32 {
 }
 
 impl Attachment {
+    /// The record's lanes.
+    pub(crate) fn lanes(&self) -> Option<&Anchored<Region<'static>>> {
+        self.lanes.as_ref()
+    }
+
     /// Whether the record still names this attachment (nobody cleared it meanwhile).
     fn is_held(&self) -> bool {
         let record = self.record.get();
@@ -353,10 +381,24 @@ impl Attachment {
     }
 }
 
-/// Frees every record whose process is provably dead.
-fn clear_dead(records: Region<'_>, count: usize, file: Option<FileId>) {
+/// Frees every record whose process is provably dead and whose lanes hold no claim: a claim
+/// stays, with its record, until recovery of its structure has dealt with it.
+pub(crate) fn clear_dead(
+    records: Region<'_>,
+    lanes: Region<'_>,
+    count: usize,
+    file: Option<FileId>,
+) {
     for (i, owner, peer) in scan(records, count, file) {
         if peer.liveness != Liveness::Dead {
+            continue;
+        }
+        let busy = (0..LANES).any(|j| {
+            i.checked_mul(LANES)
+                .and_then(|l| l.checked_add(j))
+                .is_none_or(|lane| !crate::journal::idle(lanes, lane))
+        });
+        if busy {
             continue;
         }
         let Some(word) = i
@@ -378,6 +420,18 @@ pub(crate) fn read(records: Region<'_>, count: usize, file: Option<FileId>) -> V
     scan(records, count, file)
         .into_iter()
         .map(|(_, _, p)| p)
+        .collect()
+}
+
+/// The occupied records, as index, pid and liveness.
+pub(crate) fn records(
+    records: Region<'_>,
+    count: usize,
+    file: Option<FileId>,
+) -> Vec<(usize, u32, Liveness)> {
+    scan(records, count, file)
+        .into_iter()
+        .map(|(i, _, p)| (i, p.pid, p.liveness))
         .collect()
 }
 

@@ -97,6 +97,17 @@ impl Mapping {
         start >= base && end <= map_end
     }
 
+    /// Where `region` starts in this mapping (its offset in the segment); `None` when it is
+    /// not inside it.
+    pub(crate) fn offset_of(&self, region: &Region<'_>) -> Option<u64> {
+        let start = region.base.as_ptr().cast_const();
+        if !self.contains(start, region.len) {
+            return None;
+        }
+        let offset = (start as usize).checked_sub(self.map.as_ptr() as usize)?;
+        u64::try_from(offset).ok()
+    }
+
     /// The whole mapping as one region.
     pub(crate) fn region(&self) -> Region<'_> {
         // A mapping of a non-empty file always has a non-null base; the fallback keeps the

@@ -1,5 +1,6 @@
 //! This implementation's own entry in a segment, [`NAME`]: the waiter counts that let our
-//! releases skip the wake-up system call when nobody sleeps (see `wait`).
+//! releases skip the wake-up system call when nobody sleeps (see `wait`), the records of the
+//! processes using the segment (`peers`) and their claims in flight (`journal`).
 //!
 //! The other ZeroIPC implementations look entries up by name and never open this one; to them
 //! it is an entry like any other (it takes one table slot and [`SIZE`] bytes). It is made on
@@ -10,12 +11,17 @@
 //! work: they look every 1 ms and notice changes without being woken.
 //!
 //! ```text
-//! +0  u32 magic    "ZIRT" (5A 49 52 54)
-//! +4  u32 version  1
-//! +8  u32 buckets  64
-//! +12 u32 records  64
-//! +16 atomic u32 waiters[64]   sleepers on the words that hash to each bucket
-//! +272 records[64]             the processes using the segment, 32 bytes each (`peers`)
+//! +0    u32 magic    "ZIRT" (5A 49 52 54)
+//! +4    u32 version  2
+//! +8    u32 buckets  64
+//! +12   u32 records  64
+//! +16   atomic u32 waiters[64]   sleepers on the words that hash to each bucket
+//! +272  records[64]              the processes using the segment, 32 bytes each (`peers`)
+//! +2320 u32 lanes    8           lanes per record
+//! +2324 u32 reserved 0
+//! +2328 atomic u64 recovered     claims of dead processes undone so far
+//! +2336 atomic u64 lost          items lost with them
+//! +2344 lanes[64 * 8]            16 bytes each, record i's at i * 8 (`journal`)
 //! ```
 //!
 //! A word's bucket is `(address / 4) % 64`. The address of a word inside a page is the same in
@@ -29,6 +35,7 @@
 )]
 
 use crate::error::Error;
+use crate::journal::{self, Claim};
 use crate::peers;
 use crate::raw::{Access, Anchored, Region, Words};
 use crate::segment::Segment;
@@ -38,7 +45,7 @@ use crate::wait::Bell;
 pub(crate) const NAME: &str = "zeroipc.runtime";
 /// `"ZIRT"` as a little-endian `u32`.
 const MAGIC: u32 = u32::from_le_bytes(*b"ZIRT");
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Number of waiter buckets; a power of two.
 pub(crate) const BUCKETS: usize = BUCKETS_U32 as usize;
 /// [`BUCKETS`] as stored.
@@ -49,8 +56,15 @@ pub(crate) const RECORDS: usize = RECORDS_U32 as usize;
 /// [`RECORDS`] as stored.
 const RECORDS_U32: u32 = 64;
 const OFF_RECORDS: usize = OFF_WAITERS + 4 * BUCKETS;
+const OFF_LANES_PER_RECORD: usize = OFF_RECORDS + peers::RECORD * RECORDS;
+use journal::LANES_U32;
+const OFF_RECOVERED: usize = OFF_LANES_PER_RECORD + 8;
+const OFF_LOST: usize = OFF_RECOVERED + 8;
+const OFF_LANES: usize = OFF_LOST + 8;
+/// Bytes of lanes per record.
+const RECORD_LANES: usize = journal::LANES * journal::LANE;
 /// The entry size.
-pub(crate) const SIZE: u64 = (OFF_RECORDS + peers::RECORD * RECORDS) as u64;
+pub(crate) const SIZE: u64 = (OFF_LANES + RECORD_LANES * RECORDS) as u64;
 
 /// The waiter counts of `segment`, making the runtime entry if it is missing and allowed and
 /// recording this process in it (`peers`); a bell without them (waiters poll, releases never
@@ -59,9 +73,8 @@ pub(crate) fn bell(segment: &Segment) -> Bell {
     let Some(region) = entry(segment) else {
         return Bell::new(None, None, segment.poll_interval());
     };
-    let attachment = region
-        .sub(OFF_RECORDS as u64, (peers::RECORD * RECORDS) as u64)
-        .and_then(|records| peers::attach(segment, records, RECORDS));
+    let attachment =
+        areas(&region).and_then(|(records, lanes)| peers::attach(segment, records, lanes, RECORDS));
     Bell::new(
         waiters_in(segment, region),
         attachment,
@@ -105,9 +118,86 @@ pub(crate) fn peers_in(region: Region<'_>, file: Option<peers::FileId>) -> Vec<p
     if !understood(&region) {
         return Vec::new();
     }
-    region
-        .sub(OFF_RECORDS as u64, (peers::RECORD * RECORDS) as u64)
-        .map_or_else(Vec::new, |records| peers::read(records, RECORDS, file))
+    areas(&region).map_or_else(Vec::new, |(records, _)| peers::read(records, RECORDS, file))
+}
+
+/// The records and the lanes of the runtime entry `region`.
+fn areas<'a>(region: &Region<'a>) -> Option<(Region<'a>, Region<'a>)> {
+    let records = region.sub(OFF_RECORDS as u64, (peers::RECORD * RECORDS) as u64)?;
+    let lanes = region.sub(OFF_LANES as u64, (RECORD_LANES * RECORDS) as u64)?;
+    Some((records, lanes))
+}
+
+/// What recovery needs of a segment's runtime entry: the claims of its processes, and the
+/// counters of what was undone.
+pub(crate) struct Ledger<'a> {
+    records: Region<'a>,
+    lanes: Region<'a>,
+    counters: Region<'a>,
+    file: peers::FileId,
+}
+
+impl Ledger<'_> {
+    /// The claims on the structure at segment offset `offset`, with their processes' liveness.
+    pub(crate) fn claims(&self, offset: u64) -> Vec<Claim> {
+        let records = peers::records(self.records, RECORDS, Some(self.file));
+        journal::claims(self.lanes, &records, Some(offset))
+    }
+
+    /// Clears a dead process's claim once recovery is done with it.
+    pub(crate) fn clear(&self, claim: &Claim) {
+        journal::clear(self.lanes, claim);
+    }
+
+    /// Frees the records of dead processes that hold no claim any more.
+    pub(crate) fn sweep(&self) {
+        peers::clear_dead(self.records, self.lanes, RECORDS, Some(self.file));
+    }
+
+    /// Counts one claim undone and the `lost` items that went with it.
+    pub(crate) fn count(&self, lost: u64) {
+        // Relaxed: statistics.
+        if let Ok(recovered) = self.counters.atomic_u64(0) {
+            recovered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Ok(total) = self.counters.atomic_u64(8) {
+            total.fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// The claims recorded on the structure at segment offset `offset` of `segment` (none without
+/// a runtime entry). Only reads: works on read-only segments.
+pub(crate) fn claims(segment: &Segment, offset: u64) -> Vec<Claim> {
+    let Ok(region) = segment.open_entry(NAME) else {
+        return Vec::new();
+    };
+    if !understood(&region) {
+        return Vec::new();
+    }
+    let Some((records, lanes)) = areas(&region) else {
+        return Vec::new();
+    };
+    let records = peers::records(records, RECORDS, Some(segment.file_identity()));
+    journal::claims(lanes, &records, Some(offset))
+}
+
+/// The runtime entry of a writable `segment` as recovery reads it; `None` without one.
+pub(crate) fn ledger(segment: &Segment) -> Option<Ledger<'_>> {
+    if segment.is_read_only() {
+        return None;
+    }
+    let region = segment.open_entry(NAME).ok()?;
+    if !understood(&region) {
+        return None;
+    }
+    let (records, lanes) = areas(&region)?;
+    Some(Ledger {
+        records,
+        lanes,
+        counters: region.sub(OFF_RECOVERED as u64, 16)?,
+        file: segment.file_identity(),
+    })
 }
 
 /// Whether `region` is a runtime entry of this layout. One written by another program under
@@ -119,6 +209,7 @@ fn understood(region: &Region<'_>) -> bool {
         && header(4) == Some(VERSION)
         && header(8) == Some(BUCKETS_U32)
         && header(12) == Some(RECORDS_U32)
+        && header(OFF_LANES_PER_RECORD) == Some(LANES_U32)
 }
 
 fn init(regions: &[Region<'_>]) -> Result<(), Access> {
@@ -129,7 +220,8 @@ fn init(regions: &[Region<'_>]) -> Result<(), Access> {
     r.write::<u32>(4, VERSION)?;
     r.write::<u32>(8, BUCKETS_U32)?;
     r.write::<u32>(12, RECORDS_U32)?;
-    r.zero(OFF_WAITERS, r.len().saturating_sub(OFF_WAITERS))
+    r.zero(OFF_WAITERS, r.len().saturating_sub(OFF_WAITERS))?;
+    r.write::<u32>(OFF_LANES_PER_RECORD, LANES_U32)
 }
 
 /// The waiter counts in the runtime entry `region`.

@@ -593,6 +593,7 @@ impl<'a> Table<'a> {
         // until the store below; a failure here leaves them unpublished (and `next_offset`
         // unmoved), so the table reads exactly as before.
         init(&structures).map_err(AllocError::Access)?;
+        crate::failpoint::hit("table.add.initialised");
         for ((slot, field), &(offset, size, _)) in slots.iter().zip(&name_fields).zip(&placed) {
             slot.write(0, *field).map_err(AllocError::Access)?;
             slot.write::<u64>(ENTRY_OFF_OFFSET, offset)
@@ -600,8 +601,10 @@ impl<'a> Table<'a> {
             slot.write::<u64>(ENTRY_OFF_SIZE, size)
                 .map_err(AllocError::Access)?;
         }
+        crate::failpoint::hit("table.add.entries");
         // Relaxed: ordered before readers by the Release store of entry_count below.
         next_word.store(cursor, Ordering::Relaxed);
+        crate::failpoint::hit("table.add.next_offset");
         // SYNC POINT (entry_count): Release publishes the structure bytes written by `init` and
         // the entry fields of every part at once to readers whose Acquire load of entry_count
         // covers these indices.

@@ -113,7 +113,7 @@ pub(crate) fn deadline(timeout: Duration) -> Instant {
 pub(crate) struct Bell {
     waiters: Option<Anchored<Words<'static>>>,
     /// This process's record in the runtime entry, kept while the handle lives.
-    _attachment: Option<Arc<Attachment>>,
+    attachment: Option<Arc<Attachment>>,
     /// The longest sleep of a waiter before it looks again.
     poll: Duration,
     /// When (nanoseconds after [`epoch`], plus one; 0 for never) a waiter of this handle last
@@ -132,10 +132,15 @@ impl Bell {
     ) -> Self {
         Self {
             waiters,
-            _attachment: attachment,
+            attachment,
             poll: poll.max(MIN_SLICE),
             unwoken_change: AtomicU64::new(0),
         }
+    }
+
+    /// This process's record in the segment, if it has one.
+    pub(crate) fn attachment(&self) -> Option<&Arc<Attachment>> {
+        self.attachment.as_ref()
     }
 
     /// The longest sleep before looking again: short without waiter counts (nothing can wake
@@ -223,6 +228,19 @@ pub(crate) struct Watch<'a> {
     /// changing `word`. At rest the call sleeps until woken (or a slice passes); otherwise it
     /// polls in short slices.
     pub(crate) at_rest: &'a dyn Fn(u32) -> bool,
+    /// What to try when the call makes no progress while a peer is between two steps.
+    pub(crate) rescue: Option<Rescue<'a>>,
+}
+
+/// Recovery from a dead peer's claim, for a blocking call that stays stuck behind it.
+pub(crate) struct Rescue<'a> {
+    /// A value that stays the same while the call is stuck at one position (the queue counter
+    /// of the side the call is on).
+    pub(crate) key: &'a dyn Fn() -> u32,
+    /// How long the key must stay the same, with a peer between two steps, before `run`.
+    pub(crate) after: Duration,
+    /// Undoes the claims of dead peers on the structure; whether anything changed.
+    pub(crate) run: &'a dyn Fn() -> bool,
 }
 
 /// The wait state of one blocking call.
@@ -231,6 +249,8 @@ pub(crate) struct Waiter {
     deadline: Instant,
     step: u32,
     slice: Duration,
+    /// Since when the rescue key has read the value given, while not at rest.
+    stuck: Option<(Instant, u32)>,
 }
 
 impl Waiter {
@@ -240,6 +260,7 @@ impl Waiter {
             deadline: deadline(timeout),
             step: 0,
             slice: MIN_SLICE,
+            stuck: None,
         }
     }
 
@@ -266,6 +287,21 @@ impl Waiter {
             return true;
         }
         if !(watch.at_rest)(observed) {
+            if let Some(rescue) = &watch.rescue {
+                let key = (rescue.key)();
+                match self.stuck {
+                    Some((since, seen)) if seen == key => {
+                        if now.saturating_duration_since(since) >= rescue.after {
+                            self.stuck = Some((now, key));
+                            if (rescue.run)() {
+                                self.slice = MIN_SLICE;
+                                return true;
+                            }
+                        }
+                    }
+                    _ => self.stuck = Some((now, key)),
+                }
+            }
             // A peer is between two steps; the second changes no watched word and wakes
             // nobody, so look again soon (in-flight steps take nanoseconds unless the peer was
             // descheduled or died).

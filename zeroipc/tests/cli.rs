@@ -168,7 +168,7 @@ fn check_structure_reports_a_stuck_slot_and_refuses_unknown_kinds() {
 fn show_lists_peers_and_check_reports_a_dead_one() {
     use std::os::unix::fs::MetadataExt;
     let (name, _g) = guarded("peers-cli");
-    let seg = Segment::create(&name, 8192).unwrap();
+    let seg = Segment::create(&name, 1 << 16).unwrap();
     let q = Queue::<u32>::create(&seg, "jobs", 4).unwrap();
     let (out, text) = cli(&["show", &name, "--json"]);
     assert!(out.status.success(), "{text}");

@@ -21,6 +21,10 @@ fn main() -> ExitCode {
         ["queue-consume", seg, name, total, out] => queue_consume(seg, name, total, out),
         ["idle-wait", seg, kind, name, ms] => idle_wait(seg, kind, name, ms),
         ["attach-hold", seg, name] => attach_hold(seg, name),
+        ["ops", seg, kind, name, op, start, count] => ops(seg, kind, name, op, start, count),
+        ["create-array", seg, name] => create_array(seg, name),
+        ["torture-produce", seg, name, id] => torture_produce(seg, name, id),
+        ["torture-consume", seg, name, id] => torture_consume(seg, name, id),
         _ => Err(format!("unknown role {args:?}")),
     };
     match result {
@@ -213,4 +217,128 @@ fn attach_hold(seg: &str, name: &str) -> Result<String, String> {
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
     Ok("released".into())
+}
+
+/// Runs `count` operations `op` (`push`, `pop`, `push-batch`, `pop-batch` of two items) on the
+/// `u64` queue or stack `name`, pushing `start`, `start + 1`, ...; the crash tests arm a
+/// failpoint (`ZEROIPC_FAILPOINT`) that kills the process at one step of one of them.
+fn ops(
+    seg: &str,
+    kind: &str,
+    name: &str,
+    op: &str,
+    start: &str,
+    count: &str,
+) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let start = parse(start)? as u64;
+    let count = parse(count)? as u64;
+    let mut popped = Vec::new();
+    match kind {
+        "queue" => {
+            let q = Queue::<u64>::open(&seg, name).map_err(|e| e.to_string())?;
+            for i in 0..count {
+                let v = start + 2 * i;
+                match op {
+                    "push" => q.push(v).map_err(|e| e.to_string())?,
+                    "pop" => popped.extend(q.pop().map_err(|e| e.to_string())?),
+                    "push-batch" => {
+                        let n = q.push_slice(&[v, v + 1]).map_err(|e| e.to_string())?;
+                        if n != 2 {
+                            return Err(format!("pushed {n} of 2"));
+                        }
+                    }
+                    "pop-batch" => {
+                        let mut out = [0u64; 2];
+                        let n = q.pop_into(&mut out).map_err(|e| e.to_string())?;
+                        popped.extend_from_slice(&out[..n]);
+                    }
+                    _ => return Err(format!("unknown op {op}")),
+                }
+            }
+        }
+        "stack" => {
+            let s = Stack::<u64>::open(&seg, name).map_err(|e| e.to_string())?;
+            for i in 0..count {
+                match op {
+                    "push" => s.push(start + i).map_err(|e| e.to_string())?,
+                    "pop" => popped.extend(s.pop().map_err(|e| e.to_string())?),
+                    _ => return Err(format!("unknown op {op}")),
+                }
+            }
+        }
+        _ => return Err(format!("unknown kind {kind}")),
+    }
+    Ok(format!("popped={popped:?}"))
+}
+
+/// Creates the array `name` of 4 `u64` (the crash tests kill it inside the table update).
+fn create_array(seg: &str, name: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    Array::<u64>::create(&seg, name, 4).map_err(|e| e.to_string())?;
+    Ok("created".into())
+}
+
+/// How long a torture child waits in one blocking call before it reports a wedge.
+const TORTURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A producer of the random-kill test: pushes `id << 32 | n` for n = 0, 1, ... and, after
+/// each push returned, stores n + 1 in `sent[id]` (so items below `sent[id]` were surely
+/// enqueued) until `stop[0]` is set. Exits 3 if a push times out.
+fn torture_produce(seg: &str, name: &str, id: &str) -> Result<String, String> {
+    use std::io::Write;
+    let id = parse(id)?;
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let q = Queue::<u64>::open(&seg, name).map_err(|e| e.to_string())?;
+    let sent = Array::<u64>::open(&seg, "sent").map_err(|e| e.to_string())?;
+    let stop = Array::<u64>::open(&seg, "stop").map_err(|e| e.to_string())?;
+    println!("ready");
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    let mut n = 0u64;
+    while stop.load(0, Ordering::Acquire).map_err(|e| e.to_string())? == 0 {
+        match q.push_timeout((id as u64) << 32 | n, TORTURE_TIMEOUT) {
+            Ok(()) => {}
+            Err(zeroipc::PushError::Failed(_, Error::Timeout { .. })) => std::process::exit(3),
+            Err(e) => return Err(e.to_string()),
+        }
+        n += 1;
+        sent.store(id, n, Ordering::Release)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(format!("sent={n}"))
+}
+
+/// A consumer of the random-kill test: pops items and appends each to the array `log<id>`
+/// (element 0 counts them, items from element 1) until `stop[0]` is set and the queue stays
+/// empty, or its log is full.
+fn torture_consume(seg: &str, name: &str, id: &str) -> Result<String, String> {
+    use std::io::Write;
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let q = Queue::<u64>::open(&seg, name).map_err(|e| e.to_string())?;
+    let log = Array::<u64>::open(&seg, &format!("log{id}")).map_err(|e| e.to_string())?;
+    let stop = Array::<u64>::open(&seg, "stop").map_err(|e| e.to_string())?;
+    println!("ready");
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    let mut n = 0usize;
+    loop {
+        match q.pop_timeout(std::time::Duration::from_millis(200)) {
+            Ok(v) => {
+                log.store(n + 1, v, Ordering::Relaxed)
+                    .map_err(|e| e.to_string())?;
+                n += 1;
+                log.store(0, n as u64, Ordering::Release)
+                    .map_err(|e| e.to_string())?;
+                if n + 1 >= log.len() {
+                    // Retire: the test starts another consumer in its place.
+                    return Ok(format!("popped={n}"));
+                }
+            }
+            Err(Error::Timeout { .. }) => {
+                if stop.load(0, Ordering::Acquire).map_err(|e| e.to_string())? != 0 {
+                    return Ok(format!("popped={n}"));
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }

@@ -34,6 +34,15 @@ pub(crate) enum Anomaly {
     },
 }
 
+/// Which side of a structure an operation is on, for the claim hooks of the stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Writes an item.
+    Push,
+    /// Takes an item.
+    Pop,
+}
+
 pub(crate) mod stack;
 pub(crate) mod vyukov;
 

@@ -12,7 +12,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{MAX_RETRIES, Word};
+use super::{MAX_RETRIES, Side, Word};
 
 /// Slot states.
 pub(crate) const EMPTY: u32 = 0;
@@ -41,6 +41,18 @@ pub(crate) trait Store {
     /// undo its claim on `top`: it then waits longer, because giving up would leave the stack
     /// inconsistent.
     fn keep_waiting(&self, attempt: u32, committed: bool) -> bool;
+    /// Called before each `top` CAS that claims `slot` (a crash journal records it).
+    fn intend(&self, _side: Side, _slot: u32) {}
+    /// Called right after that CAS succeeded.
+    fn held(&self, _side: Side) {}
+    /// Called at each named step of an operation (crash tests stop a process there).
+    fn step(&self, _name: &'static str) {}
+    /// Called once a wait for `slot` to leave `state` has timed out: whether the slot was
+    /// held by a dead peer and is now EMPTY, freed for this operation (a pusher then takes it,
+    /// a popper gives it up and pops again).
+    fn rescue(&self, _side: Side, _slot: u32, _state: u32) -> bool {
+        false
+    }
 }
 
 /// Why an operation did not complete.
@@ -52,6 +64,8 @@ pub(crate) enum Failure {
     Stalled { slot: u32, state: u32 },
     /// `top` is outside `-1..capacity`.
     Corrupt { top: i32 },
+    /// Pop: the claimed slot belonged to a dead pusher and was freed; pop again.
+    Abandoned,
     /// A slot state word holds a value that is not a state.
     BadState { slot: u32, state: u32 },
 }
@@ -85,6 +99,14 @@ fn acquire_slot<S: Store>(
             Err(seen) => {
                 if s.keep_waiting(attempt, committed) {
                     attempt = attempt.saturating_add(1);
+                    continue;
+                }
+                let side = if from == EMPTY { Side::Push } else { Side::Pop };
+                if s.rescue(side, slot, seen) {
+                    if side == Side::Pop {
+                        return Err(Failure::Abandoned);
+                    }
+                    attempt = 0;
                     continue;
                 }
                 // One strong attempt, so that a spurious weak failure cannot end the wait.
@@ -136,6 +158,7 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), (S::Item, Failu
         // the slot's contents are handed over by its state word below. SeqCst on success,
         // beyond AcqRel, orders the claim before the waiter-count load of the wake that follows
         // (`wait` module docs).
+        s.intend(Side::Push, (c + 1) as u32);
         if s.top()
             .cas_weak(
                 c as u32,
@@ -145,6 +168,8 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), (S::Item, Failu
             )
             .is_ok()
         {
+            s.held(Side::Push);
+            s.step("stack.push.claimed");
             break (c + 1) as u32;
         }
     };
@@ -160,6 +185,7 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), (S::Item, Failu
     ) {
         return Err((item, failure));
     }
+    s.step("stack.push.writing");
     s.write(slot, item);
     // SYNC POINT (slot state): Release publishes the item to the popper's Acquire CAS
     // READY → READING.
@@ -186,6 +212,7 @@ pub(crate) fn pop<S: Store>(s: &S) -> Result<Option<S::Item>, Failure> {
             return Ok(None);
         }
         // SYNC POINT (top): as in `push`.
+        s.intend(Side::Pop, c as u32);
         if s.top()
             .cas_weak(
                 c as u32,
@@ -195,17 +222,25 @@ pub(crate) fn pop<S: Store>(s: &S) -> Result<Option<S::Item>, Failure> {
             )
             .is_ok()
         {
+            s.held(Side::Pop);
+            s.step("stack.pop.claimed");
+            let state = s.state(c as u32).ok_or(Failure::Corrupt { top: c })?;
+            match acquire_slot(
+                s,
+                state,
+                c as u32,
+                (READY, READING),
+                ((c - 1) as u32, c as u32),
+            ) {
+                // The slot was a dead pusher's and is freed: pop what is below it.
+                Err(Failure::Abandoned) => continue,
+                other => other?,
+            }
             break c as u32;
         }
     };
     let state = s.state(slot).ok_or(Failure::Corrupt { top: slot as i32 })?;
-    acquire_slot(
-        s,
-        state,
-        slot,
-        (READY, READING),
-        (slot.wrapping_sub(1), slot),
-    )?;
+    s.step("stack.pop.reading");
     let item = s.read(slot);
     // SYNC POINT (slot state): Release hands the slot back to a pusher's Acquire CAS
     // EMPTY → WRITING, ordering our read before its write.

@@ -29,7 +29,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Anomaly, MAX_RETRIES, Word};
+use super::{Anomaly, MAX_RETRIES, Side, Word};
 
 /// The shared state a queue operates on.
 pub(crate) trait Store {
@@ -62,6 +62,13 @@ pub(crate) trait Store {
     fn note_tail(&self, _tail: u32) {}
     /// Called with the new `head` after a successful pop.
     fn note_head(&self, _head: u32) {}
+    /// Called before each claim CAS: the operation is about to claim `count` positions from
+    /// `pos` (a crash journal records it).
+    fn intend(&self, _side: Side, _pos: u32, _count: u32) {}
+    /// Called right after the claim CAS for the last intent succeeded.
+    fn held(&self, _side: Side) {}
+    /// Called at each named step of an operation (crash tests stop a process there).
+    fn step(&self, _name: &'static str) {}
 }
 
 /// `(seq - pos)` as a signed distance.
@@ -92,12 +99,17 @@ pub(crate) fn push<S: Store>(s: &S, item: S::Item) -> Result<(), Refused<S::Item
             // SeqCst on success: the slot's ownership is transferred by `seq`, not by `tail`,
             // so this needs no Acquire/Release; SeqCst orders it before the waiter-count load
             // of the wake that follows the push (`wait` module docs). Relaxed on failure.
+            s.intend(Side::Push, t, 1);
+            s.step("queue.push.intent");
             match s
                 .tail()
                 .cas_weak(t, t.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
             {
                 Ok(_) => {
+                    s.held(Side::Push);
+                    s.step("queue.push.claimed");
                     s.write(slot, item);
+                    s.step("queue.push.written");
                     // SYNC POINT (slot seq): Release publishes the item to the consumer's
                     // Acquire load of this `seq` in `pop`.
                     seq.store(t.wrapping_add(1), Ordering::Release);
@@ -155,12 +167,16 @@ pub(crate) fn pop<S: Store>(s: &S) -> Result<Option<S::Item>, Anomaly> {
         if d == 0 {
             // SeqCst on success, Relaxed on failure: as in `push` (the wake of waiting
             // producers follows the pop).
+            s.intend(Side::Pop, h, 1);
             match s
                 .head()
                 .cas_weak(h, h.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
             {
                 Ok(_) => {
+                    s.held(Side::Pop);
+                    s.step("queue.pop.claimed");
                     let item = s.read(slot);
+                    s.step("queue.pop.read");
                     // SYNC POINT (slot seq): Release hands the slot to the producer of the next
                     // lap, whose Acquire load in `push` orders its write after our read.
                     seq.store(h.wrapping_add(s.mask()).wrapping_add(1), Ordering::Release);
@@ -237,6 +253,7 @@ where
             free += 1;
         }
         if free > 0 {
+            s.intend(Side::Push, t, free);
             match s.tail().cas_weak(
                 t,
                 t.wrapping_add(free),
@@ -245,6 +262,8 @@ where
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
+                    s.held(Side::Push);
+                    s.step("queue.push_batch.claimed");
                     for (j, &item) in (0..free).zip(items) {
                         let pos = t.wrapping_add(j);
                         s.write(pos & s.mask(), item);
@@ -315,6 +334,7 @@ pub(crate) fn pop_batch<S: Store>(s: &S, out: &mut [S::Item]) -> Result<usize, A
             ready += 1;
         }
         if ready > 0 {
+            s.intend(Side::Pop, h, ready);
             match s.head().cas_weak(
                 h,
                 h.wrapping_add(ready),
@@ -323,6 +343,8 @@ pub(crate) fn pop_batch<S: Store>(s: &S, out: &mut [S::Item]) -> Result<usize, A
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
+                    s.held(Side::Pop);
+                    s.step("queue.pop_batch.claimed");
                     for (j, slot_out) in (0..ready).zip(out.iter_mut()) {
                         let pos = h.wrapping_add(j);
                         *slot_out = s.read(pos & s.mask());

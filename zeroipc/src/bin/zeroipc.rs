@@ -369,6 +369,10 @@ fn structure_json(r: &StructureReport) -> Value {
             "slot": d.slot,
             "in_flight": d.in_flight,
             "problem": d.problem,
+            "holder": d.holder.map(|p| json!({
+                "pid": p.pid,
+                "liveness": liveness_name(p.liveness),
+            })),
         })).collect::<Vec<_>>(),
         "sound": r.is_sound(),
     })

@@ -33,18 +33,21 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::algo::{Anomaly, MAX_RETRIES, vyukov};
+use crate::algo::{Anomaly, MAX_RETRIES, Side, vyukov};
 use crate::container::Capacity;
 use crate::container::slotted::{HEADER, Slotted, header_u32};
 use crate::error::{Error, PushError, Result};
+use crate::journal::{Claim, Journal, Op, Target};
 use crate::kind::{
-    self, Exercise, Handle, Invalid, Kind, Mismatch, Opened, StructureDefect, StructureKind,
+    self, Exercise, Handle, Invalid, Kind, Mismatch, Opened, Recovery, StructureDefect,
+    StructureKind,
 };
 use crate::layout::ShmLayout;
+use crate::peers::Liveness;
 use crate::raw::{Access, Anchored, Region, Slots, Word, Words};
 use crate::runtime;
 use crate::segment::Segment;
-use crate::wait::{Bell, Chime, Watch, pop_until, push_until, timeout_error};
+use crate::wait::{Bell, Chime, Rescue, Watch, pop_until, push_until, timeout_error};
 
 const OFF_HEAD: usize = 0;
 const OFF_TAIL: usize = 4;
@@ -95,6 +98,11 @@ pub struct Queue<T: ShmLayout> {
     tail_chime: Chime,
     /// The segment's waiter counts and poll interval, for blocking calls.
     bell: Bell,
+    /// This process's claims in flight, for recovery when it dies mid-operation.
+    journal: Option<Journal>,
+    /// The segment offset of the queue's entry (its identity in claims).
+    offset: u64,
+    stall_timeout: Duration,
     segment: Segment,
     name: String,
     _elem: PhantomData<fn() -> T>,
@@ -202,6 +210,10 @@ impl Kind for QueueKind {
         Some(u64::from(tail.wrapping_sub(head).min(geometry.capacity)))
     }
 
+    fn claim_slot(geometry: &Slotted, pos: u32) -> u64 {
+        u64::from(pos & geometry.capacity.wrapping_sub(1))
+    }
+
     fn audit(parts: &[Region<'_>], geometry: &Slotted) -> Vec<StructureDefect> {
         let Ok(part) = kind::only(parts) else {
             return Vec::new();
@@ -248,6 +260,7 @@ fn audit(part: &Region<'_>, geometry: &Slotted) -> Vec<StructureDefect> {
                 "`tail - head` is `{len}` (head `{head}`, tail `{tail}`), more than the capacity \
                  `{capacity}`"
             ),
+            holder: None,
         });
         return defects;
     }
@@ -267,6 +280,7 @@ fn audit(part: &Region<'_>, geometry: &Slotted) -> Vec<StructureDefect> {
             slot: Some(u64::from(slot)),
             in_flight,
             problem,
+            holder: None,
         };
         if offset < len {
             if seq == pos {
@@ -319,6 +333,10 @@ impl<T: ShmLayout> Handle for Queue<T> {
         let head_hint = CacheLine(AtomicU32::new(head.get().atomic().load(Ordering::Relaxed)));
         let tail_hint = CacheLine(AtomicU32::new(tail.get().atomic().load(Ordering::Relaxed)));
         let bell = runtime::bell(opened.segment);
+        let offset = opened.offset(0)?;
+        let journal = bell
+            .attachment()
+            .and_then(|a| Journal::new(a, Target::Queue, offset));
         Ok(Self {
             head_chime: bell.chime(opened.segment, head.get().atomic()),
             tail_chime: bell.chime(opened.segment, tail.get().atomic()),
@@ -330,6 +348,9 @@ impl<T: ShmLayout> Handle for Queue<T> {
             seqs,
             capacity: g.capacity,
             bell,
+            journal,
+            offset,
+            stall_timeout: crate::container::stack::DEFAULT_STALL_TIMEOUT,
             segment: opened.segment.clone(),
             name: opened.name.to_owned(),
             _elem: PhantomData,
@@ -422,7 +443,9 @@ impl<T: ShmLayout> Queue<T> {
     // the operation itself.
     #[inline(always)]
     pub fn push(&self, value: T) -> std::result::Result<(), PushError<T>> {
-        match vyukov::push(self, value) {
+        let pushed = vyukov::push(self, value);
+        self.settle();
+        match pushed {
             Ok(()) => {
                 self.tail_chime.ring(self.tail.get().atomic(), 1);
                 Ok(())
@@ -441,7 +464,9 @@ impl<T: ShmLayout> Queue<T> {
     // Always: as for `push`.
     #[inline(always)]
     pub fn pop(&self) -> Result<Option<T>> {
-        match vyukov::pop(self) {
+        let popped = vyukov::pop(self);
+        self.settle();
+        match popped {
             Ok(Some(item)) => {
                 self.head_chime.ring(self.head.get().atomic(), 1);
                 Ok(Some(item))
@@ -460,7 +485,9 @@ impl<T: ShmLayout> Queue<T> {
     ///
     /// [`Error::CorruptStructure`] as for [`push`](Self::push); nothing is enqueued.
     pub fn push_slice(&self, items: &[T]) -> Result<usize> {
-        let n = vyukov::push_batch(self, items).map_err(|a| self.anomaly(a))?;
+        let pushed = vyukov::push_batch(self, items);
+        self.settle();
+        let n = pushed.map_err(|a| self.anomaly(a))?;
         if n > 0 {
             self.tail_chime.ring(
                 self.tail.get().atomic(),
@@ -477,7 +504,9 @@ impl<T: ShmLayout> Queue<T> {
     ///
     /// [`Error::CorruptStructure`] as for [`pop`](Self::pop); nothing is dequeued.
     pub fn pop_into(&self, out: &mut [T]) -> Result<usize> {
-        let n = vyukov::pop_batch(self, out).map_err(|a| self.anomaly(a))?;
+        let popped = vyukov::pop_batch(self, out);
+        self.settle();
+        let n = popped.map_err(|a| self.anomaly(a))?;
         if n > 0 {
             self.head_chime.ring(
                 self.head.get().atomic(),
@@ -506,10 +535,18 @@ impl<T: ShmLayout> Queue<T> {
         // claimed a slot and not yet released it, which changes no counter.
         let at_rest =
             |head: u32| tail.atomic().load(Ordering::Relaxed) == head.wrapping_add(self.capacity);
+        // Stuck while `tail` stays put with a consumer between two steps: perhaps a dead one.
+        let key = || tail.atomic().load(Ordering::Relaxed);
+        let run = || self.rescue(true).0.undone > 0;
         let watch = Watch {
             bell: &self.bell,
             word: self.head.get().atomic(),
             at_rest: &at_rest,
+            rescue: Some(Rescue {
+                key: &key,
+                after: self.stall_timeout,
+                run: &run,
+            }),
         };
         push_until(
             timeout,
@@ -534,10 +571,18 @@ impl<T: ShmLayout> Queue<T> {
         // Empty at rest: `head` has caught up with the `tail` seen; otherwise a producer has
         // claimed a position and not yet published it, which changes no counter.
         let at_rest = |tail: u32| head.atomic().load(Ordering::Relaxed) == tail;
+        // Stuck while `head` stays put with a producer between two steps: perhaps a dead one.
+        let key = || head.atomic().load(Ordering::Relaxed);
+        let run = || self.rescue(true).0.undone > 0;
         let watch = Watch {
             bell: &self.bell,
             word: self.tail.get().atomic(),
             at_rest: &at_rest,
+            rescue: Some(Rescue {
+                key: &key,
+                after: self.stall_timeout,
+                run: &run,
+            }),
         };
         pop_until(
             timeout,
@@ -545,6 +590,173 @@ impl<T: ShmLayout> Queue<T> {
             || self.pop(),
             || self.timeout("pop_timeout", "the queue stayed empty", timeout),
         )
+    }
+
+    /// How long a blocked call waits behind a position claimed by a peer that does not finish
+    /// it before it checks whether that peer died ([`DEFAULT_STALL_TIMEOUT`](crate::DEFAULT_STALL_TIMEOUT)
+    /// unless set).
+    pub fn set_stall_timeout(&mut self, timeout: Duration) {
+        self.stall_timeout = timeout;
+    }
+
+    /// Undoes the claims of processes that died in the middle of an operation on this queue:
+    /// a position a dead producer claimed and never published is skipped once it is the next
+    /// to pop, and a slot a dead consumer claimed and never released is freed. The item each
+    /// was moving is lost (counted in the result); every other item stays, delivered exactly
+    /// once. `push_timeout` and `pop_timeout` do this themselves after waiting the stall
+    /// timeout behind such a claim; `push`, `pop` and the batch calls never wait, so a program
+    /// that only polls calls this (or runs `zeroipc repair`) when the queue stays stuck.
+    ///
+    /// Only claims this crate recorded are undone: processes of the other implementations,
+    /// and ours that found no free record or lane, record nothing, and a position one of them
+    /// holds stays stuck (`Segment::check_structure` reports it). A claim whose process may
+    /// have died before its claim succeeded is undone only if no live process claims the same
+    /// position and the position stays stuck for the stall timeout, which this call then
+    /// waits for.
+    ///
+    /// # Errors
+    ///
+    /// None today; `Result` leaves room for the checks of kinds to come.
+    pub fn recover(&self) -> Result<Recovery> {
+        let (mut done, uncertain) = self.rescue(false);
+        if uncertain > 0 {
+            // Uncertain claims: look again once they have stayed stuck for the stall timeout.
+            std::thread::sleep(self.stall_timeout);
+            let (again, _) = self.rescue(true);
+            done.undone = done.undone.saturating_add(again.undone);
+            done.lost = done.lost.saturating_add(again.lost);
+            done.pending = again.pending;
+        }
+        Ok(done)
+    }
+
+    /// One pass of recovery over the dead processes' claims on this queue; `confirmed` when
+    /// the caller has seen the queue stuck for the stall timeout (claims not known to be held
+    /// are undone only then). Also returns how many such claims were left.
+    #[cold]
+    #[inline(never)]
+    fn rescue(&self, confirmed: bool) -> (Recovery, u64) {
+        let mut done = Recovery::default();
+        let mut uncertain = 0u64;
+        let Some(ledger) = runtime::ledger(&self.segment) else {
+            return (done, uncertain);
+        };
+        let claims = ledger.claims(self.offset);
+        let live: Vec<&Claim> = claims
+            .iter()
+            .filter(|c| c.liveness != Liveness::Dead)
+            .collect();
+        for claim in claims.iter().filter(|c| c.liveness == Liveness::Dead) {
+            if !claim.held && !confirmed {
+                uncertain = uncertain.saturating_add(1);
+                done.pending = done.pending.saturating_add(1);
+                continue;
+            }
+            let mut pending = false;
+            let mut undone = 0u64;
+            for k in 0..claim.count.min(self.capacity) {
+                let pos = claim.pos.wrapping_add(k);
+                if live.iter().any(|l| l.op == claim.op && l.covers(pos)) {
+                    pending = true;
+                    continue;
+                }
+                match self.undo(claim.op, pos) {
+                    Undo::Done => undone = undone.saturating_add(1),
+                    Undo::Later => pending = true,
+                    Undo::Nothing => {}
+                }
+            }
+            if undone > 0 {
+                ledger.count(undone);
+                done.undone = done.undone.saturating_add(undone);
+                done.lost = done.lost.saturating_add(undone);
+            }
+            if pending {
+                done.pending = done.pending.saturating_add(1);
+            } else {
+                ledger.clear(claim);
+            }
+        }
+        ledger.sweep();
+        if done.undone > 0 {
+            self.head_chime.ring(self.head.get().atomic(), u32::MAX);
+            self.tail_chime.ring(self.tail.get().atomic(), u32::MAX);
+        }
+        (done, uncertain)
+    }
+
+    /// Undoes a dead process's claim of position `pos` for `op`, if it is still stuck.
+    fn undo(&self, op: Op, pos: u32) -> Undo {
+        let Some(seq) = vyukov::Store::seq(self, pos & self.capacity.wrapping_sub(1)) else {
+            return Undo::Nothing;
+        };
+        let claimed = |counter: &AtomicU32| {
+            // Acquire: the claim CAS on the counter published the lane we judged.
+            (counter.load(Ordering::Acquire).wrapping_sub(pos) as i32) > 0
+        };
+        match op {
+            Op::Pop => {
+                // Taken (head passed it) and never released: seq still says published.
+                // AcqRel on success: the dead consumer's accesses come before, the next
+                // producer's after (it pairs with that producer's Acquire load).
+                if claimed(self.head.get().atomic())
+                    && seq
+                        .compare_exchange(
+                            pos.wrapping_add(1),
+                            pos.wrapping_add(self.capacity),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    Undo::Done
+                } else {
+                    Undo::Nothing
+                }
+            }
+            Op::Push => {
+                // Claimed (tail passed it) and never published: seq still says free.
+                // SYNC POINT (slot seq): Acquire, as every load of a sequence word.
+                if seq.load(Ordering::Acquire) != pos || !claimed(self.tail.get().atomic()) {
+                    return Undo::Nothing;
+                }
+                let head = self.head.get().atomic();
+                // Relaxed: validated by the CAS below.
+                let h = head.load(Ordering::Relaxed);
+                if h != pos {
+                    // Items before it still to be popped (or it was skipped meanwhile).
+                    return if (pos.wrapping_sub(h) as i32) > 0 {
+                        Undo::Later
+                    } else {
+                        Undo::Nothing
+                    };
+                }
+                // Skip it as a consumer would take it: claim the position on `head` (SeqCst,
+                // as every claim), then hand the slot to the next lap's producer.
+                if head
+                    .compare_exchange(
+                        pos,
+                        pos.wrapping_add(1),
+                        Ordering::SeqCst,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+                {
+                    return Undo::Later;
+                }
+                // SYNC POINT (slot seq): Release, as a consumer's release of the slot in `pop`.
+                seq.store(pos.wrapping_add(self.capacity), Ordering::Release);
+                Undo::Done
+            }
+        }
+    }
+
+    /// Clears this thread's claim: the operation is over.
+    #[inline]
+    fn settle(&self) {
+        if let Some(journal) = &self.journal {
+            journal.settle();
+        }
     }
 
     #[cold]
@@ -568,6 +780,23 @@ impl<T: ShmLayout> Queue<T> {
     #[inline(never)]
     fn timeout(&self, op: &'static str, condition: &'static str, waited: Duration) -> Error {
         timeout_error(self.segment.name(), &self.name, op, condition, waited)
+    }
+}
+
+/// What undoing one position of a claim did.
+enum Undo {
+    /// Skipped or freed.
+    Done,
+    /// Still stuck, but cannot be undone yet.
+    Later,
+    /// Not stuck (finished, or undone by someone else).
+    Nothing,
+}
+
+fn op_of(side: Side) -> Op {
+    match side {
+        Side::Push => Op::Push,
+        Side::Pop => Op::Pop,
     }
 }
 
@@ -627,5 +856,24 @@ impl<T: ShmLayout> vyukov::Store for Queue<T> {
     #[inline]
     fn note_head(&self, head: u32) {
         self.head_hint.0.store(head, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn intend(&self, side: Side, pos: u32, count: u32) {
+        if let Some(journal) = &self.journal {
+            journal.intend(op_of(side), pos, count);
+        }
+    }
+
+    #[inline]
+    fn held(&self, side: Side) {
+        if let Some(journal) = &self.journal {
+            journal.hold(op_of(side));
+        }
+    }
+
+    #[inline(always)]
+    fn step(&self, name: &'static str) {
+        crate::failpoint::hit(name);
     }
 }

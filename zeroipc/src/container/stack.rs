@@ -27,14 +27,18 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::algo::Side;
 use crate::algo::stack::{self as algo, EMPTY, Failure, READING, READY, WRITING};
 use crate::container::Capacity;
 use crate::container::slotted::{HEADER, Slotted, header_u32};
 use crate::error::{Error, PushError, Result};
+use crate::journal::{Claim, Journal, Op as ClaimOp, Target};
 use crate::kind::{
-    self, Exercise, Handle, Invalid, Kind, Mismatch, Opened, StructureDefect, StructureKind,
+    self, Exercise, Handle, Invalid, Kind, Mismatch, Opened, Recovery, StructureDefect,
+    StructureKind,
 };
 use crate::layout::ShmLayout;
+use crate::peers::Liveness;
 use crate::raw::{Access, Anchored, Region, Slots, Word, Words};
 use crate::runtime;
 use crate::segment::Segment;
@@ -89,6 +93,10 @@ pub struct Stack<T: ShmLayout> {
     top_chime: Chime,
     /// The segment's waiter counts and poll interval, for blocking calls.
     bell: Bell,
+    /// This process's claims in flight, for recovery when it dies mid-operation.
+    journal: Option<Journal>,
+    /// The segment offset of the stack's entry (its identity in claims).
+    offset: u64,
     _elem: PhantomData<fn() -> T>,
 }
 
@@ -202,6 +210,7 @@ fn audit(part: &Region<'_>, geometry: &Slotted) -> Vec<StructureDefect> {
             slot: None,
             in_flight: false,
             problem: format!("top `{top}` is outside `-1..{}`", geometry.capacity),
+            holder: None,
         });
         return defects;
     }
@@ -250,6 +259,7 @@ fn audit(part: &Region<'_>, geometry: &Slotted) -> Vec<StructureDefect> {
             slot: Some(u64::from(slot)),
             in_flight,
             problem,
+            holder: None,
         });
     }
     defects
@@ -268,8 +278,14 @@ impl<T: ShmLayout> Handle for Stack<T> {
         let slots = opened.slots::<T>(0, HEADER, g.capacity as usize)?;
         let states = opened.words(0, g.words_at, g.capacity as usize)?;
         // Last, once nothing can fail: it may add the runtime entry.
+        let offset = opened.offset(0)?;
         let bell = runtime::bell(opened.segment);
+        let journal = bell
+            .attachment()
+            .and_then(|a| Journal::new(a, Target::Stack, offset));
         Ok(Self {
+            journal,
+            offset,
             segment: opened.segment.clone(),
             name: opened.name.to_owned(),
             top_chime: bell.chime(opened.segment, top.get().atomic()),
@@ -385,7 +401,9 @@ impl<T: ShmLayout> Stack<T> {
     /// `push`, waiting for a busy slot no later than `limit` (besides the stall timeout).
     fn push_by(&self, value: T, limit: Option<Instant>) -> std::result::Result<(), PushError<T>> {
         let op = self.op(limit);
-        match algo::push(&op, value) {
+        let pushed = algo::push(&op, value);
+        self.settle();
+        match pushed {
             Ok(()) => {
                 self.ring();
                 Ok(())
@@ -398,7 +416,9 @@ impl<T: ShmLayout> Stack<T> {
     /// `pop`, waiting for a busy slot no later than `limit` (besides the stall timeout).
     fn pop_by(&self, limit: Option<Instant>) -> Result<Option<T>> {
         let op = self.op(limit);
-        match algo::pop(&op) {
+        let popped = algo::pop(&op);
+        self.settle();
+        match popped {
             Ok(Some(item)) => {
                 self.ring();
                 Ok(Some(item))
@@ -497,6 +517,11 @@ impl<T: ShmLayout> Stack<T> {
                 kind: StructureKind::Stack.name(),
                 reason: format!("slot `{slot}` has state `{state}`, not 0 ..= 3"),
             },
+            Failure::Abandoned => Error::Internal {
+                segment: self.segment.name().to_owned(),
+                what: "pop a stack",
+                problem: "an abandoned slot escaped the pop loop",
+            },
             Failure::Full => Error::InvalidArgument {
                 what: "value",
                 reason: "the stack is full".into(),
@@ -511,6 +536,142 @@ impl<T: ShmLayout> Stack<T> {
             bell: &self.bell,
             word: self.top.get().atomic(),
             at_rest: &|_| true,
+            rescue: None,
+        }
+    }
+
+    /// Undoes the claims of processes that died in the middle of an operation on this stack:
+    /// a slot a dead popper claimed (left READY or READING above `top`) is freed, and a slot a
+    /// dead pusher claimed (left EMPTY or WRITING) is given up once it is the top. The item
+    /// each was moving is lost (counted in the result); every other item stays. Operations
+    /// that wait the stall timeout on such a slot do this themselves before failing with
+    /// [`Error::PeerStalled`]; this call is for a stack that nobody is using at the moment, or
+    /// for `zeroipc repair`. Its limits are those of [`Queue::recover`](crate::Queue::recover).
+    ///
+    /// # Errors
+    ///
+    /// None today; `Result` leaves room for the checks of kinds to come.
+    pub fn recover(&self) -> Result<Recovery> {
+        let (mut done, uncertain) = self.rescue_all(false);
+        if uncertain > 0 {
+            std::thread::sleep(self.stall_timeout);
+            let (again, _) = self.rescue_all(true);
+            done.undone = done.undone.saturating_add(again.undone);
+            done.lost = done.lost.saturating_add(again.lost);
+            done.pending = again.pending;
+        }
+        if done.undone > 0 {
+            self.ring();
+        }
+        Ok(done)
+    }
+
+    /// One pass of recovery over every dead claim on the stack; `confirmed` when claims not
+    /// known to be held may be undone. Also returns how many such claims were left.
+    fn rescue_all(&self, confirmed: bool) -> (Recovery, u64) {
+        let mut done = Recovery::default();
+        let mut uncertain = 0u64;
+        let Some(ledger) = runtime::ledger(&self.segment) else {
+            return (done, uncertain);
+        };
+        let claims = ledger.claims(self.offset);
+        for claim in claims.iter().filter(|c| c.liveness == Liveness::Dead) {
+            if !claim.held && !confirmed {
+                uncertain = uncertain.saturating_add(1);
+                done.pending = done.pending.saturating_add(1);
+                continue;
+            }
+            if self.contested(&claims, claim, claim.pos) {
+                done.pending = done.pending.saturating_add(1);
+                continue;
+            }
+            match self.undo(claim, None) {
+                Undo::Done => {
+                    ledger.count(1);
+                    ledger.clear(claim);
+                    done.undone = done.undone.saturating_add(1);
+                    done.lost = done.lost.saturating_add(1);
+                }
+                Undo::Later => done.pending = done.pending.saturating_add(1),
+                Undo::Nothing => ledger.clear(claim),
+            }
+        }
+        ledger.sweep();
+        (done, uncertain)
+    }
+
+    /// Whether a live (or undecidable) process claims `slot` for the same side as `claim`.
+    fn contested(&self, claims: &[Claim], claim: &Claim, slot: u32) -> bool {
+        claims
+            .iter()
+            .any(|l| l.liveness != Liveness::Dead && l.op == claim.op && l.covers(slot))
+    }
+
+    /// Frees the slot of a dead process's `claim` if it is still stuck. `waiting` is set when
+    /// an operation of ours waits on that slot (a pusher for EMPTY, a popper for READY, having
+    /// moved `top` past it already); otherwise a dead pusher's slot is given up only at the top.
+    fn undo(&self, claim: &Claim, waiting: Option<Side>) -> Undo {
+        let slot = claim.pos;
+        let Some(state) = self.states.get().get(slot as usize) else {
+            return Undo::Nothing;
+        };
+        // SYNC POINT (slot state): Acquire, as every judgement of a slot state.
+        let seen = state.load(Ordering::Acquire);
+        match claim.op {
+            // A dead popper's slot, READY (never taken) or READING (mid-copy): free it.
+            // AcqRel: its accesses come before, the next pusher's after.
+            ClaimOp::Pop if seen == READY || seen == READING => {
+                if state
+                    .compare_exchange(seen, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    Undo::Done
+                } else {
+                    Undo::Nothing
+                }
+            }
+            ClaimOp::Push if seen == EMPTY || seen == WRITING => {
+                if waiting != Some(Side::Pop) {
+                    // Give it up as a popper would: take it off the top first.
+                    let top = self.top.get().atomic();
+                    // Relaxed: validated by the CAS.
+                    let t = top.load(Ordering::Relaxed) as i32;
+                    if t != slot as i32 {
+                        return if t > slot as i32 {
+                            Undo::Later
+                        } else {
+                            Undo::Nothing
+                        };
+                    }
+                    // SeqCst, as every claim on `top`.
+                    if top
+                        .compare_exchange(
+                            slot,
+                            slot.wrapping_sub(1),
+                            Ordering::SeqCst,
+                            Ordering::Relaxed,
+                        )
+                        .is_err()
+                    {
+                        return Undo::Later;
+                    }
+                }
+                if seen == WRITING {
+                    // AcqRel, as above.
+                    let _ =
+                        state.compare_exchange(WRITING, EMPTY, Ordering::AcqRel, Ordering::Relaxed);
+                }
+                Undo::Done
+            }
+            _ => Undo::Nothing,
+        }
+    }
+
+    /// Clears this thread's claim: the operation is over.
+    #[inline]
+    fn settle(&self) {
+        if let Some(journal) = &self.journal {
+            journal.settle();
         }
     }
 
@@ -534,6 +695,23 @@ struct Op<'a, T: ShmLayout> {
     /// How long the last wait was allowed to last, for the error.
     bound: Cell<Duration>,
     backoff: Cell<Backoff>,
+}
+
+/// What undoing a claim did.
+enum Undo {
+    /// Freed or given up.
+    Done,
+    /// Still stuck, but cannot be undone yet.
+    Later,
+    /// Not stuck (finished, or undone by someone else).
+    Nothing,
+}
+
+fn claim_op(side: Side) -> ClaimOp {
+    match side {
+        Side::Push => ClaimOp::Push,
+        Side::Pop => ClaimOp::Pop,
+    }
 }
 
 impl<T: ShmLayout> algo::Store for Op<'_, T> {
@@ -598,5 +776,56 @@ impl<T: ShmLayout> algo::Store for Op<'_, T> {
         let more = backoff.snooze(deadline);
         self.backoff.set(backoff);
         more
+    }
+
+    fn intend(&self, side: Side, slot: u32) {
+        if let Some(journal) = &self.stack.journal {
+            journal.intend(claim_op(side), slot, 1);
+        }
+    }
+
+    fn held(&self, side: Side) {
+        if let Some(journal) = &self.stack.journal {
+            journal.hold(claim_op(side));
+        }
+    }
+
+    #[inline(always)]
+    fn step(&self, name: &'static str) {
+        crate::failpoint::hit(name);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rescue(&self, side: Side, slot: u32, _state: u32) -> bool {
+        let stack = self.stack;
+        let Some(ledger) = runtime::ledger(&stack.segment) else {
+            return false;
+        };
+        // The claim in the way is the other side's: a popper's slot for a pusher, a pusher's
+        // for a popper. This operation has waited the stall timeout on it, which confirms
+        // claims not known to be held.
+        let other = match side {
+            Side::Push => ClaimOp::Pop,
+            Side::Pop => ClaimOp::Push,
+        };
+        let claims = ledger.claims(stack.offset);
+        let Some(claim) = claims
+            .iter()
+            .find(|c| c.liveness == Liveness::Dead && c.op == other && c.covers(slot))
+        else {
+            return false;
+        };
+        if stack.contested(&claims, claim, slot) {
+            return false;
+        }
+        match stack.undo(claim, Some(side)) {
+            Undo::Done => {
+                ledger.count(1);
+                ledger.clear(claim);
+                true
+            }
+            Undo::Later | Undo::Nothing => false,
+        }
     }
 }

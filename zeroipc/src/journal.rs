@@ -1,0 +1,299 @@
+//! Claims in flight: what each thread of a recorded process is in the middle of, so that a
+//! process that dies between claiming a queue position or stack slot and finishing it can be
+//! told apart from one that is merely slow, and its claim undone.
+//!
+//! Every process record (`peers`) owns [`LANES`] lanes in the runtime entry (FORMAT.md appendix
+//! R); a thread takes one of its process's lane numbers on its first operation and keeps it
+//! until it exits, so no two live threads of a process share a lane. A lane is two words:
+//!
+//! ```text
+//! +0 atomic u64 what   0 = idle; else offset << 8 | HELD << 4 | kind << 2 | op
+//! +8 atomic u64 span   first position (or slot) | count << 32
+//! ```
+//!
+//! `offset` is the segment offset of the structure's entry, `kind` 1 queue / 2 stack, `op` 1
+//! push / 2 pop. An operation writes `span` then `what` before the compare-and-swap that claims
+//! its positions (*intent*), sets `HELD` once that CAS has succeeded (*held*), and clears `what`
+//! when it is finished or has given up. Those are ordinary stores to a cache line no other
+//! thread writes; the claim CAS (`SeqCst`, a release) publishes the intent to every process that
+//! later reads the counter it moved with acquire ordering.
+//!
+//! A held claim of a dead process is proof: those positions were its and it will never finish
+//! them. An intent without `HELD` is weaker: the process may have died between its CAS and the
+//! store of `HELD` (then the positions are its), or before its CAS succeeded (then another
+//! producer holds them, and is perhaps slow). Recovery acts on such an intent only when no live
+//! lane claims the same position and the position has stayed stuck for a stall timeout.
+
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::peers::{Attachment, Liveness};
+use crate::raw::{Anchored, Region};
+
+/// Lanes per process record: the threads of one process that can be in an operation at once
+/// with their claims recorded. A thread beyond them works as usual, unrecorded.
+pub(crate) const LANES: usize = LANES_U32 as usize;
+/// [`LANES`] as stored.
+pub(crate) const LANES_U32: u32 = 8;
+/// Size of one lane.
+pub(crate) const LANE: usize = 16;
+
+const OFF_WHAT: usize = 0;
+const OFF_SPAN: usize = 8;
+const HELD: u64 = 1 << 4;
+const OP_MASK: u64 = 0b11;
+const KIND_SHIFT: u32 = 2;
+const OFFSET_SHIFT: u32 = 8;
+
+/// What a claim is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Positions or a slot claimed to write an item.
+    Push = 1,
+    /// Positions or a slot claimed to take an item.
+    Pop = 2,
+}
+
+/// The kinds whose operations claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A queue: positions (counter values).
+    Queue = 1,
+    /// A stack: a slot index.
+    Stack = 2,
+}
+
+/// One process's lane numbers, handed to threads (a bit set; a set bit is taken).
+static TAKEN: AtomicU32 = AtomicU32::new(0);
+
+/// A lane number held by the current thread until it exits.
+struct Ticket(Option<usize>);
+
+impl Ticket {
+    fn take() -> Self {
+        // Relaxed: the bit set only hands out distinct numbers; no data is published with it.
+        let mut taken = TAKEN.load(Ordering::Relaxed);
+        loop {
+            let free = !taken;
+            if free == 0 || free.trailing_zeros() as usize >= LANES {
+                return Self(None);
+            }
+            let bit = 1u32 << free.trailing_zeros();
+            match TAKEN.compare_exchange_weak(
+                taken,
+                taken | bit,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Self(Some(free.trailing_zeros() as usize)),
+                Err(now) => taken = now,
+            }
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(lane) = self.0 {
+            // Relaxed: as in `take`. The lanes of a number handed back are idle: every
+            // operation clears its lane before it returns.
+            TAKEN.fetch_and(!(1u32 << lane), Ordering::Relaxed);
+        }
+    }
+}
+
+thread_local! {
+    static TICKET: Ticket = Ticket::take();
+}
+
+/// The current thread's lane number, `None` when every one is taken (or the thread is exiting).
+#[inline]
+fn lane_number() -> Option<usize> {
+    TICKET.try_with(|t| t.0).ok().flatten()
+}
+
+/// A handle's access to its process's lanes for one structure.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    lanes: Anchored<Region<'static>>,
+    /// `what` of an intent, without the op.
+    base: u64,
+    _attachment: Arc<Attachment>,
+}
+
+impl Journal {
+    /// The journal of structure `target` at segment offset `offset`, through `attachment`'s
+    /// lanes; `None` without lanes or for an offset too large to record.
+    pub(crate) fn new(attachment: &Arc<Attachment>, target: Target, offset: u64) -> Option<Self> {
+        let lanes = attachment.lanes()?.clone();
+        if offset == 0 || offset >> (64 - OFFSET_SHIFT) != 0 {
+            return None;
+        }
+        Some(Self {
+            lanes,
+            base: offset << OFFSET_SHIFT | (target as u64) << KIND_SHIFT,
+            _attachment: Arc::clone(attachment),
+        })
+    }
+
+    #[inline]
+    fn lane(&self) -> Option<(&AtomicU64, &AtomicU64)> {
+        let at = lane_number()?.checked_mul(LANE)?;
+        let lanes = self.lanes.get();
+        let what = lanes.atomic_u64(at.checked_add(OFF_WHAT)?).ok()?;
+        let span = lanes.atomic_u64(at.checked_add(OFF_SPAN)?).ok()?;
+        Some((what, span))
+    }
+
+    /// Records the intent to claim `count` positions from `pos` for `op`; call before the CAS.
+    #[inline]
+    pub(crate) fn intend(&self, op: Op, pos: u32, count: u32) {
+        if let Some((what, span)) = self.lane() {
+            // Relaxed, both: the claim CAS that follows (a SeqCst read-modify-write, so a
+            // release) publishes them to whoever reads the counter with acquire ordering; a
+            // reader that sees the lane half-written only finds a live claim to wait for.
+            span.store(u64::from(pos) | u64::from(count) << 32, Ordering::Relaxed);
+            what.store(self.base | op as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Records that the claim CAS for the intent succeeded.
+    #[inline]
+    pub(crate) fn hold(&self, op: Op) {
+        if let Some((what, _)) = self.lane() {
+            // Relaxed: only ever judged after the process is dead, when all its stores are
+            // visible; to a live reader it only confirms a claim it waits for anyway.
+            what.store(self.base | op as u64 | HELD, Ordering::Relaxed);
+        }
+    }
+
+    /// Clears the lane: the operation finished or gave up.
+    #[inline]
+    pub(crate) fn settle(&self) {
+        if let Some((what, _)) = self.lane() {
+            // Release: the steps that finished the operation (the publishing store of a
+            // sequence or state word) are visible to a reader that sees the lane idle with an
+            // Acquire load, so it never takes a finished claim for a stuck one.
+            what.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// A claim read from a lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claim {
+    /// The process that made it.
+    pub(crate) pid: u32,
+    /// Whether that process still runs.
+    pub(crate) liveness: Liveness,
+    /// The segment offset of the structure.
+    pub(crate) offset: u64,
+    /// The kind of the structure.
+    pub(crate) target: Target,
+    /// What for.
+    pub(crate) op: Op,
+    /// Whether the claim CAS is known to have succeeded.
+    pub(crate) held: bool,
+    /// First position or slot.
+    pub(crate) pos: u32,
+    /// Number of positions.
+    pub(crate) count: u32,
+    /// Where the lane is in the runtime entry's lanes and the `what` value read, so that
+    /// recovery can clear exactly this claim.
+    pub(crate) lane: usize,
+    what: u64,
+}
+
+impl Claim {
+    /// Whether the claim covers position `pos` (wrapping).
+    pub(crate) fn covers(&self, pos: u32) -> bool {
+        pos.wrapping_sub(self.pos) < self.count
+    }
+}
+
+/// The claims in `lanes` (the lanes area of a runtime entry) of the records whose processes
+/// `peers` lists (record index, pid, liveness), of structure `offset` (any when `None`).
+pub(crate) fn claims(
+    lanes: Region<'_>,
+    peers: &[(usize, u32, Liveness)],
+    offset: Option<u64>,
+) -> Vec<Claim> {
+    let mut out = Vec::new();
+    for &(record, pid, liveness) in peers {
+        for j in 0..LANES {
+            let Some(lane) = record.checked_mul(LANES).and_then(|l| l.checked_add(j)) else {
+                continue;
+            };
+            let Some(at) = lane.checked_mul(LANE) else {
+                continue;
+            };
+            // Acquire: pairs with `settle`'s Release (a cleared lane's operation is visible).
+            let (Ok(what), Some(Ok(span))) = (
+                lanes.load_u64(at, Ordering::Acquire),
+                at.checked_add(OFF_SPAN)
+                    .map(|o| lanes.load_u64(o, Ordering::Acquire)),
+            ) else {
+                continue;
+            };
+            let Some(claim) = decode(what, span, pid, liveness, lane) else {
+                continue;
+            };
+            if offset.is_none_or(|o| o == claim.offset) {
+                out.push(claim);
+            }
+        }
+    }
+    out
+}
+
+fn decode(what: u64, span: u64, pid: u32, liveness: Liveness, lane: usize) -> Option<Claim> {
+    let op = match what & OP_MASK {
+        1 => Op::Push,
+        2 => Op::Pop,
+        _ => return None,
+    };
+    let target = match (what >> KIND_SHIFT) & 0b11 {
+        1 => Target::Queue,
+        2 => Target::Stack,
+        _ => return None,
+    };
+    Some(Claim {
+        pid,
+        liveness,
+        offset: what >> OFFSET_SHIFT,
+        target,
+        op,
+        held: what & HELD != 0,
+        pos: u32::try_from(span & u64::from(u32::MAX)).ok()?,
+        count: u32::try_from(span >> 32).ok()?,
+        lane,
+        what,
+    })
+}
+
+/// Whether lane `lane` of `lanes` is idle.
+pub(crate) fn idle(lanes: Region<'_>, lane: usize) -> bool {
+    lane.checked_mul(LANE)
+        .and_then(|at| lanes.load_u64(at, Ordering::Acquire).ok())
+        .is_none_or(|what| what == 0)
+}
+
+/// Clears `claim`'s lane if it still holds that claim: its process is dead and recovery has
+/// dealt with every position it covered.
+pub(crate) fn clear(lanes: Region<'_>, claim: &Claim) {
+    let Some(word) = claim
+        .lane
+        .checked_mul(LANE)
+        .and_then(|at| lanes.atomic_u64(at).ok())
+    else {
+        return;
+    };
+    // AcqRel: the recovery's writes come before; a later owner of the record writes after.
+    let _ = word.compare_exchange(claim.what, 0, Ordering::AcqRel, Ordering::Relaxed);
+}
