@@ -101,6 +101,8 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         if let Some(lane) = self.0 {
+            // Later operations of this exiting thread (other destructors) go unrecorded.
+            let _ = LANE_NUMBER.try_with(|c| c.set(NONE));
             // Relaxed: as in `take`. The lanes of a number handed back are idle: every
             // operation clears its lane before it returns.
             TAKEN.fetch_and(!(1u32 << lane), Ordering::Relaxed);
@@ -108,14 +110,36 @@ impl Drop for Ticket {
     }
 }
 
+/// The current thread's lane number, once taken: [`NONE`] when every one was taken, [`UNSET`]
+/// before the first operation. A `const` cell without a destructor, so that reading it costs
+/// one thread-local load on the hot path; the ticket that hands the number back when the
+/// thread exits lives in a second thread-local, touched once.
+const UNSET: u8 = u8::MAX;
+const NONE: u8 = u8::MAX - 1;
+
 thread_local! {
+    static LANE_NUMBER: std::cell::Cell<u8> = const { std::cell::Cell::new(UNSET) };
     static TICKET: Ticket = Ticket::take();
 }
 
 /// The current thread's lane number, `None` when every one is taken (or the thread is exiting).
 #[inline]
 fn lane_number() -> Option<usize> {
-    TICKET.try_with(|t| t.0).ok().flatten()
+    let n = LANE_NUMBER.with(std::cell::Cell::get);
+    match n {
+        UNSET => first_lane_number(),
+        NONE => None,
+        n => Some(usize::from(n)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn first_lane_number() -> Option<usize> {
+    let n = TICKET.try_with(|t| t.0).ok().flatten();
+    let stored = n.and_then(|n| u8::try_from(n).ok()).unwrap_or(NONE);
+    LANE_NUMBER.with(|c| c.set(stored));
+    n
 }
 
 /// A handle's access to its process's lanes for one structure.
@@ -142,46 +166,57 @@ impl Journal {
         })
     }
 
+    /// The current thread's lane, resolved once per operation.
     #[inline]
-    fn lane(&self) -> Option<(&AtomicU64, &AtomicU64)> {
+    pub(crate) fn lane(&self) -> Option<Lane<'_>> {
         let at = lane_number()?.checked_mul(LANE)?;
         let lanes = self.lanes.get();
         let what = lanes.atomic_u64(at.checked_add(OFF_WHAT)?).ok()?;
         let span = lanes.atomic_u64(at.checked_add(OFF_SPAN)?).ok()?;
-        Some((what, span))
+        Some(Lane {
+            what,
+            span,
+            base: self.base,
+        })
     }
+}
 
+/// The current thread's lane for one operation on one structure.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lane<'a> {
+    what: &'a AtomicU64,
+    span: &'a AtomicU64,
+    base: u64,
+}
+
+impl Lane<'_> {
     /// Records the intent to claim `count` positions from `pos` for `op`; call before the CAS.
     #[inline]
     pub(crate) fn intend(&self, op: Op, pos: u32, count: u32) {
-        if let Some((what, span)) = self.lane() {
-            // Relaxed, both: the claim CAS that follows (a SeqCst read-modify-write, so a
-            // release) publishes them to whoever reads the counter with acquire ordering; a
-            // reader that sees the lane half-written only finds a live claim to wait for.
-            span.store(u64::from(pos) | u64::from(count) << 32, Ordering::Relaxed);
-            what.store(self.base | op as u64, Ordering::Relaxed);
-        }
+        // Relaxed, both: the claim CAS that follows (a SeqCst read-modify-write, so a
+        // release) publishes them to whoever reads the counter with acquire ordering; a
+        // reader that sees the lane half-written only finds a live claim to wait for.
+        self.span
+            .store(u64::from(pos) | u64::from(count) << 32, Ordering::Relaxed);
+        self.what.store(self.base | op as u64, Ordering::Relaxed);
     }
 
     /// Records that the claim CAS for the intent succeeded.
     #[inline]
     pub(crate) fn hold(&self, op: Op) {
-        if let Some((what, _)) = self.lane() {
-            // Relaxed: only ever judged after the process is dead, when all its stores are
-            // visible; to a live reader it only confirms a claim it waits for anyway.
-            what.store(self.base | op as u64 | HELD, Ordering::Relaxed);
-        }
+        // Relaxed: only ever judged after the process is dead, when all its stores are
+        // visible; to a live reader it only confirms a claim it waits for anyway.
+        self.what
+            .store(self.base | op as u64 | HELD, Ordering::Relaxed);
     }
 
     /// Clears the lane: the operation finished or gave up.
     #[inline]
     pub(crate) fn settle(&self) {
-        if let Some((what, _)) = self.lane() {
-            // Release: the steps that finished the operation (the publishing store of a
-            // sequence or state word) are visible to a reader that sees the lane idle with an
-            // Acquire load, so it never takes a finished claim for a stuck one.
-            what.store(0, Ordering::Release);
-        }
+        // Release: the steps that finished the operation (the publishing store of a sequence
+        // or state word) are visible to a reader that sees the lane idle with an Acquire
+        // load, so it never takes a finished claim for a stuck one.
+        self.what.store(0, Ordering::Release);
     }
 }
 

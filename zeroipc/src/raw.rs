@@ -161,6 +161,7 @@ unsafe impl Sync for Region<'_> {}
 macro_rules! atomic_accessor {
     ($(#[$doc:meta])* $fn:ident, $atomic:ty, $prim:ty) => {
         $(#[$doc])*
+        #[inline]
         pub(crate) fn $fn(&self, offset: usize) -> Result<&'a $atomic, Access> {
             let ptr = self.ptr_for(offset, size_of::<$prim>(), true)?;
             if !ptr.cast::<$prim>().is_aligned() {

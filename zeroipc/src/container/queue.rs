@@ -37,7 +37,7 @@ use crate::algo::{Anomaly, MAX_RETRIES, Side, vyukov};
 use crate::container::Capacity;
 use crate::container::slotted::{HEADER, Slotted, header_u32};
 use crate::error::{Error, PushError, Result};
-use crate::journal::{Claim, Journal, Op, Target};
+use crate::journal::{Claim, Journal, Lane, Op, Target};
 use crate::kind::{
     self, Exercise, Handle, Invalid, Kind, Mismatch, Opened, Recovery, StructureDefect,
     StructureKind,
@@ -443,8 +443,9 @@ impl<T: ShmLayout> Queue<T> {
     // the operation itself.
     #[inline(always)]
     pub fn push(&self, value: T) -> std::result::Result<(), PushError<T>> {
-        let pushed = vyukov::push(self, value);
-        self.settle();
+        let op = self.claiming();
+        let pushed = vyukov::push(&op, value);
+        op.settle();
         match pushed {
             Ok(()) => {
                 self.tail_chime.ring(self.tail.get().atomic(), 1);
@@ -464,8 +465,9 @@ impl<T: ShmLayout> Queue<T> {
     // Always: as for `push`.
     #[inline(always)]
     pub fn pop(&self) -> Result<Option<T>> {
-        let popped = vyukov::pop(self);
-        self.settle();
+        let op = self.claiming();
+        let popped = vyukov::pop(&op);
+        op.settle();
         match popped {
             Ok(Some(item)) => {
                 self.head_chime.ring(self.head.get().atomic(), 1);
@@ -485,8 +487,9 @@ impl<T: ShmLayout> Queue<T> {
     ///
     /// [`Error::CorruptStructure`] as for [`push`](Self::push); nothing is enqueued.
     pub fn push_slice(&self, items: &[T]) -> Result<usize> {
-        let pushed = vyukov::push_batch(self, items);
-        self.settle();
+        let op = self.claiming();
+        let pushed = vyukov::push_batch(&op, items);
+        op.settle();
         let n = pushed.map_err(|a| self.anomaly(a))?;
         if n > 0 {
             self.tail_chime.ring(
@@ -504,8 +507,9 @@ impl<T: ShmLayout> Queue<T> {
     ///
     /// [`Error::CorruptStructure`] as for [`pop`](Self::pop); nothing is dequeued.
     pub fn pop_into(&self, out: &mut [T]) -> Result<usize> {
-        let popped = vyukov::pop_batch(self, out);
-        self.settle();
+        let op = self.claiming();
+        let popped = vyukov::pop_batch(&op, out);
+        op.settle();
         let n = popped.map_err(|a| self.anomaly(a))?;
         if n > 0 {
             self.head_chime.ring(
@@ -751,11 +755,12 @@ impl<T: ShmLayout> Queue<T> {
         }
     }
 
-    /// Clears this thread's claim: the operation is over.
+    /// The store one operation runs on: the queue, with this thread's lane for its claims.
     #[inline]
-    fn settle(&self) {
-        if let Some(journal) = &self.journal {
-            journal.settle();
+    fn claiming(&self) -> Claiming<'_, T> {
+        Claiming {
+            queue: self,
+            lane: self.journal.as_ref().and_then(Journal::lane),
         }
     }
 
@@ -857,18 +862,89 @@ impl<T: ShmLayout> vyukov::Store for Queue<T> {
     fn note_head(&self, head: u32) {
         self.head_hint.0.store(head, Ordering::Relaxed);
     }
+}
+
+/// One operation's store: the queue and this thread's lane, resolved once per operation.
+struct Claiming<'a, T: ShmLayout> {
+    queue: &'a Queue<T>,
+    lane: Option<Lane<'a>>,
+}
+
+impl<T: ShmLayout> Claiming<'_, T> {
+    /// Clears this thread's claim: the operation is over.
+    #[inline]
+    fn settle(&self) {
+        if let Some(lane) = &self.lane {
+            lane.settle();
+        }
+    }
+}
+
+impl<T: ShmLayout> vyukov::Store for Claiming<'_, T> {
+    type W = AtomicU32;
+    type Item = T;
+
+    #[inline]
+    fn head(&self) -> &AtomicU32 {
+        vyukov::Store::head(self.queue)
+    }
+
+    #[inline]
+    fn tail(&self) -> &AtomicU32 {
+        vyukov::Store::tail(self.queue)
+    }
+
+    #[inline]
+    fn seq(&self, slot: u32) -> Option<&AtomicU32> {
+        vyukov::Store::seq(self.queue, slot)
+    }
+
+    #[inline]
+    fn mask(&self) -> u32 {
+        vyukov::Store::mask(self.queue)
+    }
+
+    #[inline]
+    fn write(&self, slot: u32, item: T) {
+        vyukov::Store::write(self.queue, slot, item);
+    }
+
+    #[inline]
+    fn read(&self, slot: u32) -> T {
+        vyukov::Store::read(self.queue, slot)
+    }
+
+    #[inline]
+    fn tail_guess(&self) -> u32 {
+        vyukov::Store::tail_guess(self.queue)
+    }
+
+    #[inline]
+    fn head_guess(&self) -> u32 {
+        vyukov::Store::head_guess(self.queue)
+    }
+
+    #[inline]
+    fn note_tail(&self, tail: u32) {
+        vyukov::Store::note_tail(self.queue, tail);
+    }
+
+    #[inline]
+    fn note_head(&self, head: u32) {
+        vyukov::Store::note_head(self.queue, head);
+    }
 
     #[inline]
     fn intend(&self, side: Side, pos: u32, count: u32) {
-        if let Some(journal) = &self.journal {
-            journal.intend(op_of(side), pos, count);
+        if let Some(lane) = &self.lane {
+            lane.intend(op_of(side), pos, count);
         }
     }
 
     #[inline]
     fn held(&self, side: Side) {
-        if let Some(journal) = &self.journal {
-            journal.hold(op_of(side));
+        if let Some(lane) = &self.lane {
+            lane.hold(op_of(side));
         }
     }
 

@@ -32,7 +32,7 @@ use crate::algo::stack::{self as algo, EMPTY, Failure, READING, READY, WRITING};
 use crate::container::Capacity;
 use crate::container::slotted::{HEADER, Slotted, header_u32};
 use crate::error::{Error, PushError, Result};
-use crate::journal::{Claim, Journal, Op as ClaimOp, Target};
+use crate::journal::{Claim, Journal, Lane, Op as ClaimOp, Target};
 use crate::kind::{
     self, Exercise, Handle, Invalid, Kind, Mismatch, Opened, Recovery, StructureDefect,
     StructureKind,
@@ -402,7 +402,7 @@ impl<T: ShmLayout> Stack<T> {
     fn push_by(&self, value: T, limit: Option<Instant>) -> std::result::Result<(), PushError<T>> {
         let op = self.op(limit);
         let pushed = algo::push(&op, value);
-        self.settle();
+        op.settle();
         match pushed {
             Ok(()) => {
                 self.ring();
@@ -417,7 +417,7 @@ impl<T: ShmLayout> Stack<T> {
     fn pop_by(&self, limit: Option<Instant>) -> Result<Option<T>> {
         let op = self.op(limit);
         let popped = algo::pop(&op);
-        self.settle();
+        op.settle();
         match popped {
             Ok(Some(item)) => {
                 self.ring();
@@ -667,14 +667,6 @@ impl<T: ShmLayout> Stack<T> {
         }
     }
 
-    /// Clears this thread's claim: the operation is over.
-    #[inline]
-    fn settle(&self) {
-        if let Some(journal) = &self.journal {
-            journal.settle();
-        }
-    }
-
     fn op(&self, limit: Option<Instant>) -> Op<'_, T> {
         Op {
             stack: self,
@@ -682,6 +674,7 @@ impl<T: ShmLayout> Stack<T> {
             deadline: Cell::new(None),
             bound: Cell::new(self.stall_timeout),
             backoff: Cell::new(Backoff::new()),
+            lane: self.journal.as_ref().and_then(Journal::lane),
         }
     }
 }
@@ -695,6 +688,17 @@ struct Op<'a, T: ShmLayout> {
     /// How long the last wait was allowed to last, for the error.
     bound: Cell<Duration>,
     backoff: Cell<Backoff>,
+    /// This thread's lane for the operation's claims.
+    lane: Option<Lane<'a>>,
+}
+
+impl<T: ShmLayout> Op<'_, T> {
+    /// Clears this thread's claim: the operation is over.
+    fn settle(&self) {
+        if let Some(lane) = &self.lane {
+            lane.settle();
+        }
+    }
 }
 
 /// What undoing a claim did.
@@ -779,14 +783,14 @@ impl<T: ShmLayout> algo::Store for Op<'_, T> {
     }
 
     fn intend(&self, side: Side, slot: u32) {
-        if let Some(journal) = &self.stack.journal {
-            journal.intend(claim_op(side), slot, 1);
+        if let Some(lane) = &self.lane {
+            lane.intend(claim_op(side), slot, 1);
         }
     }
 
     fn held(&self, side: Side) {
-        if let Some(journal) = &self.stack.journal {
-            journal.hold(claim_op(side));
+        if let Some(lane) = &self.lane {
+            lane.hold(claim_op(side));
         }
     }
 
