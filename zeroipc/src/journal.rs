@@ -332,3 +332,21 @@ pub(crate) fn clear(lanes: Region<'_>, claim: &Claim) {
     // AcqRel: the recovery's writes come before; a later owner of the record writes after.
     let _ = word.compare_exchange(claim.what, 0, Ordering::AcqRel, Ordering::Relaxed);
 }
+
+/// A whole recovery of one structure: a pass that undoes the held claims of dead processes,
+/// then, if claims of theirs not known to be held are left (`rescue` returns how many), a
+/// second pass after waiting `stall`, which undoes those whose positions are still stuck.
+pub(crate) fn recover(
+    stall: std::time::Duration,
+    rescue: impl Fn(bool) -> (crate::kind::Recovery, u64),
+) -> crate::kind::Recovery {
+    let (mut done, uncertain) = rescue(false);
+    if uncertain > 0 {
+        std::thread::sleep(stall);
+        let (again, _) = rescue(true);
+        done.undone = done.undone.saturating_add(again.undone);
+        done.lost = done.lost.saturating_add(again.lost);
+        done.pending = again.pending;
+    }
+    done
+}

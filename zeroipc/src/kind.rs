@@ -154,6 +154,18 @@ pub(crate) trait Kind {
     fn len(parts: &[Region<'_>], geometry: &Self::Geometry) -> Option<u64>;
     /// Every inconsistency of the stored shared words (a snapshot).
     fn audit(parts: &[Region<'_>], geometry: &Self::Geometry) -> Vec<StructureDefect>;
+    /// Undoes the claims of dead processes on the stored structure `parts` (at segment offset
+    /// `offset`), waiting `stall` for claims not known to be held; nothing for kinds whose
+    /// operations claim nothing.
+    fn recover(
+        _segment: &Segment,
+        _parts: &[Region<'_>],
+        _geometry: &Self::Geometry,
+        _offset: u64,
+        _stall: std::time::Duration,
+    ) -> Recovery {
+        Recovery::default()
+    }
     /// The slot of a claimed position (`journal`), as `audit` numbers slots.
     fn claim_slot(_geometry: &Self::Geometry, pos: u32) -> u64 {
         u64::from(pos)
@@ -337,6 +349,30 @@ pub(crate) fn check<K: Kind>(segment: &Segment, name: &str) -> Result<StructureR
     report::<K>(segment, name, &open_parts::<K>(segment, name)?)
 }
 
+/// [`Kind::recover`] of `name`, whose parts are checked as for opening it.
+pub(crate) fn recover<K: Kind>(
+    segment: &Segment,
+    name: &str,
+    stall: std::time::Duration,
+) -> Result<Recovery> {
+    if segment.is_read_only() {
+        return Err(Error::ReadOnly {
+            segment: segment.name().to_owned(),
+        });
+    }
+    let regions = open_parts::<K>(segment, name)?;
+    let geometry = validate::<K>(segment, name, &regions, None)?;
+    let offset = regions
+        .first()
+        .and_then(|r| segment.mapping().offset_of(r))
+        .ok_or_else(|| Error::Internal {
+            segment: segment.name().to_owned(),
+            what: "recover a structure",
+            problem: "outside the mapping",
+        })?;
+    Ok(K::recover(segment, &regions, &geometry, offset, stall))
+}
+
 /// The report on the stored parts `regions` of `name` as kind `K`.
 fn report<K: Kind>(
     segment: &Segment,
@@ -487,6 +523,18 @@ macro_rules! kinds {
                 match self {
                     $(Self::$kind => $name,)*
                 }
+            }
+        }
+
+        /// Recovers `name` as `kind`, dispatching to the kind's implementation.
+        pub(crate) fn recover_as(
+            segment: &Segment,
+            name: &str,
+            kind: StructureKind,
+            stall: std::time::Duration,
+        ) -> Result<Recovery> {
+            match kind {
+                $(StructureKind::$kind => recover::<$ty>(segment, name, stall),)*
             }
         }
 

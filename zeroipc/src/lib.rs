@@ -157,7 +157,7 @@ pub use name::{MAX_ENTRY_NAME_LEN, MAX_SEGMENT_NAME_LEN};
 pub use peers::{Liveness, Peer};
 pub use segment::{
     DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ENTRIES, DEFAULT_MODE, Defect, Report, Segment,
-    SegmentOptions,
+    SegmentOptions, Staleness,
 };
 pub use table::{Entry, HeaderInfo};
 pub use wait::DEFAULT_POLL_INTERVAL;

@@ -111,11 +111,13 @@ impl SegmentOptions {
         self
     }
 
-    /// Whether handles of this crate may add its runtime entry, `zeroipc.runtime` (2,320 bytes
-    /// and one table slot; on by default), to a segment they block on. It holds the waiter
-    /// counts that let a push or pop wake a sleeping peer at once; without it, blocking calls
-    /// notice changes by looking every 1 ms (about 1,000 timer wake-ups a second while they
-    /// wait). Turn it off for segments that must stay byte-identical to what another
+    /// Whether handles of this crate may add its runtime entry, `zeroipc.runtime` (10,536
+    /// bytes and one table slot; on by default), to a segment they block on. It holds the
+    /// waiter counts that let a push or pop wake a sleeping peer at once, and the records and
+    /// claims that let a killed process's claim be undone. Without it, blocking calls notice
+    /// changes by looking every 1 ms (about 1,000 timer wake-ups a second while they wait), and
+    /// a process killed mid-operation can leave a queue or stack stuck, as in the other
+    /// implementations. Turn it off for segments that must stay byte-identical to what another
     /// implementation would write. The other implementations ignore the entry.
     ///
     /// A handle looks the entry up (or makes it) once, when it is opened: a handle of a process
@@ -831,6 +833,73 @@ impl Segment {
         Self::inspect_fd(canonical, fd, file_size, file)
     }
 
+    /// Whether the segment `name` is stale: a ZeroIPC segment whose every recorded process is
+    /// dead (see [`peers`](Self::peers)). Only reads; what `zeroipc gc --dry-run` lists.
+    ///
+    /// # Errors
+    ///
+    /// As [`inspect`](Self::inspect).
+    pub fn staleness(name: &str) -> Result<Staleness> {
+        Ok(Self::judge(name)?.0)
+    }
+
+    /// Unlinks the segment `name` if it is [`Staleness::Stale`], or also if it is
+    /// [`Staleness::Unrecorded`] when `unrecorded` is set; returns what it found. The name is
+    /// unlinked only if it still names the file that was judged. A process that opens the
+    /// segment between the judgement and the unlink keeps its mapping, but nobody finds the
+    /// segment by its name afterwards.
+    ///
+    /// # Errors
+    ///
+    /// As [`inspect`](Self::inspect); [`Error::Io`] when the unlink fails.
+    pub fn remove_if_stale(name: &str, unrecorded: bool) -> Result<(Staleness, bool)> {
+        let (staleness, identity) = Self::judge(name)?;
+        let remove =
+            staleness == Staleness::Stale || (unrecorded && staleness == Staleness::Unrecorded);
+        if !remove {
+            return Ok((staleness, false));
+        }
+        let canonical = name::segment_name(name)?;
+        let path = name::shm_path(&canonical);
+        let Ok(stat) = rustix::fs::statat(
+            rustix::fs::CWD,
+            path.as_str(),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        ) else {
+            return Ok((staleness, false));
+        };
+        if (stat.st_dev, stat.st_ino) != (identity.dev, identity.ino) {
+            return Ok((staleness, false));
+        }
+        rustix::fs::unlink(path.as_str())
+            .map_err(|e| Error::from_io("unlink", &canonical, e.into()))?;
+        Ok((staleness, true))
+    }
+
+    /// The staleness of `name` and the identity of the file judged.
+    fn judge(name: &str) -> Result<(Staleness, Identity)> {
+        let canonical = name::segment_name(name)?;
+        let (fd, file_size, _) = open_regular(&canonical, true, true)?;
+        let identity =
+            file_identity(&fd).map_err(|e| Error::from_io("fstat", &canonical, e.into()))?;
+        let report =
+            Self::inspect_fd(canonical, fd, file_size, Some((identity.dev, identity.ino)))?;
+        let staleness = if !report.is_zeroipc() {
+            Staleness::NotZeroipc
+        } else if report.peers.is_empty() {
+            Staleness::Unrecorded
+        } else if report
+            .peers
+            .iter()
+            .all(|p| p.liveness == crate::Liveness::Dead)
+        {
+            Staleness::Stale
+        } else {
+            Staleness::InUse
+        };
+        Ok((staleness, identity))
+    }
+
     /// [`inspect`](Self::inspect) of a private copy of `bytes` (see
     /// [`SegmentOptions::open_bytes`]).
     ///
@@ -1001,6 +1070,26 @@ impl Segment {
         kind: crate::StructureKind,
     ) -> Result<crate::StructureReport> {
         crate::kind::check_as(self, name, kind)
+    }
+
+    /// Undoes the claims of processes that died in the middle of an operation on the
+    /// structure `name` of `kind`, as [`Queue::recover`](crate::Queue::recover) and
+    /// [`Stack::recover`](crate::Stack::recover) do, without knowing its element type (what
+    /// `zeroipc repair` runs). Claims not known to be held are undone only if their positions
+    /// are still stuck after `stall` ([`DEFAULT_STALL_TIMEOUT`](crate::DEFAULT_STALL_TIMEOUT)
+    /// is what handles use). Arrays claim nothing: their recovery undoes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReadOnly`] on a read-only segment; [`Error::EntryNotFound`] and
+    /// [`Error::CorruptStructure`] as for opening the structure.
+    pub fn recover_structure(
+        &self,
+        name: &str,
+        kind: crate::StructureKind,
+        stall: Duration,
+    ) -> Result<crate::Recovery> {
+        crate::kind::recover_as(self, name, kind, stall)
     }
 
     fn table(&self) -> Table<'_> {
@@ -1275,6 +1364,22 @@ impl Report {
     pub fn is_zeroipc(&self) -> bool {
         self.header.is_some_and(|h| h.magic == table::MAGIC)
     }
+}
+
+/// What [`Segment::staleness`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Staleness {
+    /// Not a ZeroIPC segment: never removed.
+    NotZeroipc,
+    /// A ZeroIPC segment with a process recorded as alive, or whose liveness cannot be told
+    /// (another pid namespace): never removed.
+    InUse,
+    /// A ZeroIPC segment that records no process: made by another implementation, or by ours
+    /// with every handle gone. Removed only when asked.
+    Unrecorded,
+    /// A ZeroIPC segment whose every recorded process is dead.
+    Stale,
 }
 
 /// Checks the header and, as far as it can be trusted, every entry; `file` is the segment

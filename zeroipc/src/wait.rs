@@ -204,7 +204,7 @@ impl Chime {
 
 #[cold]
 #[inline(never)]
-fn wake(word: &AtomicU32, n: u32) {
+pub(crate) fn wake(word: &AtomicU32, n: u32) {
     #[cfg(target_os = "linux")]
     {
         use rustix::thread::futex;

@@ -377,3 +377,154 @@ fn a6_check_on_corrupt_input_exits_0_or_1_with_valid_json() {
         }
     }
 }
+
+/// A dead process's record `i` in `seg`'s runtime entry (a pid that no longer exists, sealed).
+fn plant_dead_record(name: &str, seg: &Segment, i: u64) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let pidns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    let at = seg.entry("zeroipc.runtime").unwrap().unwrap().offset + 272 + 32 * i;
+    let owner = u64::from(pid) | 3 << 32;
+    let mut record = owner.to_le_bytes().to_vec();
+    record.extend_from_slice(&1u64.to_le_bytes());
+    record.extend_from_slice(&pidns.to_le_bytes());
+    record.extend_from_slice(&owner.to_le_bytes()); // sealed
+    zeroipc_tests::poke(name, at, &record);
+    pid
+}
+
+#[test]
+fn repair_undoes_a_dead_producers_claim_that_check_attributes_to_it() {
+    let (name, _g) = guarded("repair");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let q = Queue::<u64>::create(&seg, "jobs", 4).unwrap();
+    q.push(10).unwrap();
+    // A producer (record 5) that claimed position 1 and died before publishing it: `tail`
+    // moved to 2, seq[1] still reads 1, and its lane holds the claim (FORMAT.md appendix R).
+    let pid = plant_dead_record(&name, &seg, 5);
+    let queue_at = seg.entry("jobs").unwrap().unwrap().offset;
+    zeroipc_tests::poke(&name, queue_at + 4, &2u32.to_le_bytes());
+    let lane_at = seg.entry("zeroipc.runtime").unwrap().unwrap().offset + 2344 + 16 * (5 * 8);
+    let what = queue_at << 8 | 1 << 4 | 1 << 2 | 1; // offset, held, queue, push
+    let span = 1u64 | 1 << 32; // position 1, one position
+    let mut lane = what.to_le_bytes().to_vec();
+    lane.extend_from_slice(&span.to_le_bytes());
+    zeroipc_tests::poke(&name, lane_at, &lane);
+
+    let (out, text) = cli(&["check", &name, "--structure", "queue:jobs", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let v = json_of(&out, &text);
+    let defect = &v["structures"][0]["defects"][0];
+    assert_eq!(defect["slot"], 1, "{text}");
+    assert_eq!(defect["holder"]["pid"], pid, "{text}");
+    assert_eq!(defect["holder"]["liveness"], "dead", "{text}");
+    let (_, text) = cli(&["check", &name, "--structure", "queue:jobs"]);
+    assert!(
+        text.contains(&format!("claimed by pid {pid}, which is dead")),
+        "{text}"
+    );
+
+    // Behind an item still to pop, the claim waits (exit 1: left for later).
+    let (out, text) = cli(&["repair", &name, "--structure", "queue:jobs", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        json_of(&out, &text)["structures"][0]["pending"],
+        1,
+        "{text}"
+    );
+    assert_eq!(q.pop().unwrap(), Some(10));
+    let (out, text) = cli(&["repair", &name, "--structure", "queue:jobs", "--json"]);
+    assert!(out.status.success(), "{text}");
+    let r = &json_of(&out, &text)["structures"][0];
+    assert_eq!(
+        (&r["undone"], &r["lost"], &r["pending"]),
+        (&1.into(), &1.into(), &0.into())
+    );
+    let (out, text) = cli(&["check", &name, "--structure", "queue:jobs"]);
+    assert!(
+        out.status.success(),
+        "sound again, the dead record gone: {text}"
+    );
+    for v in 0..8 {
+        q.push(v).unwrap();
+        assert_eq!(q.pop().unwrap(), Some(v));
+    }
+    let (out, text) = cli(&["repair", &name, "--structure", "array:jobs"]);
+    assert_eq!(out.status.code(), Some(1), "not an array: {text}");
+}
+
+#[test]
+fn gc_removes_exactly_the_segments_whose_every_recorded_process_is_dead() {
+    let prefix = format!("zipc-gc-{}-", std::process::id());
+    let name = |tag: &str| format!("/{prefix}{tag}");
+    let _guards: Vec<_> = ["stale", "live", "unrecorded", "junk"]
+        .iter()
+        .map(|t| zeroipc_tests::ShmGuard::new(&name(t)))
+        .collect();
+    // Stale: its one recorded process is dead.
+    let stale = Segment::create(&name("stale"), 1 << 16).unwrap();
+    drop(Queue::<u64>::create(&stale, "q", 4).unwrap());
+    plant_dead_record(&name("stale"), &stale, 0);
+    drop(stale);
+    // In use: this process holds a queue on it.
+    let live = Segment::create(&name("live"), 1 << 16).unwrap();
+    let _q = Queue::<u64>::create(&live, "q", 4).unwrap();
+    // Unrecorded: no process ever recorded itself.
+    let unrecorded = Segment::create(&name("unrecorded"), 1 << 16).unwrap();
+    Array::<u64>::create(&unrecorded, "a", 4).unwrap();
+    // Not ZeroIPC at all.
+    std::fs::write(shm_path(&name("junk")), b"not a segment").unwrap();
+
+    let listed = |args: &[&str]| {
+        let mut all = vec!["gc", "--json", "--prefix", &prefix];
+        all.extend_from_slice(args);
+        let (out, text) = cli(&all);
+        assert!(out.status.success(), "{text}");
+        let v = json_of(&out, &text);
+        let mut rows: Vec<(String, String, bool)> = v["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let removed = s.get("would_remove").or(s.get("removed")).unwrap();
+                (
+                    s["segment"].as_str().unwrap().to_owned(),
+                    s["staleness"].as_str().unwrap().to_owned(),
+                    removed.as_bool().unwrap(),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let row =
+        |tag: &str, staleness: &str, removed: bool| (name(tag), staleness.to_owned(), removed);
+    assert_eq!(
+        listed(&["--dry-run"]),
+        [
+            row("live", "in-use", false),
+            row("stale", "stale", true),
+            row("unrecorded", "unrecorded", false),
+        ]
+    );
+    assert_eq!(
+        listed(&["--dry-run", "--unrecorded"])[2],
+        row("unrecorded", "unrecorded", true)
+    );
+    // The dry runs changed nothing; the real one removes the stale segment only.
+    assert!(shm_path(&name("stale")).exists());
+    assert_eq!(
+        listed(&[]),
+        [
+            row("live", "in-use", false),
+            row("stale", "stale", true),
+            row("unrecorded", "unrecorded", false),
+        ]
+    );
+    assert!(!shm_path(&name("stale")).exists());
+    for kept in ["live", "unrecorded", "junk"] {
+        assert!(shm_path(&name(kept)).exists(), "{kept}");
+    }
+}

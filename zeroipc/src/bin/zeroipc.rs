@@ -7,6 +7,9 @@
 //! zeroipc check SEG                   every defect of the header and table, and recorded
 //!                                     processes that died (exit 1 if any)
 //! zeroipc check SEG --structure queue:jobs   ... and of the queue `jobs`
+//! zeroipc repair SEG --structure queue:jobs   undo the claims of processes that died
+//!                                     inside an operation on `jobs`
+//! zeroipc gc [--dry-run]              remove the segments whose every recorded process is dead
 //! zeroipc rm SEG                      unlink a segment
 //! ```
 //!
@@ -14,12 +17,13 @@
 //! not found or failed, 2 usage error. Read-only commands open segments read-only.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use zeroipc::{
     Array, ArrayFormat, Entry, HeaderInfo, Liveness, Peer, Report, Scalar, Segment, SegmentOptions,
-    ShmLayout, StructureKind, StructureReport,
+    ShmLayout, Staleness, StructureKind, StructureReport,
 };
 
 /// Inspect ZeroIPC shared-memory segments (format v2).
@@ -40,6 +44,8 @@ Examples:
   zeroipc dump /sensors temps --dtype '<f4'
   zeroipc check /sensors --json
   zeroipc check /jobs --structure queue:jobs --structure stack:undo
+  zeroipc repair /jobs --structure queue:jobs
+  zeroipc gc --dry-run --json
   zeroipc rm /sensors
 
 Exit codes: 0 ok, 1 defect found / not found / failure, 2 usage error.";
@@ -71,6 +77,33 @@ enum Command {
         /// header, geometry and shared words (the format does not record kinds). Repeatable.
         #[arg(long = "structure", value_name = "KIND:ENTRY", value_parser = parse_structure)]
         structures: Vec<(StructureKind, String)>,
+    },
+    /// Undo the claims of processes that died inside a queue or stack operation (exit 1 if
+    /// claims of dead processes are left that cannot be undone yet).
+    Repair {
+        /// Segment name.
+        segment: String,
+        /// The structure ENTRY of KIND (`queue`, `stack`; `array` has nothing to repair).
+        /// Repeatable; at least one.
+        #[arg(long = "structure", value_name = "KIND:ENTRY", value_parser = parse_structure, required = true)]
+        structures: Vec<(StructureKind, String)>,
+        /// How long a claim not known to have succeeded must stay stuck before it is undone.
+        #[arg(long, default_value_t = 100)]
+        stall_ms: u64,
+    },
+    /// Remove the ZeroIPC segments in /dev/shm whose every recorded process is dead (other
+    /// files, and segments with a live or undecidable process, are never touched).
+    Gc {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also remove segments that record no process at all (made by other
+        /// implementations, or left by ours once every handle was gone).
+        #[arg(long)]
+        unrecorded: bool,
+        /// Only segments whose name (without the leading `/`) starts with PREFIX.
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
     },
     /// Unlink a segment (refuses files that are not ZeroIPC segments).
     Rm {
@@ -123,6 +156,16 @@ fn main() -> ExitCode {
             segment,
             structures,
         } => check(segment, structures, cli.json),
+        Command::Repair {
+            segment,
+            structures,
+            stall_ms,
+        } => repair(segment, structures, *stall_ms, cli.json),
+        Command::Gc {
+            dry_run,
+            unrecorded,
+            prefix,
+        } => gc(*dry_run, *unrecorded, prefix.as_deref(), cli.json),
         Command::Rm { segment, force } => rm(segment, *force, cli.json),
     };
     match result {
@@ -448,6 +491,117 @@ fn check(
 
 /// Without `--force`, removes only what `Segment::open` accepts: a ZeroIPC segment of a
 /// supported version, with a sound table, owned by the caller.
+fn repair(
+    segment: &str,
+    structures: &[(StructureKind, String)],
+    stall_ms: u64,
+    as_json: bool,
+) -> Result<ExitCode, Failure> {
+    let seg = Segment::open(segment)?;
+    let mut results = Vec::new();
+    let mut pending = 0;
+    for (kind, entry) in structures {
+        let r = seg.recover_structure(entry, *kind, Duration::from_millis(stall_ms))?;
+        pending += r.pending;
+        results.push((kind, entry, r));
+    }
+    if as_json {
+        let list: Vec<Value> = results
+            .iter()
+            .map(|(kind, entry, r)| {
+                json!({
+                    "name": entry,
+                    "kind": kind.name(),
+                    "undone": r.undone,
+                    "lost": r.lost,
+                    "pending": r.pending,
+                })
+            })
+            .collect();
+        print_json(&json!({ "segment": seg.name(), "structures": list }));
+    } else {
+        for (kind, entry, r) in &results {
+            println!(
+                "{} {kind} `{entry}`: {} claim(s) of dead processes undone, {} item(s) lost, {} \
+                 left for later",
+                seg.name(),
+                r.undone,
+                r.lost,
+                r.pending
+            );
+        }
+    }
+    Ok(if pending == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn staleness_name(s: Staleness) -> &'static str {
+    match s {
+        Staleness::NotZeroipc => "not-zeroipc",
+        Staleness::InUse => "in-use",
+        Staleness::Unrecorded => "unrecorded",
+        Staleness::Stale => "stale",
+        _ => "unknown",
+    }
+}
+
+fn gc(
+    dry_run: bool,
+    unrecorded: bool,
+    prefix: Option<&str>,
+    as_json: bool,
+) -> Result<ExitCode, Failure> {
+    let prefix = prefix.map(|p| p.trim_start_matches('/'));
+    let dir = std::fs::read_dir("/dev/shm")
+        .map_err(|e| Failure::other(format!("cannot list /dev/shm: {e}")))?;
+    let mut names: Vec<String> = dir
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| prefix.is_none_or(|p| n.starts_with(p)))
+        .collect();
+    names.sort();
+    let mut found = Vec::new();
+    for name in names {
+        // What cannot be opened or judged (another user's, removed meanwhile) is left alone.
+        let judged = if dry_run {
+            Segment::staleness(&name).map(|s| {
+                let removable = s == Staleness::Stale || (unrecorded && s == Staleness::Unrecorded);
+                (s, removable)
+            })
+        } else {
+            Segment::remove_if_stale(&name, unrecorded)
+        };
+        match judged {
+            Ok((Staleness::NotZeroipc, _)) | Err(_) => {}
+            Ok((staleness, removed)) => found.push((format!("/{name}"), staleness, removed)),
+        }
+    }
+    let verb = if dry_run { "would_remove" } else { "removed" };
+    if as_json {
+        let list: Vec<Value> = found
+            .iter()
+            .map(|(name, s, removed)| {
+                json!({ "segment": name, "staleness": staleness_name(*s), verb: removed })
+            })
+            .collect();
+        print_json(&json!({ "dry_run": dry_run, "segments": list }));
+    } else {
+        for (name, s, removed) in &found {
+            let action = match (removed, dry_run) {
+                (true, true) => "would remove",
+                (true, false) => "removed",
+                (false, _) => "kept",
+            };
+            println!("{action:<12} {name:<32} {}", staleness_name(*s));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn rm(segment: &str, force: bool, as_json: bool) -> Result<ExitCode, Failure> {
     let removed = if force {
         Segment::inspect(segment)?.segment

@@ -74,12 +74,23 @@ const MAX_CREATE_CAPACITY: u64 = 1 << 30;
 ///
 /// # Crashes
 ///
-/// A producer that dies between claiming a position and publishing its slot leaves that slot
-/// unpublished forever: consumers then see the queue as empty from that position on (`pop`
-/// returns `Ok(None)`, `len` stays above zero), and producers see it full one lap later. Nothing
-/// spins: every operation returns. A consumer that dies after claiming leaves one slot unusable
-/// for producers in the same way. Items already popped are never duplicated and items handed to
-/// a live consumer are never lost.
+/// A killed process costs at most the item it was moving. Every operation of this crate records
+/// its claim (the positions it is about to take) in its process's lane of the runtime entry
+/// before it takes them, and clears it when done. A producer that dies between claiming a
+/// position and publishing it would leave consumers stuck at that position (`pop` returns
+/// `Ok(None)`, `len` stays above zero), and a consumer that dies after claiming would leave its
+/// slot unusable for producers one lap later. Such a claim of a process that is provably dead
+/// is undone:
+///
+/// - by [`pop_timeout`](Self::pop_timeout) and [`push_timeout`](Self::push_timeout) themselves,
+///   once they have waited the [stall timeout](Self::set_stall_timeout) behind it;
+/// - by [`recover`](Self::recover), `Segment::recover_structure` or `zeroipc repair`, for
+///   programs that only poll with `pop`/`push`, which never wait.
+///
+/// The position is skipped, or the slot freed, and its one item is lost; every other item is
+/// delivered exactly once. Processes of the other implementations record nothing: a position
+/// one of them leaves stuck stays stuck (`Segment::check_structure` reports it, without a
+/// holder), as in every implementation of this format. Nothing spins: every operation returns.
 pub struct Queue<T: ShmLayout> {
     /// Process-local guesses of the counters (see `vyukov::Store::tail_guess`), each on a cache
     /// line of its own: a consumer thread writes `head_hint` and a producer thread `tail_hint`
@@ -208,6 +219,39 @@ impl Kind for QueueKind {
         let (head, tail) = counters(kind::only(parts).ok()?)?;
         // Clamped like `Queue::len`; an impossible distance is reported by the audit.
         Some(u64::from(tail.wrapping_sub(head).min(geometry.capacity)))
+    }
+
+    fn recover(
+        segment: &Segment,
+        parts: &[Region<'_>],
+        geometry: &Slotted,
+        offset: u64,
+        stall: Duration,
+    ) -> Recovery {
+        let [part] = parts else {
+            return Recovery::default();
+        };
+        let (Ok(head), Ok(tail), Ok(seqs)) = (
+            part.atomic_u32(OFF_HEAD),
+            part.atomic_u32(OFF_TAIL),
+            part.words(geometry.words_at, geometry.capacity as usize),
+        ) else {
+            return Recovery::default();
+        };
+        let words = Claimed {
+            segment,
+            offset,
+            head,
+            tail,
+            seqs,
+            capacity: geometry.capacity,
+        };
+        let done = crate::journal::recover(stall, |confirmed| words.rescue(confirmed));
+        if done.undone > 0 {
+            crate::wait::wake(head, u32::MAX);
+            crate::wait::wake(tail, u32::MAX);
+        }
+        done
     }
 
     fn claim_slot(geometry: &Slotted, pos: u32) -> u64 {
@@ -622,27 +666,84 @@ impl<T: ShmLayout> Queue<T> {
     ///
     /// None today; `Result` leaves room for the checks of kinds to come.
     pub fn recover(&self) -> Result<Recovery> {
-        let (mut done, uncertain) = self.rescue(false);
-        if uncertain > 0 {
-            // Uncertain claims: look again once they have stayed stuck for the stall timeout.
-            std::thread::sleep(self.stall_timeout);
-            let (again, _) = self.rescue(true);
-            done.undone = done.undone.saturating_add(again.undone);
-            done.lost = done.lost.saturating_add(again.lost);
-            done.pending = again.pending;
-        }
+        let done = crate::journal::recover(self.stall_timeout, |confirmed| self.rescue(confirmed));
         Ok(done)
     }
 
-    /// One pass of recovery over the dead processes' claims on this queue; `confirmed` when
-    /// the caller has seen the queue stuck for the stall timeout (claims not known to be held
-    /// are undone only then). Also returns how many such claims were left.
+    /// One pass of recovery (see [`Claimed::rescue`]), waking the waiters of this process's
+    /// kind when something was undone.
     #[cold]
     #[inline(never)]
     fn rescue(&self, confirmed: bool) -> (Recovery, u64) {
+        let words = Claimed {
+            segment: &self.segment,
+            offset: self.offset,
+            head: self.head.get().atomic(),
+            tail: self.tail.get().atomic(),
+            seqs: self.seqs.get(),
+            capacity: self.capacity,
+        };
+        let (done, uncertain) = words.rescue(confirmed);
+        if done.undone > 0 {
+            self.head_chime.ring(self.head.get().atomic(), u32::MAX);
+            self.tail_chime.ring(self.tail.get().atomic(), u32::MAX);
+        }
+        (done, uncertain)
+    }
+
+    /// The store one operation runs on: the queue, with this thread's lane for its claims.
+    #[inline]
+    fn claiming(&self) -> Claiming<'_, T> {
+        Claiming {
+            queue: self,
+            lane: self.journal.as_ref().and_then(Journal::lane),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn anomaly(&self, anomaly: Anomaly) -> Error {
+        let reason = match anomaly {
+            Anomaly::SeqAhead { pos, seq } => format!(
+                "the sequence word of position `{pos}` reads `{seq}`, ahead of a counter that \
+                 has not moved"
+            ),
+            Anomaly::Livelock => format!(
+                "`{MAX_RETRIES}` attempts in a row found the counters and sequence words \
+                 inconsistent"
+            ),
+            Anomaly::NoSlot { slot } => format!("slot `{slot}` has no sequence word"),
+        };
+        kind::corrupt(&self.segment, &self.name, StructureKind::Queue, reason)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn timeout(&self, op: &'static str, condition: &'static str, waited: Duration) -> Error {
+        timeout_error(self.segment.name(), &self.name, op, condition, waited)
+    }
+}
+
+/// The words of a queue that recovery works on, however they were reached (a typed handle, or
+/// the stored parts for `Segment::recover_structure`).
+pub(crate) struct Claimed<'a> {
+    segment: &'a Segment,
+    /// The segment offset of the queue's entry (its identity in claims).
+    offset: u64,
+    head: &'a AtomicU32,
+    tail: &'a AtomicU32,
+    seqs: Words<'a>,
+    capacity: u32,
+}
+
+impl Claimed<'_> {
+    /// One pass of recovery over the dead processes' claims on this queue; `confirmed` when
+    /// the caller has seen the queue stuck for the stall timeout (claims not known to be held
+    /// are undone only then). Also returns how many such claims were left.
+    fn rescue(&self, confirmed: bool) -> (Recovery, u64) {
         let mut done = Recovery::default();
         let mut uncertain = 0u64;
-        let Some(ledger) = runtime::ledger(&self.segment) else {
+        let Some(ledger) = runtime::ledger(self.segment) else {
             return (done, uncertain);
         };
         let claims = ledger.claims(self.offset);
@@ -682,16 +783,15 @@ impl<T: ShmLayout> Queue<T> {
             }
         }
         ledger.sweep();
-        if done.undone > 0 {
-            self.head_chime.ring(self.head.get().atomic(), u32::MAX);
-            self.tail_chime.ring(self.tail.get().atomic(), u32::MAX);
-        }
         (done, uncertain)
     }
 
     /// Undoes a dead process's claim of position `pos` for `op`, if it is still stuck.
     fn undo(&self, op: Op, pos: u32) -> Undo {
-        let Some(seq) = vyukov::Store::seq(self, pos & self.capacity.wrapping_sub(1)) else {
+        let Some(seq) = self
+            .seqs
+            .get((pos & self.capacity.wrapping_sub(1)) as usize)
+        else {
             return Undo::Nothing;
         };
         let claimed = |counter: &AtomicU32| {
@@ -703,7 +803,7 @@ impl<T: ShmLayout> Queue<T> {
                 // Taken (head passed it) and never released: seq still says published.
                 // AcqRel on success: the dead consumer's accesses come before, the next
                 // producer's after (it pairs with that producer's Acquire load).
-                if claimed(self.head.get().atomic())
+                if claimed(self.head)
                     && seq
                         .compare_exchange(
                             pos.wrapping_add(1),
@@ -721,10 +821,10 @@ impl<T: ShmLayout> Queue<T> {
             Op::Push => {
                 // Claimed (tail passed it) and never published: seq still says free.
                 // SYNC POINT (slot seq): Acquire, as every load of a sequence word.
-                if seq.load(Ordering::Acquire) != pos || !claimed(self.tail.get().atomic()) {
+                if seq.load(Ordering::Acquire) != pos || !claimed(self.tail) {
                     return Undo::Nothing;
                 }
-                let head = self.head.get().atomic();
+                let head = self.head;
                 // Relaxed: validated by the CAS below.
                 let h = head.load(Ordering::Relaxed);
                 if h != pos {
@@ -753,38 +853,6 @@ impl<T: ShmLayout> Queue<T> {
                 Undo::Done
             }
         }
-    }
-
-    /// The store one operation runs on: the queue, with this thread's lane for its claims.
-    #[inline]
-    fn claiming(&self) -> Claiming<'_, T> {
-        Claiming {
-            queue: self,
-            lane: self.journal.as_ref().and_then(Journal::lane),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn anomaly(&self, anomaly: Anomaly) -> Error {
-        let reason = match anomaly {
-            Anomaly::SeqAhead { pos, seq } => format!(
-                "the sequence word of position `{pos}` reads `{seq}`, ahead of a counter that \
-                 has not moved"
-            ),
-            Anomaly::Livelock => format!(
-                "`{MAX_RETRIES}` attempts in a row found the counters and sequence words \
-                 inconsistent"
-            ),
-            Anomaly::NoSlot { slot } => format!("slot `{slot}` has no sequence word"),
-        };
-        kind::corrupt(&self.segment, &self.name, StructureKind::Queue, reason)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn timeout(&self, op: &'static str, condition: &'static str, waited: Duration) -> Error {
-        timeout_error(self.segment.name(), &self.name, op, condition, waited)
     }
 }
 

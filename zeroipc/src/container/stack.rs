@@ -69,18 +69,21 @@ pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_millis(100);
 ///
 /// # Crashes
 ///
-/// A peer that dies between moving `top` and finishing its slot leaves the slot in WRITING or
-/// READING. Operations that reach such a slot wait a bounded time (the stall timeout, 100 ms by
-/// default), try to undo their own `top` move, and fail with [`Error::PeerStalled`] naming the
-/// slot and its state. They never hang. As in every implementation of this format, the stack is
-/// not automatically repaired: the slot stays stuck until someone resets the structure.
+/// A peer that dies between moving `top` and finishing its slot leaves the slot EMPTY or
+/// WRITING (a pusher) or READY or READING (a popper). Operations that reach such a slot wait a
+/// bounded time (the stall timeout, 100 ms by default). If the slot's claim, recorded in the
+/// runtime entry like every claim of this crate (see [`Queue`](crate::Queue#crashes)), belongs to
+/// a provably dead process, the operation frees the slot and goes on: a pusher takes it, a
+/// popper pops what lies below it. Only the dead process's one item is lost.
+/// [`recover`](Self::recover) (or `zeroipc repair`) does the same for a stack nobody is using.
 ///
-/// The format records no owner, so a dead peer and one the scheduler has descheduled between two
-/// steps look the same. The stall timeout trades detection time against spurious failures: with
-/// more runnable threads than cores a live peer can be descheduled for tens of milliseconds, and
-/// a timed-out operation whose undo loses a race leaves an element stranded above `top` (the
-/// reference implementations behave the same way). Keep the timeout well above the longest
-/// scheduling delay you expect; lower it only where peers are known to run on dedicated cores.
+/// Otherwise the operation tries to undo its own `top` move and fails with
+/// [`Error::PeerStalled`] naming the slot and its state; it never hangs. That is the case of a
+/// peer of another implementation (they record nothing), and of a live peer descheduled for
+/// longer than the stall timeout: with more runnable threads than cores that can take tens of
+/// milliseconds, and a timed-out operation whose undo loses a race leaves an element stranded
+/// above `top` (the reference implementations behave the same way). Keep the timeout well
+/// above the longest scheduling delay you expect.
 pub struct Stack<T: ShmLayout> {
     segment: Segment,
     name: String,
@@ -181,6 +184,35 @@ impl Kind for StackKind {
                 .ok()?
                 .min(u64::from(geometry.capacity)),
         )
+    }
+
+    fn recover(
+        segment: &Segment,
+        parts: &[Region<'_>],
+        geometry: &Slotted,
+        offset: u64,
+        stall: Duration,
+    ) -> Recovery {
+        let [part] = parts else {
+            return Recovery::default();
+        };
+        let (Ok(top), Ok(states)) = (
+            part.atomic_u32(OFF_TOP),
+            part.words(geometry.words_at, geometry.capacity as usize),
+        ) else {
+            return Recovery::default();
+        };
+        let words = Claimed {
+            segment,
+            offset,
+            top,
+            states,
+        };
+        let done = crate::journal::recover(stall, |confirmed| words.rescue_all(confirmed));
+        if done.undone > 0 {
+            crate::wait::wake(top, u32::MAX);
+        }
+        done
     }
 
     fn audit(parts: &[Region<'_>], geometry: &Slotted) -> Vec<StructureDefect> {
@@ -552,26 +584,76 @@ impl<T: ShmLayout> Stack<T> {
     ///
     /// None today; `Result` leaves room for the checks of kinds to come.
     pub fn recover(&self) -> Result<Recovery> {
-        let (mut done, uncertain) = self.rescue_all(false);
-        if uncertain > 0 {
-            std::thread::sleep(self.stall_timeout);
-            let (again, _) = self.rescue_all(true);
-            done.undone = done.undone.saturating_add(again.undone);
-            done.lost = done.lost.saturating_add(again.lost);
-            done.pending = again.pending;
-        }
+        let words = self.claimed();
+        let done =
+            crate::journal::recover(self.stall_timeout, |confirmed| words.rescue_all(confirmed));
         if done.undone > 0 {
             self.ring();
         }
         Ok(done)
     }
 
+    /// The words recovery works on.
+    fn claimed(&self) -> Claimed<'_> {
+        Claimed {
+            segment: &self.segment,
+            offset: self.offset,
+            top: self.top.get().atomic(),
+            states: self.states.get(),
+        }
+    }
+
+    fn op(&self, limit: Option<Instant>) -> Op<'_, T> {
+        Op {
+            stack: self,
+            limit,
+            deadline: Cell::new(None),
+            bound: Cell::new(self.stall_timeout),
+            backoff: Cell::new(Backoff::new()),
+            lane: self.journal.as_ref().and_then(Journal::lane),
+        }
+    }
+}
+
+/// One operation's view of the stack: the algorithm's store plus its wait state.
+struct Op<'a, T: ShmLayout> {
+    stack: &'a Stack<T>,
+    /// The caller's deadline (`*_timeout`), which bounds an uncommitted wait too.
+    limit: Option<Instant>,
+    deadline: Cell<Option<Instant>>,
+    /// How long the last wait was allowed to last, for the error.
+    bound: Cell<Duration>,
+    backoff: Cell<Backoff>,
+    /// This thread's lane for the operation's claims.
+    lane: Option<Lane<'a>>,
+}
+
+impl<T: ShmLayout> Op<'_, T> {
+    /// Clears this thread's claim: the operation is over.
+    fn settle(&self) {
+        if let Some(lane) = &self.lane {
+            lane.settle();
+        }
+    }
+}
+
+/// The words of a stack that recovery works on, however they were reached (a typed handle, or
+/// the stored parts for `Segment::recover_structure`).
+pub(crate) struct Claimed<'a> {
+    segment: &'a Segment,
+    /// The segment offset of the stack's entry (its identity in claims).
+    offset: u64,
+    top: &'a AtomicU32,
+    states: Words<'a>,
+}
+
+impl Claimed<'_> {
     /// One pass of recovery over every dead claim on the stack; `confirmed` when claims not
     /// known to be held may be undone. Also returns how many such claims were left.
     fn rescue_all(&self, confirmed: bool) -> (Recovery, u64) {
         let mut done = Recovery::default();
         let mut uncertain = 0u64;
-        let Some(ledger) = runtime::ledger(&self.segment) else {
+        let Some(ledger) = runtime::ledger(self.segment) else {
             return (done, uncertain);
         };
         let claims = ledger.claims(self.offset);
@@ -612,7 +694,7 @@ impl<T: ShmLayout> Stack<T> {
     /// moved `top` past it already); otherwise a dead pusher's slot is given up only at the top.
     fn undo(&self, claim: &Claim, waiting: Option<Side>) -> Undo {
         let slot = claim.pos;
-        let Some(state) = self.states.get().get(slot as usize) else {
+        let Some(state) = self.states.get(slot as usize) else {
             return Undo::Nothing;
         };
         // SYNC POINT (slot state): Acquire, as every judgement of a slot state.
@@ -633,7 +715,7 @@ impl<T: ShmLayout> Stack<T> {
             ClaimOp::Push if seen == EMPTY || seen == WRITING => {
                 if waiting != Some(Side::Pop) {
                     // Give it up as a popper would: take it off the top first.
-                    let top = self.top.get().atomic();
+                    let top = self.top;
                     // Relaxed: validated by the CAS.
                     let t = top.load(Ordering::Relaxed) as i32;
                     if t != slot as i32 {
@@ -664,39 +746,6 @@ impl<T: ShmLayout> Stack<T> {
                 Undo::Done
             }
             _ => Undo::Nothing,
-        }
-    }
-
-    fn op(&self, limit: Option<Instant>) -> Op<'_, T> {
-        Op {
-            stack: self,
-            limit,
-            deadline: Cell::new(None),
-            bound: Cell::new(self.stall_timeout),
-            backoff: Cell::new(Backoff::new()),
-            lane: self.journal.as_ref().and_then(Journal::lane),
-        }
-    }
-}
-
-/// One operation's view of the stack: the algorithm's store plus its wait state.
-struct Op<'a, T: ShmLayout> {
-    stack: &'a Stack<T>,
-    /// The caller's deadline (`*_timeout`), which bounds an uncommitted wait too.
-    limit: Option<Instant>,
-    deadline: Cell<Option<Instant>>,
-    /// How long the last wait was allowed to last, for the error.
-    bound: Cell<Duration>,
-    backoff: Cell<Backoff>,
-    /// This thread's lane for the operation's claims.
-    lane: Option<Lane<'a>>,
-}
-
-impl<T: ShmLayout> Op<'_, T> {
-    /// Clears this thread's claim: the operation is over.
-    fn settle(&self) {
-        if let Some(lane) = &self.lane {
-            lane.settle();
         }
     }
 }
@@ -802,8 +851,8 @@ impl<T: ShmLayout> algo::Store for Op<'_, T> {
     #[cold]
     #[inline(never)]
     fn rescue(&self, side: Side, slot: u32, _state: u32) -> bool {
-        let stack = self.stack;
-        let Some(ledger) = runtime::ledger(&stack.segment) else {
+        let stack = self.stack.claimed();
+        let Some(ledger) = runtime::ledger(stack.segment) else {
             return false;
         };
         // The claim in the way is the other side's: a popper's slot for a pusher, a pusher's
