@@ -254,3 +254,72 @@ fn fuzz_body(
     }
     outcome
 }
+
+/// Plants, in record `i` of `seg`'s runtime entry (FORMAT.md appendix R), a sealed record of a
+/// process that no longer exists; returns its pid.
+pub fn plant_dead_record(name: &str, seg: &zeroipc::Segment, i: u64) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let mut gone = Command::new("true")
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `true`: {e}"));
+    let pid = gone.id();
+    let _ = gone.wait();
+    let pidns = std::fs::metadata("/proc/self/ns/pid")
+        .unwrap_or_else(|e| panic!("no pid namespace: {e}"))
+        .ino();
+    let at = runtime_offset(seg) + 272 + 32 * i;
+    let owner = u64::from(pid) | 3 << 32;
+    let mut record = owner.to_le_bytes().to_vec();
+    record.extend_from_slice(&1u64.to_le_bytes());
+    record.extend_from_slice(&pidns.to_le_bytes());
+    record.extend_from_slice(&owner.to_le_bytes()); // sealed
+    poke(name, at, &record);
+    pid
+}
+
+/// A claim as a lane holds it (FORMAT.md appendix R): on the structure entry at `offset`,
+/// `stack` or queue, `pop` or push, `held` or only intended, of `count` positions from `pos`.
+#[derive(Debug, Clone, Copy)]
+pub struct PlantedClaim {
+    /// Segment offset of the structure's entry.
+    pub offset: u64,
+    /// A stack (else a queue).
+    pub stack: bool,
+    /// A pop (else a push).
+    pub pop: bool,
+    /// Whether the claim succeeded (else only intended).
+    pub held: bool,
+    /// First position or slot.
+    pub pos: u32,
+    /// Number of positions.
+    pub count: u32,
+}
+
+/// Plants `claim` in lane `lane` of record `record` of `seg`'s runtime entry.
+pub fn plant_claim(
+    name: &str,
+    seg: &zeroipc::Segment,
+    record: u64,
+    lane: u64,
+    claim: PlantedClaim,
+) {
+    let runtime_at = runtime_offset(seg);
+    // Lanes start at the first multiple of 64 from entry offset + 2344, 64 bytes each.
+    let at = (runtime_at + 2344).next_multiple_of(64) + 64 * (record * 8 + lane);
+    let what = claim.offset << 8
+        | u64::from(claim.held) << 4
+        | (1 + u64::from(claim.stack)) << 2
+        | (1 + u64::from(claim.pop));
+    let span = u64::from(claim.pos) | u64::from(claim.count) << 32;
+    let mut bytes = what.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&span.to_le_bytes());
+    poke(name, at, &bytes);
+}
+
+/// The segment offset of `seg`'s runtime entry.
+fn runtime_offset(seg: &zeroipc::Segment) -> u64 {
+    match seg.entry("zeroipc.runtime") {
+        Ok(Some(entry)) => entry.offset,
+        other => panic!("no runtime entry: {other:?}"),
+    }
+}

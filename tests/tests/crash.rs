@@ -341,3 +341,40 @@ fn a_process_killed_inside_a_table_update_leaves_the_table_as_it_was() {
         assert!(report.is_sound(), "{point}: {report:?}");
     }
 }
+
+#[test]
+fn a_stale_claim_of_a_dead_popper_never_frees_a_live_item() {
+    // A popper that died between its intent and its claim (or just after it released the
+    // slot) leaves a claim on a slot that now holds a live item at or below `top`.
+    let (name, _g) = guarded("crash-stale");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let s = Stack::<u64>::create(&seg, "s", 8).unwrap();
+    s.push(1).unwrap();
+    s.push(2).unwrap();
+    let offset = seg.entry("s").unwrap().unwrap().offset;
+    for (held, slot) in [(true, 1), (false, 0)] {
+        zeroipc_tests::plant_dead_record(&name, &seg, 7);
+        let claim = zeroipc_tests::PlantedClaim {
+            offset,
+            stack: true,
+            pop: true,
+            held,
+            pos: slot,
+            count: 1,
+        };
+        zeroipc_tests::plant_claim(&name, &seg, 7, 0, claim);
+        let r = s.recover().unwrap();
+        assert_eq!((r.undone, r.lost), (0, 0), "slot {slot}: {r:?}");
+    }
+    assert_eq!(s.pop().unwrap(), Some(2));
+    assert_eq!(s.pop().unwrap(), Some(1));
+    // With the items gone the claim is stale on an empty slot: the next recovery clears it and
+    // frees the dead record.
+    let r = s.recover().unwrap();
+    assert_eq!((r.undone, r.pending), (0, 0), "{r:?}");
+    assert!(
+        seg.peers().iter().all(|p| p.liveness != Liveness::Dead),
+        "{:?}",
+        seg.peers()
+    );
+}

@@ -80,7 +80,8 @@ fn random_kills_lose_at_most_the_items_in_flight_and_never_wedge() {
     println!("ZEROIPC_SEED={seed} ZEROIPC_KILLS={kills}");
     let mut rng = Rng(seed);
     let name = unique_name("kills");
-    let consumers_max = kills + 2;
+    // Consumers killed, plus those that retire with a full log (a few per second).
+    let consumers_max = kills * 2 + 64;
     let size = (consumers_max * (LOG * 8 + 256) + MAX_PRODUCERS * 8 + (1 << 20)) as u64;
     let seg = Segment::options()
         .max_entries(u32::try_from(consumers_max + 16).unwrap())
@@ -89,7 +90,8 @@ fn random_kills_lose_at_most_the_items_in_flight_and_never_wedge() {
         .unwrap();
     let q = Queue::<u64>::create(&seg, "q", 64).unwrap();
     let sent = Array::<u64>::create(&seg, "sent", MAX_PRODUCERS).unwrap();
-    let stop = Array::<u64>::create(&seg, "stop", 1).unwrap();
+    // stop[0]: producers stop; stop[1]: consumers stop once the queue stays empty.
+    let stop = Array::<u64>::create(&seg, "stop", 2).unwrap();
     let (mut producers, mut consumers) = (0usize, 0usize);
     let mut start = |producer: bool| {
         let id = if producer {
@@ -100,7 +102,7 @@ fn random_kills_lose_at_most_the_items_in_flight_and_never_wedge() {
             consumers += 1;
             consumers - 1
         };
-        assert!(producers <= MAX_PRODUCERS);
+        assert!(producers <= MAX_PRODUCERS && consumers <= consumers_max);
         spawn(&name, producer, id)
     };
     let mut workers: Vec<Worker> = vec![start(true), start(true), start(false), start(false)];
@@ -109,6 +111,13 @@ fn random_kills_lose_at_most_the_items_in_flight_and_never_wedge() {
     for _ in 0..kills {
         let delay = 10 + rng.next() % 4_990;
         std::thread::sleep(Duration::from_micros(delay));
+        // A consumer whose log is full retires: start another in its place.
+        for w in &mut workers {
+            if let Some(status) = w.child.try_wait().unwrap() {
+                assert!(status.success(), "a worker failed: {status:?}");
+                *w = start(w.producer);
+            }
+        }
         let victim = (rng.next() % workers.len() as u64) as usize;
         let mut w = workers.swap_remove(victim);
         let _ = w.child.kill();
@@ -124,14 +133,35 @@ fn random_kills_lose_at_most_the_items_in_flight_and_never_wedge() {
         workers.push(start(w.producer));
     }
     let killing = begun.elapsed();
-    // Stop: producers finish their push, consumers drain until the queue stays empty.
+    // Stop the producers (they finish their push), then the consumers (they drain until the
+    // queue stays empty), replacing consumers that retire meanwhile.
     stop.store(0, 1, Ordering::Release).unwrap();
-    for mut w in workers {
-        let status = w.child.wait().unwrap();
+    let (producing, mut consuming): (Vec<Worker>, Vec<Worker>) =
+        workers.into_iter().partition(|w| w.producer);
+    for mut w in producing {
+        let status = loop {
+            if let Some(status) = w.child.try_wait().unwrap() {
+                break status;
+            }
+            for c in &mut consuming {
+                if c.child.try_wait().unwrap().is_some() {
+                    *c = start(false);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
         if status.code() == Some(3) {
             timed_out += 1;
         }
-        assert!(status.success() || status.code() == Some(3), "{status:?}");
+        assert!(
+            status.success() || status.code() == Some(3),
+            "a worker failed: {status:?}"
+        );
+    }
+    stop.store(1, 1, Ordering::Release).unwrap();
+    for mut w in consuming {
+        let status = w.child.wait().unwrap();
+        assert!(status.success(), "a worker failed: {status:?}");
     }
     // What is left: claims of the last dead processes are undone, then everything drains.
     let recovered = q.recover().unwrap();

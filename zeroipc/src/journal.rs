@@ -4,25 +4,35 @@
 //!
 //! Every process record (`peers`) owns [`LANES`] lanes in the runtime entry (FORMAT.md appendix
 //! R); a thread takes one of its process's lane numbers on its first operation and keeps it
-//! until it exits, so no two live threads of a process share a lane. A lane is two words:
+//! until it exits, so no two live threads of a process share a lane. A lane is a cache line of
+//! its own (threads of one process do not share lines), of which two words are used:
 //!
 //! ```text
-//! +0 atomic u64 what   0 = idle; else offset << 8 | HELD << 4 | kind << 2 | op
-//! +8 atomic u64 span   first position (or slot) | count << 32
+//! +0  atomic u64 what   0 = idle; else offset << 8 | HELD << 4 | kind << 2 | op
+//! +8  atomic u64 span   first position (or slot) | count << 32
+//! +16 atomic u64 seen   0; for a dead process's claim, when a recoverer first found it
+//!                       stuck (CLOCK_MONOTONIC ns + 1)
 //! ```
 //!
 //! `offset` is the segment offset of the structure's entry, `kind` 1 queue / 2 stack, `op` 1
 //! push / 2 pop. An operation writes `span` then `what` before the compare-and-swap that claims
 //! its positions (*intent*), sets `HELD` once that CAS has succeeded (*held*), and clears `what`
-//! when it is finished or has given up. Those are ordinary stores to a cache line no other
-//! thread writes; the claim CAS (`SeqCst`, a release) publishes the intent to every process that
-//! later reads the counter it moved with acquire ordering.
+//! when it is finished or has given up. Those are ordinary stores to a line no other thread
+//! writes; the claim CAS (`SeqCst`, a release) publishes the intent to every process that later
+//! reads the counter it moved with acquire ordering. A recoverer therefore reads, for each
+//! position, the counter, then the slot's word, then the lanes (the live claims), and acts only
+//! if no live lane claims the position.
 //!
 //! A held claim of a dead process is proof: those positions were its and it will never finish
 //! them. An intent without `HELD` is weaker: the process may have died between its CAS and the
 //! store of `HELD` (then the positions are its), or before its CAS succeeded (then another
-//! producer holds them, and is perhaps slow). Recovery acts on such an intent only when no live
-//! lane claims the same position and the position has stayed stuck for a stall timeout.
+//! producer may hold them, perhaps one that records nothing). Recovery acts on such an intent
+//! only after it has stayed stuck for [`UNCERTAIN_STALLS`] stall timeouts since a recoverer
+//! first found it so (`seen`, in the dead process's lane: every process agrees on it).
+//!
+//! A process forked from one with handles inherits them, but not the parent's record: its
+//! operations through inherited handles go unrecorded (a fork generation, bumped in the child
+//! by a `pthread_atfork` handler, tells).
 
 #![deny(
     clippy::arithmetic_side_effects,
@@ -41,11 +51,19 @@ use crate::raw::{Anchored, Region};
 pub(crate) const LANES: usize = LANES_U32 as usize;
 /// [`LANES`] as stored.
 pub(crate) const LANES_U32: u32 = 8;
-/// Size of one lane.
-pub(crate) const LANE: usize = 16;
+/// Size of one lane: a cache line.
+pub(crate) const LANE: usize = 64;
+
+/// How many stall timeouts a position claimed only by an intent (not known to be held) of a
+/// dead process must stay stuck before recovery undoes it.
+pub(crate) const UNCERTAIN_STALLS: u32 = 10;
 
 const OFF_WHAT: usize = 0;
 const OFF_SPAN: usize = 8;
+/// Written by recoverers, in the lane of a dead process only: when a recoverer first found
+/// the claim stuck (`CLOCK_MONOTONIC` nanoseconds, plus one; 0 = not yet), so that processes
+/// that come and go agree on how long it has been stuck.
+const OFF_SEEN: usize = 16;
 const HELD: u64 = 1 << 4;
 const OP_MASK: u64 = 0b11;
 const KIND_SHIFT: u32 = 2;
@@ -148,6 +166,9 @@ pub(crate) struct Journal {
     lanes: Anchored<Region<'static>>,
     /// `what` of an intent, without the op.
     base: u64,
+    /// The fork generation the journal was made in: a forked child's operations through it
+    /// would write into its parent's record.
+    forks: u32,
     _attachment: Arc<Attachment>,
 }
 
@@ -162,6 +183,7 @@ impl Journal {
         Some(Self {
             lanes,
             base: offset << OFFSET_SHIFT | (target as u64) << KIND_SHIFT,
+            forks: crate::raw::fork_generation(),
             _attachment: Arc::clone(attachment),
         })
     }
@@ -169,6 +191,9 @@ impl Journal {
     /// The current thread's lane, resolved once per operation.
     #[inline]
     pub(crate) fn lane(&self) -> Option<Lane<'_>> {
+        if crate::raw::fork_generation() != self.forks {
+            return None;
+        }
         let at = lane_number()?.checked_mul(LANE)?;
         let lanes = self.lanes.get();
         let what = lanes.atomic_u64(at.checked_add(OFF_WHAT)?).ok()?;
@@ -198,7 +223,9 @@ impl Lane<'_> {
         // reader that sees the lane half-written only finds a live claim to wait for.
         self.span
             .store(u64::from(pos) | u64::from(count) << 32, Ordering::Relaxed);
-        self.what.store(self.base | op as u64, Ordering::Relaxed);
+        // Release (free on x86): a reader that sees this intent instead of the `settle` before
+        // it also sees what that operation published.
+        self.what.store(self.base | op as u64, Ordering::Release);
     }
 
     /// Records that the claim CAS for the intent succeeded.
@@ -223,6 +250,9 @@ impl Lane<'_> {
 /// A claim read from a lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Claim {
+    /// The record of the process that made it, and its owner word when judged.
+    pub(crate) record: usize,
+    pub(crate) owner: u64,
     /// The process that made it.
     pub(crate) pid: u32,
     /// Whether that process still runs.
@@ -250,17 +280,22 @@ impl Claim {
     pub(crate) fn covers(&self, pos: u32) -> bool {
         pos.wrapping_sub(self.pos) < self.count
     }
+
+    /// Whether the claim covers slot `slot` of a structure whose positions map to slots by
+    /// `mask` (`capacity - 1` for a queue, `u32::MAX` for a stack, whose positions are slots).
+    pub(crate) fn covers_slot(&self, slot: u32, mask: u32) -> bool {
+        self.count > mask || slot.wrapping_sub(self.pos) & mask < self.count
+    }
 }
 
-/// The claims in `lanes` (the lanes area of a runtime entry) of the records whose processes
-/// `peers` lists (record index, pid, liveness), of structure `offset` (any when `None`).
-pub(crate) fn claims(
-    lanes: Region<'_>,
-    peers: &[(usize, u32, Liveness)],
-    offset: Option<u64>,
-) -> Vec<Claim> {
+/// A record as claims are read from it: index, owner word, pid and liveness.
+pub(crate) type RecordOf = (usize, u64, u32, Liveness);
+
+/// The claims in `lanes` (the lanes area of a runtime entry) of the records `peers` lists, of
+/// structure `offset` (any when `None`).
+pub(crate) fn claims(lanes: Region<'_>, peers: &[RecordOf], offset: Option<u64>) -> Vec<Claim> {
     let mut out = Vec::new();
-    for &(record, pid, liveness) in peers {
+    for &(record, owner, pid, liveness) in peers {
         for j in 0..LANES {
             let Some(lane) = record.checked_mul(LANES).and_then(|l| l.checked_add(j)) else {
                 continue;
@@ -276,9 +311,11 @@ pub(crate) fn claims(
             ) else {
                 continue;
             };
-            let Some(claim) = decode(what, span, pid, liveness, lane) else {
+            let Some(mut claim) = decode(what, span, pid, liveness, lane) else {
                 continue;
             };
+            claim.record = record;
+            claim.owner = owner;
             if offset.is_none_or(|o| o == claim.offset) {
                 out.push(claim);
             }
@@ -299,6 +336,8 @@ fn decode(what: u64, span: u64, pid: u32, liveness: Liveness, lane: usize) -> Op
         _ => return None,
     };
     Some(Claim {
+        record: 0,
+        owner: 0,
         pid,
         liveness,
         offset: what >> OFFSET_SHIFT,
@@ -322,28 +361,63 @@ pub(crate) fn idle(lanes: Region<'_>, lane: usize) -> bool {
 /// Clears `claim`'s lane if it still holds that claim: its process is dead and recovery has
 /// dealt with every position it covered.
 pub(crate) fn clear(lanes: Region<'_>, claim: &Claim) {
-    let Some(word) = claim
-        .lane
-        .checked_mul(LANE)
-        .and_then(|at| lanes.atomic_u64(at).ok())
-    else {
+    let Some(at) = claim.lane.checked_mul(LANE) else {
         return;
     };
+    let (Ok(word), Some(Ok(seen))) = (
+        lanes.atomic_u64(at),
+        at.checked_add(OFF_SEEN).map(|o| lanes.atomic_u64(o)),
+    ) else {
+        return;
+    };
+    // Relaxed: ordered before the lane's release by the CAS below.
+    seen.store(0, Ordering::Relaxed);
     // AcqRel: the recovery's writes come before; a later owner of the record writes after.
     let _ = word.compare_exchange(claim.what, 0, Ordering::AcqRel, Ordering::Relaxed);
 }
 
-/// A whole recovery of one structure: a pass that undoes the held claims of dead processes,
-/// then, if claims of theirs not known to be held are left (`rescue` returns how many), a
-/// second pass after waiting `stall`, which undoes those whose positions are still stuck.
+/// How long the dead process's `claim` has been found stuck, by any recoverer: zero the first
+/// time (which starts the clock).
+pub(crate) fn stuck_for(lanes: Region<'_>, claim: &Claim) -> std::time::Duration {
+    let Some(seen) = claim
+        .lane
+        .checked_mul(LANE)
+        .and_then(|at| at.checked_add(OFF_SEEN))
+        .and_then(|o| lanes.atomic_u64(o).ok())
+    else {
+        return std::time::Duration::ZERO;
+    };
+    let now = monotonic_nanos().saturating_add(1);
+    // Relaxed: a timestamp; the first recoverer's CAS wins and all read the same value.
+    let first = match seen.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => now,
+        Err(first) => first,
+    };
+    std::time::Duration::from_nanos(now.saturating_sub(first))
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of the machine.
+fn monotonic_nanos() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
+}
+
+/// A whole recovery of one structure: a pass that undoes what it can (`rescue`, given how
+/// long a claim not known to be held must have been stuck, returns what it did and how many
+/// such claims it left stuck), then, if any were left, another pass once they have been stuck
+/// that long.
 pub(crate) fn recover(
     stall: std::time::Duration,
-    rescue: impl Fn(bool) -> (crate::kind::Recovery, u64),
+    rescue: impl Fn(std::time::Duration) -> (crate::kind::Recovery, u64),
 ) -> crate::kind::Recovery {
-    let (mut done, uncertain) = rescue(false);
-    if uncertain > 0 {
-        std::thread::sleep(stall);
-        let (again, _) = rescue(true);
+    let uncertain = stall.saturating_mul(UNCERTAIN_STALLS);
+    let (mut done, left) = rescue(uncertain);
+    if left > 0 {
+        std::thread::sleep(uncertain);
+        let (again, _) = rescue(uncertain);
         done.undone = done.undone.saturating_add(again.undone);
         done.lost = done.lost.saturating_add(again.lost);
         done.pending = again.pending;

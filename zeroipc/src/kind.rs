@@ -166,9 +166,10 @@ pub(crate) trait Kind {
     ) -> Recovery {
         Recovery::default()
     }
-    /// The slot of a claimed position (`journal`), as `audit` numbers slots.
-    fn claim_slot(_geometry: &Self::Geometry, pos: u32) -> u64 {
-        u64::from(pos)
+    /// The mask that maps a claimed position (`journal`) to a slot as `audit` numbers them:
+    /// positions are slots unless the kind says otherwise.
+    fn claim_mask(_geometry: &Self::Geometry) -> u32 {
+        u32::MAX
     }
 }
 
@@ -387,13 +388,13 @@ fn report<K: Kind>(
         .and_then(|r| segment.mapping().offset_of(r))
         .map_or_else(Vec::new, |offset| crate::runtime::claims(segment, offset));
     for d in defects.iter_mut().filter(|d| d.in_flight) {
-        let Some(slot) = d.slot else { continue };
+        let Some(slot) = d.slot.and_then(|s| u32::try_from(s).ok()) else {
+            continue;
+        };
+        let mask = K::claim_mask(&geometry);
         d.holder = claims
             .iter()
-            .filter(|c| {
-                (0..c.count.min(1 << 16))
-                    .any(|k| K::claim_slot(&geometry, c.pos.wrapping_add(k)) == slot)
-            })
+            .filter(|c| c.covers_slot(slot, mask))
             .min_by_key(|c| c.liveness != crate::Liveness::Dead)
             .map(|c| crate::Peer {
                 pid: c.pid,

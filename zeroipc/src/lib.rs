@@ -185,6 +185,17 @@ pub mod __fuzz {
     }
 }
 
+/// Crash points for the crash tests (feature `failpoints`); not part of the API.
+#[cfg(feature = "failpoints")]
+#[doc(hidden)]
+pub mod __failpoints {
+    /// Arms the crash point `spec` (`NAME`, or `NAME:N` for its N-th hit) in this process, as
+    /// `ZEROIPC_FAILPOINT` does at its first point.
+    pub fn arm(spec: &str) {
+        crate::failpoint::arm(spec);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Every handle can move to and be shared between threads; a change that loses this fails

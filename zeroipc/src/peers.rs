@@ -428,10 +428,10 @@ pub(crate) fn records(
     records: Region<'_>,
     count: usize,
     file: Option<FileId>,
-) -> Vec<(usize, u32, Liveness)> {
+) -> Vec<crate::journal::RecordOf> {
     scan(records, count, file)
         .into_iter()
-        .map(|(i, _, p)| (i, p.pid, p.liveness))
+        .map(|(i, owner, p)| (i, owner, p.pid, p.liveness))
         .collect()
 }
 

@@ -21,7 +21,9 @@
 //! +2324 u32 reserved 0
 //! +2328 atomic u64 recovered     claims of dead processes undone so far
 //! +2336 atomic u64 lost          items lost with them
-//! +2344 lanes[64 * 8]            16 bytes each, record i's at i * 8 (`journal`)
+//! +2344 lanes[64 * 8]            from the first offset here whose segment offset is a
+//!                                multiple of 64; 64 bytes each, record i's lane j at
+//!                                8i + j (`journal`); the entry has 64 bytes of room for this
 //! ```
 //!
 //! A word's bucket is `(address / 4) % 64`. The address of a word inside a page is the same in
@@ -35,8 +37,11 @@
 )]
 
 use crate::error::Error;
-use crate::journal::{self, Claim};
+use std::sync::atomic::Ordering;
+
+use crate::journal::{self, Claim, Op};
 use crate::peers;
+use crate::peers::Liveness;
 use crate::raw::{Access, Anchored, Region, Words};
 use crate::segment::Segment;
 use crate::wait::Bell;
@@ -60,11 +65,13 @@ const OFF_LANES_PER_RECORD: usize = OFF_RECORDS + peers::RECORD * RECORDS;
 use journal::LANES_U32;
 const OFF_RECOVERED: usize = OFF_LANES_PER_RECORD + 8;
 const OFF_LOST: usize = OFF_RECOVERED + 8;
-const OFF_LANES: usize = OFF_LOST + 8;
+/// Where the lanes may start: they start at the first offset from here whose segment offset is
+/// a multiple of [`journal::LANE`] (a cache line), so that no two lanes share a line.
+const OFF_LANES_MIN: usize = OFF_LOST + 8;
 /// Bytes of lanes per record.
 const RECORD_LANES: usize = journal::LANES * journal::LANE;
-/// The entry size.
-pub(crate) const SIZE: u64 = (OFF_LANES + RECORD_LANES * RECORDS) as u64;
+/// The entry size: the lanes and room to align them.
+pub(crate) const SIZE: u64 = (OFF_LANES_MIN + journal::LANE + RECORD_LANES * RECORDS) as u64;
 
 /// The waiter counts of `segment`, making the runtime entry if it is missing and allowed and
 /// recording this process in it (`peers`); a bell without them (waiters poll, releases never
@@ -73,8 +80,8 @@ pub(crate) fn bell(segment: &Segment) -> Bell {
     let Some(region) = entry(segment) else {
         return Bell::new(None, None, segment.poll_interval());
     };
-    let attachment =
-        areas(&region).and_then(|(records, lanes)| peers::attach(segment, records, lanes, RECORDS));
+    let attachment = areas(segment, &region)
+        .and_then(|(records, lanes)| peers::attach(segment, records, lanes, RECORDS));
     Bell::new(
         waiters_in(segment, region),
         attachment,
@@ -118,13 +125,22 @@ pub(crate) fn peers_in(region: Region<'_>, file: Option<peers::FileId>) -> Vec<p
     if !understood(&region) {
         return Vec::new();
     }
-    areas(&region).map_or_else(Vec::new, |(records, _)| peers::read(records, RECORDS, file))
+    records_of(&region).map_or_else(Vec::new, |records| peers::read(records, RECORDS, file))
 }
 
-/// The records and the lanes of the runtime entry `region`.
-fn areas<'a>(region: &Region<'a>) -> Option<(Region<'a>, Region<'a>)> {
-    let records = region.sub(OFF_RECORDS as u64, (peers::RECORD * RECORDS) as u64)?;
-    let lanes = region.sub(OFF_LANES as u64, (RECORD_LANES * RECORDS) as u64)?;
+/// The records of the runtime entry `region`.
+fn records_of<'a>(region: &Region<'a>) -> Option<Region<'a>> {
+    region.sub(OFF_RECORDS as u64, (peers::RECORD * RECORDS) as u64)
+}
+
+/// The records and the lanes of the runtime entry `region` of `segment`.
+fn areas<'a>(segment: &Segment, region: &Region<'a>) -> Option<(Region<'a>, Region<'a>)> {
+    let records = records_of(region)?;
+    let entry = segment.mapping().offset_of(region)?;
+    let aligned = entry
+        .checked_add(OFF_LANES_MIN as u64)?
+        .checked_next_multiple_of(journal::LANE as u64)?;
+    let lanes = region.sub(aligned.checked_sub(entry)?, (RECORD_LANES * RECORDS) as u64)?;
     Some((records, lanes))
 }
 
@@ -144,9 +160,47 @@ impl Ledger<'_> {
         journal::claims(self.lanes, &records, Some(offset))
     }
 
-    /// Clears a dead process's claim once recovery is done with it.
+    /// Whether a process that may be alive claims position `pos` of the structure at `offset`
+    /// for `op`, read now: every lane but those of records still held by a process in `dead`
+    /// (claims judged dead, whose records keep the owner judged). Call it after reading the
+    /// counter and the slot that show the position stuck, so that the lane of a live process
+    /// that claimed it since is seen (its claim CAS published it).
+    pub(crate) fn contested(&self, offset: u64, op: Op, pos: u32, dead: &[Claim]) -> bool {
+        let owners: Vec<(usize, u64, u32, Liveness)> = (0..RECORDS)
+            .map(|i| {
+                let owner = i
+                    .checked_mul(peers::RECORD)
+                    .and_then(|at| self.records.load_u64(at, Ordering::Acquire).ok())
+                    .unwrap_or(0);
+                (i, owner, 0, Liveness::Unknown)
+            })
+            .filter(|&(_, owner, _, _)| owner != 0)
+            .collect();
+        journal::claims(self.lanes, &owners, Some(offset))
+            .iter()
+            .filter(|c| c.op == op && c.covers(pos))
+            .any(|c| {
+                !dead
+                    .iter()
+                    .any(|d| d.record == c.record && d.owner == c.owner)
+            })
+    }
+
+    /// How long the dead process's `claim` has been found stuck by any recoverer.
+    pub(crate) fn stuck_for(&self, claim: &Claim) -> std::time::Duration {
+        journal::stuck_for(self.lanes, claim)
+    }
+
+    /// Clears a dead process's claim once recovery is done with it, if its record still
+    /// belongs to that process.
     pub(crate) fn clear(&self, claim: &Claim) {
-        journal::clear(self.lanes, claim);
+        let owner = claim
+            .record
+            .checked_mul(peers::RECORD)
+            .and_then(|at| self.records.load_u64(at, Ordering::Acquire).ok());
+        if owner == Some(claim.owner) {
+            journal::clear(self.lanes, claim);
+        }
     }
 
     /// Frees the records of dead processes that hold no claim any more.
@@ -175,7 +229,7 @@ pub(crate) fn claims(segment: &Segment, offset: u64) -> Vec<Claim> {
     if !understood(&region) {
         return Vec::new();
     }
-    let Some((records, lanes)) = areas(&region) else {
+    let Some((records, lanes)) = areas(segment, &region) else {
         return Vec::new();
     };
     let records = peers::records(records, RECORDS, Some(segment.file_identity()));
@@ -191,7 +245,7 @@ pub(crate) fn ledger(segment: &Segment) -> Option<Ledger<'_>> {
     if !understood(&region) {
         return None;
     }
-    let (records, lanes) = areas(&region)?;
+    let (records, lanes) = areas(segment, &region)?;
     Some(Ledger {
         records,
         lanes,

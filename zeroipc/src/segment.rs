@@ -111,7 +111,7 @@ impl SegmentOptions {
         self
     }
 
-    /// Whether handles of this crate may add its runtime entry, `zeroipc.runtime` (10,536
+    /// Whether handles of this crate may add its runtime entry, `zeroipc.runtime` (35,176
     /// bytes and one table slot; on by default), to a segment they block on. It holds the
     /// waiter counts that let a push or pop wake a sleeping peer at once, and the records and
     /// claims that let a killed process's claim be undone. Without it, blocking calls notice

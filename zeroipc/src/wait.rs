@@ -237,10 +237,12 @@ pub(crate) struct Rescue<'a> {
     /// A value that stays the same while the call is stuck at one position (the queue counter
     /// of the side the call is on).
     pub(crate) key: &'a dyn Fn() -> u32,
-    /// How long the key must stay the same, with a peer between two steps, before `run`.
+    /// How long the key must stay the same, with a peer between two steps, before `run`;
+    /// `run` is tried again after each further `after`.
     pub(crate) after: Duration,
-    /// Undoes the claims of dead peers on the structure; whether anything changed.
-    pub(crate) run: &'a dyn Fn() -> bool,
+    /// Undoes the claims of dead peers on the structure, given how long the key has stayed the
+    /// same; whether anything changed.
+    pub(crate) run: &'a dyn Fn(Duration) -> bool,
 }
 
 /// The wait state of one blocking call.
@@ -249,8 +251,9 @@ pub(crate) struct Waiter {
     deadline: Instant,
     step: u32,
     slice: Duration,
-    /// Since when the rescue key has read the value given, while not at rest.
-    stuck: Option<(Instant, u32)>,
+    /// Since when the rescue key has read the value given, while not at rest, and when the
+    /// rescue was last tried.
+    stuck: Option<(Instant, u32, Instant)>,
 }
 
 impl Waiter {
@@ -290,16 +293,17 @@ impl Waiter {
             if let Some(rescue) = &watch.rescue {
                 let key = (rescue.key)();
                 match self.stuck {
-                    Some((since, seen)) if seen == key => {
-                        if now.saturating_duration_since(since) >= rescue.after {
-                            self.stuck = Some((now, key));
-                            if (rescue.run)() {
+                    Some((since, seen, tried)) if seen == key => {
+                        if now.saturating_duration_since(tried) >= rescue.after {
+                            self.stuck = Some((since, key, now));
+                            if (rescue.run)(now.saturating_duration_since(since)) {
+                                self.stuck = None;
                                 self.slice = MIN_SLICE;
                                 return true;
                             }
                         }
                     }
-                    _ => self.stuck = Some((now, key)),
+                    _ => self.stuck = Some((now, key, now)),
                 }
             }
             // A peer is between two steps; the second changes no watched word and wakes

@@ -8,7 +8,8 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use zeroipc::{Array, Queue, Segment, SegmentOptions};
 use zeroipc_tests::{
-    describe, guarded, read_raw, run, shm_path, unique_name, vectors_dir, write_raw,
+    PlantedClaim, describe, guarded, plant_claim, plant_dead_record, read_raw, run, shm_path,
+    unique_name, vectors_dir, write_raw,
 };
 
 fn zeroipc() -> Command {
@@ -378,23 +379,6 @@ fn a6_check_on_corrupt_input_exits_0_or_1_with_valid_json() {
     }
 }
 
-/// A dead process's record `i` in `seg`'s runtime entry (a pid that no longer exists, sealed).
-fn plant_dead_record(name: &str, seg: &Segment, i: u64) -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    let mut gone = Command::new("true").spawn().unwrap();
-    let pid = gone.id();
-    gone.wait().unwrap();
-    let pidns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
-    let at = seg.entry("zeroipc.runtime").unwrap().unwrap().offset + 272 + 32 * i;
-    let owner = u64::from(pid) | 3 << 32;
-    let mut record = owner.to_le_bytes().to_vec();
-    record.extend_from_slice(&1u64.to_le_bytes());
-    record.extend_from_slice(&pidns.to_le_bytes());
-    record.extend_from_slice(&owner.to_le_bytes()); // sealed
-    zeroipc_tests::poke(name, at, &record);
-    pid
-}
-
 #[test]
 fn repair_undoes_a_dead_producers_claim_that_check_attributes_to_it() {
     let (name, _g) = guarded("repair");
@@ -406,12 +390,15 @@ fn repair_undoes_a_dead_producers_claim_that_check_attributes_to_it() {
     let pid = plant_dead_record(&name, &seg, 5);
     let queue_at = seg.entry("jobs").unwrap().unwrap().offset;
     zeroipc_tests::poke(&name, queue_at + 4, &2u32.to_le_bytes());
-    let lane_at = seg.entry("zeroipc.runtime").unwrap().unwrap().offset + 2344 + 16 * (5 * 8);
-    let what = queue_at << 8 | 1 << 4 | 1 << 2 | 1; // offset, held, queue, push
-    let span = 1u64 | 1 << 32; // position 1, one position
-    let mut lane = what.to_le_bytes().to_vec();
-    lane.extend_from_slice(&span.to_le_bytes());
-    zeroipc_tests::poke(&name, lane_at, &lane);
+    let claim = PlantedClaim {
+        offset: queue_at,
+        stack: false,
+        pop: false,
+        held: true,
+        pos: 1,
+        count: 1,
+    };
+    plant_claim(&name, &seg, 5, 0, claim);
 
     let (out, text) = cli(&["check", &name, "--structure", "queue:jobs", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{text}");

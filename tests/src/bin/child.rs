@@ -298,7 +298,16 @@ fn torture_produce(seg: &str, name: &str, id: &str) -> Result<String, String> {
     while stop.load(0, Ordering::Acquire).map_err(|e| e.to_string())? == 0 {
         match q.push_timeout((id as u64) << 32 | n, TORTURE_TIMEOUT) {
             Ok(()) => {}
-            Err(zeroipc::PushError::Failed(_, Error::Timeout { .. })) => std::process::exit(3),
+            Err(zeroipc::PushError::Failed(_, Error::Timeout { .. })) => {
+                // Say what it waited behind, for the test's failure message.
+                let report = seg.check_structure(name, zeroipc::StructureKind::Queue);
+                eprintln!(
+                    "child: producer {id} timed out: len {}, {report:?}, peers {:?}",
+                    q.len(),
+                    seg.peers()
+                );
+                std::process::exit(3)
+            }
             Err(e) => return Err(e.to_string()),
         }
         n += 1;
@@ -309,7 +318,7 @@ fn torture_produce(seg: &str, name: &str, id: &str) -> Result<String, String> {
 }
 
 /// A consumer of the random-kill test: pops items and appends each to the array `log<id>`
-/// (element 0 counts them, items from element 1) until `stop[0]` is set and the queue stays
+/// (element 0 counts them, items from element 1) until `stop[1]` is set and the queue stays
 /// empty, or its log is full.
 fn torture_consume(seg: &str, name: &str, id: &str) -> Result<String, String> {
     use std::io::Write;
@@ -334,7 +343,7 @@ fn torture_consume(seg: &str, name: &str, id: &str) -> Result<String, String> {
                 }
             }
             Err(Error::Timeout { .. }) => {
-                if stop.load(0, Ordering::Acquire).map_err(|e| e.to_string())? != 0 {
+                if stop.load(1, Ordering::Acquire).map_err(|e| e.to_string())? != 0 {
                     return Ok(format!("popped={n}"));
                 }
             }

@@ -37,7 +37,7 @@ use crate::algo::{Anomaly, MAX_RETRIES, Side, vyukov};
 use crate::container::Capacity;
 use crate::container::slotted::{HEADER, Slotted, header_u32};
 use crate::error::{Error, PushError, Result};
-use crate::journal::{Claim, Journal, Lane, Op, Target};
+use crate::journal::{Claim, Journal, Lane, Op, Target, UNCERTAIN_STALLS};
 use crate::kind::{
     self, Exercise, Handle, Invalid, Kind, Mismatch, Opened, Recovery, StructureDefect,
     StructureKind,
@@ -246,7 +246,7 @@ impl Kind for QueueKind {
             seqs,
             capacity: geometry.capacity,
         };
-        let done = crate::journal::recover(stall, |confirmed| words.rescue(confirmed));
+        let done = crate::journal::recover(stall, |uncertain| words.rescue(uncertain));
         if done.undone > 0 {
             crate::wait::wake(head, u32::MAX);
             crate::wait::wake(tail, u32::MAX);
@@ -254,8 +254,8 @@ impl Kind for QueueKind {
         done
     }
 
-    fn claim_slot(geometry: &Slotted, pos: u32) -> u64 {
-        u64::from(pos & geometry.capacity.wrapping_sub(1))
+    fn claim_mask(geometry: &Slotted) -> u32 {
+        geometry.capacity.wrapping_sub(1)
     }
 
     fn audit(parts: &[Region<'_>], geometry: &Slotted) -> Vec<StructureDefect> {
@@ -579,13 +579,23 @@ impl<T: ShmLayout> Queue<T> {
         timeout: Duration,
     ) -> std::result::Result<(), PushError<T>> {
         let tail = self.tail.get();
-        // Full at rest: `tail` is a lap ahead of the `head` seen; otherwise a consumer has
-        // claimed a slot and not yet released it, which changes no counter.
-        let at_rest =
-            |head: u32| tail.atomic().load(Ordering::Relaxed) == head.wrapping_add(self.capacity);
+        // Full at rest: `tail` is a lap ahead of the `head` seen and the item at `head` is
+        // published; otherwise a consumer has claimed a slot and not yet released it, or a
+        // producer the position at `head` and not yet published it (then consumers wait for
+        // it, and with them this call), which changes no counter.
+        let at_rest = |head: u32| {
+            let published = self
+                .seqs
+                .get()
+                .get((head & self.capacity.wrapping_sub(1)) as usize)
+                // Relaxed: a hint of how to wait; the push attempt itself decides.
+                .is_some_and(|seq| seq.load(Ordering::Relaxed) != head);
+            tail.atomic().load(Ordering::Relaxed) == head.wrapping_add(self.capacity) && published
+        };
         // Stuck while `tail` stays put with a consumer between two steps: perhaps a dead one.
         let key = || tail.atomic().load(Ordering::Relaxed);
-        let run = || self.rescue(true).0.undone > 0;
+        let uncertain = self.stall_timeout.saturating_mul(UNCERTAIN_STALLS);
+        let run = |_stuck: Duration| self.rescue(uncertain).0.undone > 0;
         let watch = Watch {
             bell: &self.bell,
             word: self.head.get().atomic(),
@@ -621,7 +631,8 @@ impl<T: ShmLayout> Queue<T> {
         let at_rest = |tail: u32| head.atomic().load(Ordering::Relaxed) == tail;
         // Stuck while `head` stays put with a producer between two steps: perhaps a dead one.
         let key = || head.atomic().load(Ordering::Relaxed);
-        let run = || self.rescue(true).0.undone > 0;
+        let uncertain = self.stall_timeout.saturating_mul(UNCERTAIN_STALLS);
+        let run = |_stuck: Duration| self.rescue(uncertain).0.undone > 0;
         let watch = Watch {
             bell: &self.bell,
             word: self.tail.get().atomic(),
@@ -657,16 +668,19 @@ impl<T: ShmLayout> Queue<T> {
     ///
     /// Only claims this crate recorded are undone: processes of the other implementations,
     /// and ours that found no free record or lane, record nothing, and a position one of them
-    /// holds stays stuck (`Segment::check_structure` reports it). A claim whose process may
-    /// have died before its claim succeeded is undone only if no live process claims the same
-    /// position and the position stays stuck for the stall timeout, which this call then
-    /// waits for.
+    /// holds stays stuck (`Segment::check_structure` reports it). A position that a live
+    /// process of ours also claims is left alone. A claim whose process may have died just
+    /// before its claim succeeded (the record says "about to claim", not "claimed") is undone
+    /// only once its position has stayed stuck for ten stall timeouts, which this call then
+    /// waits for (blocked calls, for as long). The remaining risk: such a position held, in
+    /// fact, by a peer that records nothing and has stopped for that long in the middle of an
+    /// operation; its item would be lost, the queue stays consistent.
     ///
     /// # Errors
     ///
     /// None today; `Result` leaves room for the checks of kinds to come.
     pub fn recover(&self) -> Result<Recovery> {
-        let done = crate::journal::recover(self.stall_timeout, |confirmed| self.rescue(confirmed));
+        let done = crate::journal::recover(self.stall_timeout, |uncertain| self.rescue(uncertain));
         Ok(done)
     }
 
@@ -674,7 +688,7 @@ impl<T: ShmLayout> Queue<T> {
     /// kind when something was undone.
     #[cold]
     #[inline(never)]
-    fn rescue(&self, confirmed: bool) -> (Recovery, u64) {
+    fn rescue(&self, uncertain: Duration) -> (Recovery, u64) {
         let words = Claimed {
             segment: &self.segment,
             offset: self.offset,
@@ -683,12 +697,12 @@ impl<T: ShmLayout> Queue<T> {
             seqs: self.seqs.get(),
             capacity: self.capacity,
         };
-        let (done, uncertain) = words.rescue(confirmed);
+        let (done, left) = words.rescue(uncertain);
         if done.undone > 0 {
             self.head_chime.ring(self.head.get().atomic(), u32::MAX);
             self.tail_chime.ring(self.tail.get().atomic(), u32::MAX);
         }
-        (done, uncertain)
+        (done, left)
     }
 
     /// The store one operation runs on: the queue, with this thread's lane for its claims.
@@ -697,6 +711,7 @@ impl<T: ShmLayout> Queue<T> {
         Claiming {
             queue: self,
             lane: self.journal.as_ref().and_then(Journal::lane),
+            intended: std::cell::Cell::new(false),
         }
     }
 
@@ -737,38 +752,49 @@ pub(crate) struct Claimed<'a> {
 }
 
 impl Claimed<'_> {
-    /// One pass of recovery over the dead processes' claims on this queue; `confirmed` when
-    /// the caller has seen the queue stuck for the stall timeout (claims not known to be held
-    /// are undone only then). Also returns how many such claims were left.
-    fn rescue(&self, confirmed: bool) -> (Recovery, u64) {
+    /// One pass of recovery over the dead processes' claims on this queue; a claim not known
+    /// to be held is undone only once it has been found stuck for `uncertain`. Also returns
+    /// how many such claims were left stuck.
+    fn rescue(&self, uncertain: Duration) -> (Recovery, u64) {
         let mut done = Recovery::default();
-        let mut uncertain = 0u64;
+        let mut left = 0u64;
         let Some(ledger) = runtime::ledger(self.segment) else {
-            return (done, uncertain);
+            return (done, left);
         };
         let claims = ledger.claims(self.offset);
-        let live: Vec<&Claim> = claims
-            .iter()
-            .filter(|c| c.liveness != Liveness::Dead)
+        let dead: Vec<Claim> = claims
+            .into_iter()
+            .filter(|c| c.liveness == Liveness::Dead)
             .collect();
-        for claim in claims.iter().filter(|c| c.liveness == Liveness::Dead) {
-            if !claim.held && !confirmed {
-                uncertain = uncertain.saturating_add(1);
-                done.pending = done.pending.saturating_add(1);
-                continue;
-            }
+        for claim in &dead {
             let mut pending = false;
             let mut undone = 0u64;
+            // A claim covers at most a lap: beyond it positions repeat.
             for k in 0..claim.count.min(self.capacity) {
                 let pos = claim.pos.wrapping_add(k);
-                if live.iter().any(|l| l.op == claim.op && l.covers(pos)) {
+                match self.stuck(claim.op, pos) {
+                    Stuck::No => continue,
+                    Stuck::Later => {
+                        pending = true;
+                        continue;
+                    }
+                    Stuck::Now => {}
+                }
+                if !claim.held && ledger.stuck_for(claim) < uncertain {
+                    pending = true;
+                    left = left.saturating_add(1);
+                    continue;
+                }
+                // The lanes are read after the counter and the slot that showed the
+                // position stuck: a live producer or consumer that took it meanwhile shows.
+                if ledger.contested(self.offset, claim.op, pos, &dead) {
                     pending = true;
                     continue;
                 }
-                match self.undo(claim.op, pos) {
-                    Undo::Done => undone = undone.saturating_add(1),
-                    Undo::Later => pending = true,
-                    Undo::Nothing => {}
+                if self.undo(claim.op, pos) {
+                    undone = undone.saturating_add(1);
+                } else {
+                    pending = true;
                 }
             }
             if undone > 0 {
@@ -783,61 +809,74 @@ impl Claimed<'_> {
             }
         }
         ledger.sweep();
-        (done, uncertain)
+        (done, left)
     }
 
-    /// Undoes a dead process's claim of position `pos` for `op`, if it is still stuck.
-    fn undo(&self, op: Op, pos: u32) -> Undo {
+    /// Whether position `pos`, claimed for `op` by a dead process, is stuck: counters first,
+    /// then the sequence word.
+    fn stuck(&self, op: Op, pos: u32) -> Stuck {
         let Some(seq) = self
             .seqs
             .get((pos & self.capacity.wrapping_sub(1)) as usize)
         else {
-            return Undo::Nothing;
+            return Stuck::No;
         };
-        let claimed = |counter: &AtomicU32| {
-            // Acquire: the claim CAS on the counter published the lane we judged.
-            (counter.load(Ordering::Acquire).wrapping_sub(pos) as i32) > 0
-        };
+        // Acquire, both: the claim CAS on the counter published the lanes read after; every
+        // load of a sequence word is Acquire.
+        let passed =
+            |counter: &AtomicU32| (counter.load(Ordering::Acquire).wrapping_sub(pos) as i32) > 0;
         match op {
-            Op::Pop => {
-                // Taken (head passed it) and never released: seq still says published.
-                // AcqRel on success: the dead consumer's accesses come before, the next
-                // producer's after (it pairs with that producer's Acquire load).
-                if claimed(self.head)
-                    && seq
-                        .compare_exchange(
-                            pos.wrapping_add(1),
-                            pos.wrapping_add(self.capacity),
-                            Ordering::AcqRel,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                {
-                    Undo::Done
+            // Taken (head passed it) and never released: seq still says published.
+            Op::Pop if passed(self.head) && seq.load(Ordering::Acquire) == pos.wrapping_add(1) => {
+                Stuck::Now
+            }
+            Op::Pop => Stuck::No,
+            // Claimed (tail passed it) and never published: seq still says free; it can be
+            // skipped once it is the next to pop.
+            Op::Push if passed(self.tail) && seq.load(Ordering::Acquire) == pos => {
+                let h = self.head.load(Ordering::Acquire);
+                if h == pos {
+                    Stuck::Now
+                } else if (pos.wrapping_sub(h) as i32) > 0 {
+                    Stuck::Later
                 } else {
-                    Undo::Nothing
+                    Stuck::No
                 }
             }
+            Op::Push => Stuck::No,
+        }
+    }
+
+    /// Undoes a stuck position (see [`stuck`](Self::stuck)); whether this call did it.
+    fn undo(&self, op: Op, pos: u32) -> bool {
+        let Some(seq) = self
+            .seqs
+            .get((pos & self.capacity.wrapping_sub(1)) as usize)
+        else {
+            return false;
+        };
+        match op {
+            // The slot goes to the next lap's producer. AcqRel on success: the dead consumer's
+            // accesses come before, the next producer's after (it pairs with that producer's
+            // Acquire load).
+            Op::Pop => seq
+                .compare_exchange(
+                    pos.wrapping_add(1),
+                    pos.wrapping_add(self.capacity),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok(),
             Op::Push => {
-                // Claimed (tail passed it) and never published: seq still says free.
-                // SYNC POINT (slot seq): Acquire, as every load of a sequence word.
-                if seq.load(Ordering::Acquire) != pos || !claimed(self.tail) {
-                    return Undo::Nothing;
-                }
-                let head = self.head;
-                // Relaxed: validated by the CAS below.
-                let h = head.load(Ordering::Relaxed);
-                if h != pos {
-                    // Items before it still to be popped (or it was skipped meanwhile).
-                    return if (pos.wrapping_sub(h) as i32) > 0 {
-                        Undo::Later
-                    } else {
-                        Undo::Nothing
-                    };
+                // SYNC POINT (slot seq): Acquire, as every load of a sequence word. Still
+                // unpublished after the lanes were read: nobody we know of is about to.
+                if seq.load(Ordering::Acquire) != pos {
+                    return false;
                 }
                 // Skip it as a consumer would take it: claim the position on `head` (SeqCst,
                 // as every claim), then hand the slot to the next lap's producer.
-                if head
+                if self
+                    .head
                     .compare_exchange(
                         pos,
                         pos.wrapping_add(1),
@@ -846,24 +885,24 @@ impl Claimed<'_> {
                     )
                     .is_err()
                 {
-                    return Undo::Later;
+                    return false;
                 }
                 // SYNC POINT (slot seq): Release, as a consumer's release of the slot in `pop`.
                 seq.store(pos.wrapping_add(self.capacity), Ordering::Release);
-                Undo::Done
+                true
             }
         }
     }
 }
 
-/// What undoing one position of a claim did.
-enum Undo {
-    /// Skipped or freed.
-    Done,
-    /// Still stuck, but cannot be undone yet.
+/// Whether a dead process's claimed position is stuck.
+enum Stuck {
+    /// Stuck, and can be undone now.
+    Now,
+    /// Stuck, but cannot be undone yet (items before it are still to be popped).
     Later,
-    /// Not stuck (finished, or undone by someone else).
-    Nothing,
+    /// Not stuck: finished, or undone by someone else.
+    No,
 }
 
 fn op_of(side: Side) -> Op {
@@ -936,13 +975,18 @@ impl<T: ShmLayout> vyukov::Store for Queue<T> {
 struct Claiming<'a, T: ShmLayout> {
     queue: &'a Queue<T>,
     lane: Option<Lane<'a>>,
+    /// Whether the operation recorded an intent (a poll of an empty queue records none, and
+    /// then writes nothing to the lane either).
+    intended: std::cell::Cell<bool>,
 }
 
 impl<T: ShmLayout> Claiming<'_, T> {
     /// Clears this thread's claim: the operation is over.
     #[inline]
     fn settle(&self) {
-        if let Some(lane) = &self.lane {
+        if let Some(lane) = &self.lane
+            && self.intended.get()
+        {
             lane.settle();
         }
     }
@@ -1006,6 +1050,7 @@ impl<T: ShmLayout> vyukov::Store for Claiming<'_, T> {
     fn intend(&self, side: Side, pos: u32, count: u32) {
         if let Some(lane) = &self.lane {
             lane.intend(op_of(side), pos, count);
+            self.intended.set(true);
         }
     }
 

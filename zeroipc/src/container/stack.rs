@@ -208,7 +208,7 @@ impl Kind for StackKind {
             top,
             states,
         };
-        let done = crate::journal::recover(stall, |confirmed| words.rescue_all(confirmed));
+        let done = crate::journal::recover(stall, |uncertain| words.rescue_all(uncertain));
         if done.undone > 0 {
             crate::wait::wake(top, u32::MAX);
         }
@@ -586,7 +586,7 @@ impl<T: ShmLayout> Stack<T> {
     pub fn recover(&self) -> Result<Recovery> {
         let words = self.claimed();
         let done =
-            crate::journal::recover(self.stall_timeout, |confirmed| words.rescue_all(confirmed));
+            crate::journal::recover(self.stall_timeout, |uncertain| words.rescue_all(uncertain));
         if done.undone > 0 {
             self.ring();
         }
@@ -611,6 +611,7 @@ impl<T: ShmLayout> Stack<T> {
             bound: Cell::new(self.stall_timeout),
             backoff: Cell::new(Backoff::new()),
             lane: self.journal.as_ref().and_then(Journal::lane),
+            intended: Cell::new(false),
         }
     }
 }
@@ -626,12 +627,16 @@ struct Op<'a, T: ShmLayout> {
     backoff: Cell<Backoff>,
     /// This thread's lane for the operation's claims.
     lane: Option<Lane<'a>>,
+    /// Whether the operation recorded an intent (a pop of an empty stack records none).
+    intended: Cell<bool>,
 }
 
 impl<T: ShmLayout> Op<'_, T> {
     /// Clears this thread's claim: the operation is over.
     fn settle(&self) {
-        if let Some(lane) = &self.lane {
+        if let Some(lane) = &self.lane
+            && self.intended.get()
+        {
             lane.settle();
         }
     }
@@ -648,85 +653,106 @@ pub(crate) struct Claimed<'a> {
 }
 
 impl Claimed<'_> {
-    /// One pass of recovery over every dead claim on the stack; `confirmed` when claims not
-    /// known to be held may be undone. Also returns how many such claims were left.
-    fn rescue_all(&self, confirmed: bool) -> (Recovery, u64) {
+    /// One pass of recovery over every dead claim on the stack; a claim not known to be held
+    /// is undone only once it has been found stuck for `uncertain`. Also returns how many such
+    /// claims were left stuck.
+    fn rescue_all(&self, uncertain: Duration) -> (Recovery, u64) {
         let mut done = Recovery::default();
-        let mut uncertain = 0u64;
+        let mut left = 0u64;
         let Some(ledger) = runtime::ledger(self.segment) else {
-            return (done, uncertain);
+            return (done, left);
         };
-        let claims = ledger.claims(self.offset);
-        for claim in claims.iter().filter(|c| c.liveness == Liveness::Dead) {
-            if !claim.held && !confirmed {
-                uncertain = uncertain.saturating_add(1);
-                done.pending = done.pending.saturating_add(1);
-                continue;
-            }
-            if self.contested(&claims, claim, claim.pos) {
-                done.pending = done.pending.saturating_add(1);
-                continue;
-            }
-            match self.undo(claim, None) {
-                Undo::Done => {
-                    ledger.count(1);
+        let dead: Vec<Claim> = ledger
+            .claims(self.offset)
+            .into_iter()
+            .filter(|c| c.liveness == Liveness::Dead)
+            .collect();
+        for claim in &dead {
+            let undone = match self.stuck(claim, None) {
+                Stuck::No => {
                     ledger.clear(claim);
-                    done.undone = done.undone.saturating_add(1);
-                    done.lost = done.lost.saturating_add(1);
+                    continue;
                 }
-                Undo::Later => done.pending = done.pending.saturating_add(1),
-                Undo::Nothing => ledger.clear(claim),
+                Stuck::Later => false,
+                Stuck::Now if !claim.held && ledger.stuck_for(claim) < uncertain => {
+                    left = left.saturating_add(1);
+                    false
+                }
+                // The lanes are read after the words that showed the slot stuck.
+                Stuck::Now if ledger.contested(self.offset, claim.op, claim.pos, &dead) => false,
+                Stuck::Now => self.undo(claim, None),
+            };
+            if undone {
+                ledger.count(1);
+                ledger.clear(claim);
+                done.undone = done.undone.saturating_add(1);
+                done.lost = done.lost.saturating_add(1);
+            } else {
+                done.pending = done.pending.saturating_add(1);
             }
         }
         ledger.sweep();
-        (done, uncertain)
+        (done, left)
     }
 
-    /// Whether a live (or undecidable) process claims `slot` for the same side as `claim`.
-    fn contested(&self, claims: &[Claim], claim: &Claim, slot: u32) -> bool {
-        claims
-            .iter()
-            .any(|l| l.liveness != Liveness::Dead && l.op == claim.op && l.covers(slot))
-    }
-
-    /// Frees the slot of a dead process's `claim` if it is still stuck. `waiting` is set when
-    /// an operation of ours waits on that slot (a pusher for EMPTY, a popper for READY, having
-    /// moved `top` past it already); otherwise a dead pusher's slot is given up only at the top.
-    fn undo(&self, claim: &Claim, waiting: Option<Side>) -> Undo {
+    /// Whether the slot of a dead process's `claim` is stuck. `waiting` is set when an
+    /// operation of ours waits on that slot, having moved `top` past it already (a pusher for
+    /// EMPTY, a popper for READY).
+    fn stuck(&self, claim: &Claim, waiting: Option<Side>) -> Stuck {
         let slot = claim.pos;
         let Some(state) = self.states.get(slot as usize) else {
-            return Undo::Nothing;
+            return Stuck::No;
+        };
+        // Acquire, both: `top` first (its claim CAS published the lanes read after), then the
+        // slot, as every judgement of a slot state.
+        let top = self.top.load(Ordering::Acquire) as i32;
+        let seen = state.load(Ordering::Acquire);
+        let slot_i = slot as i32;
+        match claim.op {
+            // A dead popper's slot, READY (never taken) or READING (mid-copy), above `top`:
+            // its claim moved `top` below it. At or below `top` the slot holds a live item
+            // (the claim is stale) unless a pusher waits on it, which then frees it itself.
+            ClaimOp::Pop if seen == READY || seen == READING => {
+                if waiting == Some(Side::Push) || slot_i > top {
+                    Stuck::Now
+                } else {
+                    Stuck::Later
+                }
+            }
+            // A dead pusher's slot, EMPTY or WRITING: given up at the top, as a popper would;
+            // below the top once the poppers above reach it; above the top a popper waits on
+            // it and gives it up itself.
+            ClaimOp::Push if seen == EMPTY || seen == WRITING => {
+                if waiting == Some(Side::Pop) || slot_i == top {
+                    Stuck::Now
+                } else {
+                    Stuck::Later
+                }
+            }
+            _ => Stuck::No,
+        }
+    }
+
+    /// Frees the stuck slot of a dead process's `claim` (see [`stuck`](Self::stuck)); whether
+    /// this call did it.
+    fn undo(&self, claim: &Claim, waiting: Option<Side>) -> bool {
+        let slot = claim.pos;
+        let Some(state) = self.states.get(slot as usize) else {
+            return false;
         };
         // SYNC POINT (slot state): Acquire, as every judgement of a slot state.
         let seen = state.load(Ordering::Acquire);
         match claim.op {
-            // A dead popper's slot, READY (never taken) or READING (mid-copy): free it.
-            // AcqRel: its accesses come before, the next pusher's after.
-            ClaimOp::Pop if seen == READY || seen == READING => {
-                if state
-                    .compare_exchange(seen, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    Undo::Done
-                } else {
-                    Undo::Nothing
-                }
-            }
+            // AcqRel: the dead popper's accesses come before, the next pusher's after.
+            ClaimOp::Pop if seen == READY || seen == READING => state
+                .compare_exchange(seen, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok(),
             ClaimOp::Push if seen == EMPTY || seen == WRITING => {
-                if waiting != Some(Side::Pop) {
-                    // Give it up as a popper would: take it off the top first.
-                    let top = self.top;
-                    // Relaxed: validated by the CAS.
-                    let t = top.load(Ordering::Relaxed) as i32;
-                    if t != slot as i32 {
-                        return if t > slot as i32 {
-                            Undo::Later
-                        } else {
-                            Undo::Nothing
-                        };
-                    }
-                    // SeqCst, as every claim on `top`.
-                    if top
+                // Take it off the top as a popper would (SeqCst, as every claim on `top`),
+                // unless our popper already did.
+                if waiting != Some(Side::Pop)
+                    && self
+                        .top
                         .compare_exchange(
                             slot,
                             slot.wrapping_sub(1),
@@ -734,30 +760,29 @@ impl Claimed<'_> {
                             Ordering::Relaxed,
                         )
                         .is_err()
-                    {
-                        return Undo::Later;
-                    }
+                {
+                    return false;
                 }
                 if seen == WRITING {
                     // AcqRel, as above.
                     let _ =
                         state.compare_exchange(WRITING, EMPTY, Ordering::AcqRel, Ordering::Relaxed);
                 }
-                Undo::Done
+                true
             }
-            _ => Undo::Nothing,
+            _ => false,
         }
     }
 }
 
-/// What undoing a claim did.
-enum Undo {
-    /// Freed or given up.
-    Done,
-    /// Still stuck, but cannot be undone yet.
+/// Whether a dead process's claimed slot is stuck.
+enum Stuck {
+    /// Stuck, and can be freed now.
+    Now,
+    /// Stuck, but cannot be freed yet, or not by this caller.
     Later,
-    /// Not stuck (finished, or undone by someone else).
-    Nothing,
+    /// Not stuck: finished, or freed by someone else.
+    No,
 }
 
 fn claim_op(side: Side) -> ClaimOp {
@@ -834,6 +859,7 @@ impl<T: ShmLayout> algo::Store for Op<'_, T> {
     fn intend(&self, side: Side, slot: u32) {
         if let Some(lane) = &self.lane {
             lane.intend(claim_op(side), slot, 1);
+            self.intended.set(true);
         }
     }
 
@@ -856,29 +882,34 @@ impl<T: ShmLayout> algo::Store for Op<'_, T> {
             return false;
         };
         // The claim in the way is the other side's: a popper's slot for a pusher, a pusher's
-        // for a popper. This operation has waited the stall timeout on it, which confirms
-        // claims not known to be held.
+        // for a popper; one not known to be held only once it has been found stuck for
+        // `UNCERTAIN_STALLS` stall timeouts (by this or earlier operations, of any process).
         let other = match side {
             Side::Push => ClaimOp::Pop,
             Side::Pop => ClaimOp::Push,
         };
-        let claims = ledger.claims(stack.offset);
-        let Some(claim) = claims
-            .iter()
-            .find(|c| c.liveness == Liveness::Dead && c.op == other && c.covers(slot))
-        else {
+        let dead: Vec<Claim> = ledger
+            .claims(stack.offset)
+            .into_iter()
+            .filter(|c| c.liveness == Liveness::Dead)
+            .collect();
+        let uncertain = self
+            .stack
+            .stall_timeout
+            .saturating_mul(crate::journal::UNCERTAIN_STALLS);
+        let Some(claim) = dead.iter().find(|c| {
+            c.op == other
+                && c.covers(slot)
+                && matches!(stack.stuck(c, Some(side)), Stuck::Now)
+                && (c.held || ledger.stuck_for(c) >= uncertain)
+        }) else {
             return false;
         };
-        if stack.contested(&claims, claim, slot) {
+        if ledger.contested(stack.offset, claim.op, slot, &dead) || !stack.undo(claim, Some(side)) {
             return false;
         }
-        match stack.undo(claim, Some(side)) {
-            Undo::Done => {
-                ledger.count(1);
-                ledger.clear(claim);
-                true
-            }
-            Undo::Later | Undo::Nothing => false,
-        }
+        ledger.count(1);
+        ledger.clear(claim);
+        true
     }
 }
