@@ -183,7 +183,7 @@ impl Journal {
         Some(Self {
             lanes,
             base: offset << OFFSET_SHIFT | (target as u64) << KIND_SHIFT,
-            forks: crate::raw::fork_generation(),
+            forks: crate::raw::watch_forks(),
             _attachment: Arc::clone(attachment),
         })
     }

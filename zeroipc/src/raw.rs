@@ -876,12 +876,12 @@ macro_rules! unit_impl {
 
 unit_impl!(u8 => AtomicU8, u16 => AtomicU16, u32 => AtomicU32, u64 => AtomicU64);
 
-/// How many times this process is a fork away from the process that first asked: 0 in that
-/// process, bumped in a child by a `pthread_atfork` handler registered on the first call. A
-/// handle that keeps its process's record in the segment compares it to tell that it now runs
-/// in a forked child, whose operations must not write into the parent's record.
-pub(crate) fn fork_generation() -> u32 {
-    static FORKS: AtomicU32 = AtomicU32::new(0);
+/// How many times this process is a fork away from the process that first called
+/// [`watch_forks`]: bumped in a child by the `pthread_atfork` handler that registers.
+static FORKS: AtomicU32 = AtomicU32::new(0);
+
+/// Registers (once) the handler behind [`fork_generation`]; returns the generation.
+pub(crate) fn watch_forks() -> u32 {
     static REGISTER: std::sync::Once = std::sync::Once::new();
     extern "C" fn in_child() {
         // Relaxed: read only by this process's threads (after the fork, only the forking one).
@@ -892,9 +892,17 @@ pub(crate) fn fork_generation() -> u32 {
         // SAFETY: `pthread_atfork` only stores the handler, a plain `extern "C"` function that
         // does nothing but an atomic add (safe in a forked child, where only async-signal-safe
         // calls are allowed) and lives as long as the program. A failure (ENOMEM) leaves forks
-        // undetected: then a child writes its claims into its parent's record, as before.
+        // undetected: then a child writes its claims into its parent's record.
         let _ = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
     });
+    fork_generation()
+}
+
+/// The fork generation (see [`watch_forks`], which must have been called): a handle that
+/// keeps its process's record in the segment compares it to tell that it now runs in a forked
+/// child, whose operations must not write into the parent's record.
+#[inline]
+pub(crate) fn fork_generation() -> u32 {
     // Relaxed: see `in_child`.
     FORKS.load(Ordering::Relaxed)
 }
