@@ -323,3 +323,16 @@ fn runtime_offset(seg: &zeroipc::Segment) -> u64 {
         other => panic!("no runtime entry: {other:?}"),
     }
 }
+
+/// The first line `child` prints on its piped stdout, without the newline.
+pub fn first_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    let Some(out) = child.stdout.as_mut() else {
+        panic!("the child's stdout is not piped");
+    };
+    std::io::BufReader::new(out)
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("cannot read the child's output: {e}"));
+    line.trim_end().to_owned()
+}

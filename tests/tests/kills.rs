@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -53,11 +52,11 @@ fn spawn(name: &str, producer: bool, id: usize) -> Worker {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready", "{role} {id}");
+    assert_eq!(
+        zeroipc_tests::first_line(&mut child),
+        "ready",
+        "{role} {id}"
+    );
     Worker { child, producer }
 }
 

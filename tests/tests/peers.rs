@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use zeroipc::{Liveness, Peer, Queue, Segment};
@@ -48,6 +47,18 @@ fn plant_record(name: &str, seg: &Segment, i: u64, pid: u32, start: u64, pidns: 
 
 fn plant(name: &str, seg: &Segment, i: u64, pid: u32, start: u64, pidns: u64) {
     plant_record(name, seg, i, pid, start, pidns, true);
+}
+
+/// Record `i` naming this very process, sealed.
+fn plant_me(name: &str, seg: &Segment, i: u64) {
+    plant(
+        name,
+        seg,
+        i,
+        std::process::id(),
+        my_start_time(),
+        my_pidns(),
+    );
 }
 
 fn pids(peers: &[Peer], liveness: Liveness) -> Vec<u32> {
@@ -95,12 +106,9 @@ fn a_killed_peer_is_dead_and_cleared_by_the_next_process_that_attaches() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = zeroipc_tests::first_line(&mut child);
     let pid = child.id();
-    assert_eq!(line.trim(), format!("attached pid={pid}"));
+    assert_eq!(line, format!("attached pid={pid}"));
     assert_eq!(pids(&seg.peers(), Liveness::Alive), [pid]);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -179,14 +187,7 @@ fn a_pid_reused_within_the_same_clock_tick_is_dead() {
     assert_ne!(tid, std::process::id());
     plant(&name, &seg, 4, tid, tid_start, my_pidns());
     // This process itself, which maps the segment, is alive.
-    plant(
-        &name,
-        &seg,
-        5,
-        std::process::id(),
-        my_start_time(),
-        my_pidns(),
-    );
+    plant_me(&name, &seg, 5);
     let mut dead = vec![other_pid, tid];
     dead.sort_unstable();
     let peers = seg.peers();
@@ -213,14 +214,7 @@ fn the_records_are_bounded_and_a_process_without_one_still_works() {
     drop(Queue::<u64>::create(&seg, "q", 4).unwrap());
     // Every one of the 64 records held by a live process (this one, as far as anyone can tell).
     for i in 0..64 {
-        plant(
-            &name,
-            &seg,
-            i,
-            std::process::id(),
-            my_start_time(),
-            my_pidns(),
-        );
+        plant_me(&name, &seg, i);
     }
     let out = Command::new(CHILD)
         .args(["attach-hold", &name, "q"])

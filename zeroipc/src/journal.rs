@@ -353,6 +353,7 @@ fn decode(what: u64, span: u64, pid: u32, liveness: Liveness, lane: usize) -> Op
 
 /// Whether lane `lane` of `lanes` is idle.
 pub(crate) fn idle(lanes: Region<'_>, lane: usize) -> bool {
+    // Acquire: pairs with `settle`'s Release, as in `claims`.
     lane.checked_mul(LANE)
         .and_then(|at| lanes.load_u64(at, Ordering::Acquire).ok())
         .is_none_or(|what| what == 0)

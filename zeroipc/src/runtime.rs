@@ -168,6 +168,8 @@ impl Ledger<'_> {
     pub(crate) fn contested(&self, offset: u64, op: Op, pos: u32, dead: &[Claim]) -> bool {
         let owners: Vec<(usize, u64, u32, Liveness)> = (0..RECORDS)
             .map(|i| {
+                // Acquire: pairs with the Release of a record's claim or release (`peers`), so
+                // that a new owner's lanes read below are at least as new as its claim.
                 let owner = i
                     .checked_mul(peers::RECORD)
                     .and_then(|at| self.records.load_u64(at, Ordering::Acquire).ok())
@@ -194,6 +196,8 @@ impl Ledger<'_> {
     /// Clears a dead process's claim once recovery is done with it, if its record still
     /// belongs to that process.
     pub(crate) fn clear(&self, claim: &Claim) {
+        // Acquire: as in `contested`; a record freed and claimed again since the judgement
+        // shows its new owner, and its lane is left alone.
         let owner = claim
             .record
             .checked_mul(peers::RECORD)

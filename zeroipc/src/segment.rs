@@ -1075,9 +1075,10 @@ impl Segment {
     /// Undoes the claims of processes that died in the middle of an operation on the
     /// structure `name` of `kind`, as [`Queue::recover`](crate::Queue::recover) and
     /// [`Stack::recover`](crate::Stack::recover) do, without knowing its element type (what
-    /// `zeroipc repair` runs). Claims not known to be held are undone only if their positions
-    /// are still stuck after `stall` ([`DEFAULT_STALL_TIMEOUT`](crate::DEFAULT_STALL_TIMEOUT)
-    /// is what handles use). Arrays claim nothing: their recovery undoes nothing.
+    /// `zeroipc repair` runs). Claims not known to be held are undone only once their
+    /// positions have been found stuck for ten times `stall`, which this call waits for if it
+    /// must ([`DEFAULT_STALL_TIMEOUT`](crate::DEFAULT_STALL_TIMEOUT) is what handles use).
+    /// Arrays claim nothing: their recovery undoes nothing.
     ///
     /// # Errors
     ///

@@ -238,11 +238,11 @@ pub(crate) struct Rescue<'a> {
     /// of the side the call is on).
     pub(crate) key: &'a dyn Fn() -> u32,
     /// How long the key must stay the same, with a peer between two steps, before `run`;
-    /// `run` is tried again after each further `after`.
+    /// `run` is tried again after each further `after`. (How long a claim has been stuck is
+    /// kept in the segment, so that every process agrees on it: `journal::stuck_for`.)
     pub(crate) after: Duration,
-    /// Undoes the claims of dead peers on the structure, given how long the key has stayed the
-    /// same; whether anything changed.
-    pub(crate) run: &'a dyn Fn(Duration) -> bool,
+    /// Undoes the claims of dead peers on the structure; whether anything changed.
+    pub(crate) run: &'a dyn Fn() -> bool,
 }
 
 /// The wait state of one blocking call.
@@ -251,9 +251,8 @@ pub(crate) struct Waiter {
     deadline: Instant,
     step: u32,
     slice: Duration,
-    /// Since when the rescue key has read the value given, while not at rest, and when the
-    /// rescue was last tried.
-    stuck: Option<(Instant, u32, Instant)>,
+    /// The rescue key last read while not at rest, and since when (or the last rescue).
+    stuck: Option<(u32, Instant)>,
 }
 
 impl Waiter {
@@ -293,17 +292,17 @@ impl Waiter {
             if let Some(rescue) = &watch.rescue {
                 let key = (rescue.key)();
                 match self.stuck {
-                    Some((since, seen, tried)) if seen == key => {
-                        if now.saturating_duration_since(tried) >= rescue.after {
-                            self.stuck = Some((since, key, now));
-                            if (rescue.run)(now.saturating_duration_since(since)) {
+                    Some((seen, since)) if seen == key => {
+                        if now.saturating_duration_since(since) >= rescue.after {
+                            self.stuck = Some((key, now));
+                            if (rescue.run)() {
                                 self.stuck = None;
                                 self.slice = MIN_SLICE;
                                 return true;
                             }
                         }
                     }
-                    _ => self.stuck = Some((now, key, now)),
+                    _ => self.stuck = Some((key, now)),
                 }
             }
             // A peer is between two steps; the second changes no watched word and wakes

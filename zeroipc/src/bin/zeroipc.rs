@@ -217,17 +217,25 @@ fn report_json(r: &Report) -> Value {
     })
 }
 
-fn ls(as_json: bool) -> Result<ExitCode, Failure> {
-    let mut found = Vec::new();
+/// The regular files in /dev/shm, sorted, whose names start with `prefix` (a leading `/`
+/// ignored) if given.
+fn shm_names(prefix: Option<&str>) -> Result<Vec<String>, Failure> {
+    let prefix = prefix.map(|p| p.trim_start_matches('/'));
     let dir = std::fs::read_dir("/dev/shm")
         .map_err(|e| Failure::other(format!("cannot list /dev/shm: {e}")))?;
     let mut names: Vec<String> = dir
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| prefix.is_none_or(|p| n.starts_with(p)))
         .collect();
     names.sort();
-    for name in names {
+    Ok(names)
+}
+
+fn ls(as_json: bool) -> Result<ExitCode, Failure> {
+    let mut found = Vec::new();
+    for name in shm_names(None)? {
         // Anything that cannot be opened or is not a ZeroIPC segment is skipped.
         let Ok(report) = Segment::inspect(&name) else {
             continue;
@@ -554,18 +562,8 @@ fn gc(
     prefix: Option<&str>,
     as_json: bool,
 ) -> Result<ExitCode, Failure> {
-    let prefix = prefix.map(|p| p.trim_start_matches('/'));
-    let dir = std::fs::read_dir("/dev/shm")
-        .map_err(|e| Failure::other(format!("cannot list /dev/shm: {e}")))?;
-    let mut names: Vec<String> = dir
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| prefix.is_none_or(|p| n.starts_with(p)))
-        .collect();
-    names.sort();
     let mut found = Vec::new();
-    for name in names {
+    for name in shm_names(prefix)? {
         // What cannot be opened or judged (another user's, removed meanwhile) is left alone.
         let judged = if dry_run {
             Segment::staleness(&name).map(|s| {

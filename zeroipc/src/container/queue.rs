@@ -595,7 +595,7 @@ impl<T: ShmLayout> Queue<T> {
         // Stuck while `tail` stays put with a consumer between two steps: perhaps a dead one.
         let key = || tail.atomic().load(Ordering::Relaxed);
         let uncertain = self.stall_timeout.saturating_mul(UNCERTAIN_STALLS);
-        let run = |_stuck: Duration| self.rescue(uncertain).0.undone > 0;
+        let run = || self.rescue(uncertain).0.undone > 0;
         let watch = Watch {
             bell: &self.bell,
             word: self.head.get().atomic(),
@@ -632,7 +632,7 @@ impl<T: ShmLayout> Queue<T> {
         // Stuck while `head` stays put with a producer between two steps: perhaps a dead one.
         let key = || head.atomic().load(Ordering::Relaxed);
         let uncertain = self.stall_timeout.saturating_mul(UNCERTAIN_STALLS);
-        let run = |_stuck: Duration| self.rescue(uncertain).0.undone > 0;
+        let run = || self.rescue(uncertain).0.undone > 0;
         let watch = Watch {
             bell: &self.bell,
             word: self.tail.get().atomic(),
