@@ -1509,6 +1509,7 @@ mod tests {
     fn a_composite_is_made_in_order_and_seen_whole_or_not_at_all() {
         let seg = scratch("cwhole", 64, 1 << 16);
         let stop = AtomicBool::new(false);
+        let looking = AtomicBool::new(false);
         std::thread::scope(|s| {
             let watcher = s.spawn(|| {
                 let mut looks = 0u32;
@@ -1516,9 +1517,15 @@ mod tests {
                     let n = seg.entries().unwrap().len();
                     assert_eq!(n % 4, 0, "an opener saw part of a composite: {n} entries");
                     looks += 1;
+                    looking.store(true, Ordering::Relaxed);
                 }
                 looks
             });
+            // The writer starts only once the watcher is looking, so the
+            // two overlap even when the scheduler runs one before the other.
+            while !looking.load(Ordering::Relaxed) {
+                std::thread::yield_now();
+            }
             for i in 0..15 {
                 let names: Vec<String> = ["", "_a", "_b", "_c"]
                     .iter()
