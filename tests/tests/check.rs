@@ -151,7 +151,20 @@ fn checking_as_the_wrong_kind_says_what_does_not_fit() {
         Some(StructureKind::Stack)
     );
     assert_eq!(StructureKind::from_name("ring"), None);
-    assert_eq!(StructureKind::ALL.len(), 3);
+    let names: Vec<&str> = StructureKind::ALL.iter().map(|k| k.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "array",
+            "queue",
+            "stack",
+            "semaphore",
+            "mutex",
+            "barrier",
+            "latch",
+            "once"
+        ]
+    );
 }
 
 #[test]

@@ -19,7 +19,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::Value;
-use zeroipc::{Array, PushError, Queue, Scalar, Segment, SegmentOptions, ShmLayout, Stack};
+use zeroipc::{
+    Array, Barrier, Latch, Mutex, Once, PushError, Queue, Scalar, Segment, SegmentOptions,
+    Semaphore, ShmLayout, Stack, StructureKind,
+};
 use zeroipc_tests::{guarded, read_raw, unique_name, vectors_dir, write_raw};
 
 /// The record type of the `records` case: `struct Rec { float temperature; float humidity;
@@ -330,6 +333,77 @@ fn check_stack<T: FromJson>(seg: &Segment, bytes: &[u8], s: &Value) -> Result<()
     Ok(())
 }
 
+/// A synchronisation primitive: its stored words (as `check_structure` reads them, by their
+/// FORMAT.md names) equal the expected ones, and our handle opens it and reads the same.
+fn check_sync(seg: &Segment, kind: &str, s: &Value) -> Result<(), String> {
+    let name = str_of(s, "name");
+    let k = StructureKind::from_name(kind).ok_or("unknown kind")?;
+    let report = seg.check_structure(name, k).map_err(|e| e.to_string())?;
+    if !report.is_sound() {
+        return Err(format!("{name}: defects {:?}", report.defects));
+    }
+    let expected = s["expected"].as_object().ok_or("no expected")?;
+    for (field, want) in expected {
+        let got = report
+            .state
+            .iter()
+            .find(|(n, _)| n == field)
+            .map(|(_, v)| *v);
+        if got != want.as_i64() {
+            return Err(format!("{name}: {field} {got:?} != {want}"));
+        }
+    }
+    let e = |e: zeroipc::Error| e.to_string();
+    let want = |field: &str| expected.get(field).and_then(Value::as_i64);
+    let seen = match kind {
+        "semaphore" => {
+            let h = Semaphore::open(seg, name).map_err(e)?;
+            vec![
+                ("count", i64::from(h.count())),
+                ("waiting", i64::from(h.waiting())),
+                ("max_count", i64::from(h.max())),
+            ]
+        }
+        "mutex" => {
+            let h = Mutex::open(seg, name).map_err(e)?;
+            vec![("count", i64::from(!h.is_locked()))]
+        }
+        "barrier" => {
+            let h = Barrier::open(seg, name).map_err(e)?;
+            vec![
+                ("arrived", i64::from(h.arrived())),
+                ("generation", i64::from(h.generation())),
+                ("num_participants", i64::from(h.participants())),
+            ]
+        }
+        "latch" => {
+            let h = Latch::open(seg, name).map_err(e)?;
+            vec![
+                ("count", i64::from(h.count())),
+                ("initial_count", i64::from(h.initial())),
+            ]
+        }
+        _ => {
+            // The handle tells done from not done.
+            let h = Once::open(seg, name).map_err(e)?;
+            let done = want("state") == Some(2);
+            if h.is_done() != done {
+                return Err(format!("{name}: the handle reads done {}", h.is_done()));
+            }
+            Vec::new()
+        }
+    };
+    for (field, got) in seen {
+        if Some(got) != want(field) {
+            return Err(format!(
+                "{name}: the handle reads {field} {got}, expected {:?}",
+                want(field)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// (a) Every structure of one kind against its expected contents.
 fn check_kind(seg: &Segment, bytes: &[u8], kind: &str, structures: &[&Value]) -> Outcome {
     for s in structures {
@@ -338,6 +412,9 @@ fn check_kind(seg: &Segment, bytes: &[u8], kind: &str, structures: &[&Value]) ->
             "array" => with_dtype!(&s["dtype"], T => check_array::<T>(seg, s), unknown()),
             "queue" => with_dtype!(&s["dtype"], T => check_queue::<T>(seg, bytes, s), unknown()),
             "stack" => with_dtype!(&s["dtype"], T => check_stack::<T>(seg, bytes, s), unknown()),
+            kind @ ("semaphore" | "mutex" | "barrier" | "latch" | "once") => {
+                check_sync(seg, kind, s)
+            }
             _ => return Outcome::Skip("kind not implemented".into()),
         };
         if let Err(why) = result {
@@ -359,15 +436,126 @@ fn op_kind(op: &str) -> Option<&str> {
     }
 }
 
-const IMPLEMENTED: &[&str] = &["array", "queue", "stack"];
+const IMPLEMENTED: &[&str] = &[
+    "array",
+    "queue",
+    "stack",
+    "semaphore",
+    "mutex",
+    "barrier",
+    "latch",
+    "once",
+];
+
+/// Threads a replay started (blocking calls that other steps release), joined by
+/// `join_threads`.
+type Threads = Vec<std::thread::JoinHandle<Result<(), String>>>;
 
 fn replay_step(
     seg: &Segment,
     step: &Value,
     dtypes: &mut std::collections::HashMap<String, Value>,
+    threads: &mut Threads,
 ) -> Result<(), String> {
     let name = step["name"].as_str().unwrap_or_default().to_owned();
+    let e = |e: zeroipc::Error| e.to_string();
+    let int =
+        |key: &str| i32::try_from(step[key].as_i64().unwrap_or(-1)).map_err(|e| e.to_string());
+    let expect = |got: bool| match step["expect"].as_bool() {
+        Some(want) if want != got => Err(format!("returned {got}, expected {want}")),
+        _ => Ok(()),
+    };
     match str_of(step, "op") {
+        "sem_create" => Semaphore::create(seg, &name, int("initial")?, int("max")?)
+            .map(drop)
+            .map_err(e),
+        "sem_try_acquire" => expect(
+            Semaphore::open(seg, &name)
+                .map_err(e)?
+                .try_acquire()
+                .map_err(e)?,
+        ),
+        "sem_release" => Semaphore::open(seg, &name).map_err(e)?.release().map_err(e),
+        "sem_acquire_thread" => {
+            let sem = Semaphore::open(seg, &name).map_err(e)?;
+            threads.push(std::thread::spawn(move || {
+                sem.acquire_timeout(std::time::Duration::from_secs(30))
+                    .map_err(|e| e.to_string())
+            }));
+            Ok(())
+        }
+        "mutex_create" => Mutex::create(seg, &name).map(drop).map_err(e),
+        "mutex_try_lock" => {
+            let m = Mutex::open(seg, &name).map_err(e)?;
+            let guard = m.try_lock().map_err(e)?;
+            let locked = guard.is_some();
+            // Kept locked, as the writer keeps it: the replay's segment goes with the test.
+            std::mem::forget(guard);
+            std::mem::forget(m);
+            expect(locked)
+        }
+        "once_create" => Once::create(seg, &name).map(drop).map_err(e),
+        "once_call" => Once::open(seg, &name)
+            .map_err(e)?
+            .call_once(|| ())
+            .map(drop)
+            .map_err(e),
+        "barrier_create" => Barrier::create(seg, &name, int("participants")?)
+            .map(drop)
+            .map_err(e),
+        "barrier_wait" => Barrier::open(seg, &name)
+            .map_err(e)?
+            .wait_timeout(std::time::Duration::from_secs(30))
+            .map(drop)
+            .map_err(e),
+        "barrier_wait_thread" => {
+            let b = Barrier::open(seg, &name).map_err(e)?;
+            let before = b.arrived();
+            threads.push(std::thread::spawn(move || {
+                b.wait_timeout(std::time::Duration::from_secs(30))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }));
+            // The writers' threads have arrived when the next step runs.
+            let b = Barrier::open(seg, &name).map_err(e)?;
+            let t = std::time::Instant::now();
+            while b.arrived() == before && t.elapsed() < std::time::Duration::from_secs(10) {
+                std::thread::yield_now();
+            }
+            Ok(())
+        }
+        "latch_create" => Latch::create(seg, &name, int("count")?)
+            .map(drop)
+            .map_err(e),
+        "latch_count_down" => Latch::open(seg, &name)
+            .map_err(e)?
+            .count_down(int("n")?)
+            .map_err(e),
+        "join_threads" => {
+            for t in threads.drain(..) {
+                t.join()
+                    .map_err(|_| "a replay thread panicked".to_owned())??;
+            }
+            Ok(())
+        }
+        "wait_until" => {
+            let value = int("value")?;
+            let read = |what: &str| -> Result<i32, String> {
+                Ok(match what {
+                    "sem_waiting" => Semaphore::open(seg, &name).map_err(e)?.waiting(),
+                    "barrier_arrived" => Barrier::open(seg, &name).map_err(e)?.arrived(),
+                    other => return Err(format!("wait_until {other} not implemented")),
+                })
+            };
+            let t = std::time::Instant::now();
+            while read(str_of(step, "what"))? != value {
+                if t.elapsed() > std::time::Duration::from_secs(10) {
+                    return Err(format!("{} never reached {value}", str_of(step, "what")));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(())
+        }
         "array_create" => {
             let dtype = step["dtype"].clone();
             let cap = usize::try_from(u64_of(step, "capacity")).map_err(|e| e.to_string())?;
@@ -511,14 +699,21 @@ fn replay(dir: &Path, file: &Value, files: &[Value], original: &[u8]) -> Outcome
         Err(e) => return Outcome::Fail(format!("create: {e}")),
     };
     let mut dtypes = std::collections::HashMap::new();
+    let mut threads = Threads::new();
     let mut snapshot = None;
     for step in &steps {
         if str_of(step, "op") == "snapshot" {
             snapshot = Some(read_raw(&name));
-            break;
+            continue;
         }
-        if let Err(why) = replay_step(&seg, step, &mut dtypes) {
+        // After the snapshot, the steps that let the writer's threads finish.
+        if let Err(why) = replay_step(&seg, step, &mut dtypes, &mut threads) {
             return Outcome::Fail(format!("step {step}: {why}"));
+        }
+    }
+    for t in threads {
+        if !matches!(t.join(), Ok(Ok(()))) {
+            return Outcome::Fail("a thread of the replay failed".into());
         }
     }
     let Some(ours) = snapshot else {

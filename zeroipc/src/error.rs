@@ -307,6 +307,141 @@ pub enum Error {
         /// The segment name.
         segment: String,
     },
+    /// `open_or_create` found an existing structure made with another parameter (a
+    /// semaphore's maximum, a barrier's participants, a latch's count).
+    #[error(
+        "entry `{name}` of segment `{segment}` exists with {what} `{found}`, not the requested \
+         `{requested}`"
+    )]
+    ParameterMismatch {
+        /// The segment name.
+        segment: String,
+        /// The entry name.
+        name: String,
+        /// Which parameter.
+        what: &'static str,
+        /// The value asked for.
+        requested: i64,
+        /// The value stored.
+        found: i64,
+    },
+    /// A release found the semaphore already holding its maximum of permits; nothing changed.
+    #[error(
+        "semaphore `{name}` of segment `{segment}` already holds its maximum `{count}` permits"
+    )]
+    SemaphoreFull {
+        /// The segment name.
+        segment: String,
+        /// The entry name.
+        name: String,
+        /// The permits it holds.
+        count: i32,
+    },
+    /// An unlock found the mutex unlocked: a process that did not hold it unlocked it (the
+    /// other implementations do not check the holder).
+    #[error("mutex `{name}` of segment `{segment}` was already unlocked")]
+    NotLocked {
+        /// The segment name.
+        segment: String,
+        /// The entry name.
+        name: String,
+    },
+    /// The process holding a lock (or running a once) died holding it. See
+    /// [`LockError::OwnerDied`], which hands over the lock with this error.
+    #[error(
+        "entry `{name}` of segment `{segment}` was held by process `{pid}`, which died holding it; \
+         what it protects may be half updated"
+    )]
+    OwnerDied {
+        /// The segment name.
+        segment: String,
+        /// The entry name.
+        name: String,
+        /// The process that died.
+        pid: u32,
+    },
+}
+
+/// What a lock call returns: the guard, or why not simply.
+pub type LockResult<G> = std::result::Result<G, LockError<G>>;
+
+/// Why a lock ([`Mutex::lock`](crate::Mutex::lock), ...) did not simply acquire.
+///
+/// As a [`PushError`] hands back the value it did not store, `OwnerDied` hands over the lock
+/// it did take: the caller holds it, and decides what to do about the state the dead holder
+/// may have left half updated. `?` converts either into an [`Error`] (dropping the guard,
+/// which unlocks).
+pub enum LockError<G> {
+    /// The holder died holding the lock; the caller holds it now, through the guard. The error
+    /// is [`Error::OwnerDied`], naming the dead process.
+    OwnerDied(G, Error),
+    /// The lock was not acquired: [`Error::Timeout`], [`Error::CorruptStructure`], ...
+    Failed(Error),
+}
+
+impl<G> LockError<G> {
+    /// The guard, when the lock was taken over from a dead holder.
+    pub fn into_guard(self) -> Option<G> {
+        match self {
+            Self::OwnerDied(guard, _) => Some(guard),
+            Self::Failed(_) => None,
+        }
+    }
+
+    /// The error.
+    pub fn error(&self) -> &Error {
+        match self {
+            Self::OwnerDied(_, e) | Self::Failed(e) => e,
+        }
+    }
+
+    /// The error, dropping a guard (which unlocks).
+    pub fn into_error(self) -> Error {
+        match self {
+            Self::OwnerDied(_, e) | Self::Failed(e) => e,
+        }
+    }
+
+    /// Whether the holder died (and the caller holds the lock).
+    pub fn owner_died(&self) -> bool {
+        matches!(self, Self::OwnerDied(..))
+    }
+}
+
+impl<G> From<Error> for LockError<G> {
+    fn from(e: Error) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl<G> From<LockError<G>> for Error {
+    fn from(e: LockError<G>) -> Self {
+        e.into_error()
+    }
+}
+
+impl<G> fmt::Debug for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OwnerDied(_, e) => f.debug_tuple("OwnerDied").field(e).finish(),
+            Self::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+impl<G> fmt::Display for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OwnerDied(_, e) => write!(f, "lock taken over: {e}"),
+            Self::Failed(e) => write!(f, "lock failed: {e}"),
+        }
+    }
+}
+
+impl<G> std::error::Error for LockError<G> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.error())
+    }
 }
 
 /// Why a push (into a [`Queue`](crate::Queue), a [`Stack`](crate::Stack), ...) handed its value

@@ -351,12 +351,19 @@ fn decode(what: u64, span: u64, pid: u32, liveness: Liveness, lane: usize) -> Op
     })
 }
 
-/// Whether lane `lane` of `lanes` is idle.
+/// Whether lane `lane` of `lanes` is idle: no claim in flight and no hold.
 pub(crate) fn idle(lanes: Region<'_>, lane: usize) -> bool {
-    // Acquire: pairs with `settle`'s Release, as in `claims`.
-    lane.checked_mul(LANE)
-        .and_then(|at| lanes.load_u64(at, Ordering::Acquire).ok())
-        .is_none_or(|what| what == 0)
+    let Some(at) = lane.checked_mul(LANE) else {
+        return true;
+    };
+    // Acquire: pairs with `settle`'s Release, as in `claims`, and with a hold's release.
+    let word = |off: usize| {
+        at.checked_add(off)
+            .and_then(|o| lanes.load_u64(o, Ordering::Acquire).ok())
+            .unwrap_or(0)
+    };
+    word(OFF_WHAT) == 0
+        && (0..HOLDS).all(|k| word(OFF_HOLDS.saturating_add(k.saturating_mul(8))) == 0)
 }
 
 /// Clears `claim`'s lane if it still holds that claim: its process is dead and recovery has
@@ -424,4 +431,184 @@ pub(crate) fn recover(
         done.pending = again.pending;
     }
     done
+}
+
+/// First hold slot of a lane: the words `+24 .. +64`, after the claim's three.
+const OFF_HOLDS: usize = 24;
+/// Hold slots per lane: the locks one thread can hold at once with their holder recorded.
+pub(crate) const HOLDS: usize = 5;
+/// The bits of a hold slot that say what is held (the rest is the offset).
+const HOLDING_MASK: u64 = (1 << OFFSET_SHIFT) - 1;
+
+/// What a thread holds on a synchronisation structure until it lets go, as its hold slot
+/// says: `offset << 8 | holding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holding {
+    /// A mutex (a semaphore of one permit, FORMAT.md §5.2) locked.
+    Lock = 1,
+    /// One of an RWLock's `readers` (§5.7).
+    Read = 2,
+    /// A once being run: its state EXECUTING (§5.5).
+    Run = 3,
+}
+
+impl Holding {
+    fn of(bits: u64) -> Option<Self> {
+        match bits {
+            1 => Some(Self::Lock),
+            2 => Some(Self::Read),
+            3 => Some(Self::Run),
+            _ => None,
+        }
+    }
+}
+
+/// A handle's access to its process's hold slots (words `+24 .. +64` of each lane).
+///
+/// A thread records a hold in its own lane after the acquisition it records (a successful
+/// CAS), and clears it before the step that lets go; only it writes those slots while its
+/// process lives. A hold therefore never outlives the holding except when the process dies
+/// holding: a hold of a dead process is proof that it held, and will never let go.
+#[derive(Debug)]
+pub(crate) struct Holds {
+    lanes: Anchored<Region<'static>>,
+    forks: u32,
+    _attachment: Arc<Attachment>,
+}
+
+impl Holds {
+    /// The hold slots of `attachment`'s lanes; `None` without lanes.
+    pub(crate) fn new(attachment: &Arc<Attachment>) -> Option<Self> {
+        Some(Self {
+            lanes: attachment.lanes()?.clone(),
+            forks: crate::raw::watch_forks(),
+            _attachment: Arc::clone(attachment),
+        })
+    }
+
+    /// Records that the current thread now holds `holding` on the structure at segment offset
+    /// `offset`; the hold, to be released when it lets go. `None` when it cannot be recorded:
+    /// every slot of the thread's lane is in use, the thread has no lane, the process is a
+    /// child forked from the one that made the handle, or the offset is too large.
+    #[inline]
+    pub(crate) fn hold(&self, offset: u64, holding: Holding) -> Option<Hold<'_>> {
+        if crate::raw::fork_generation() != self.forks
+            || offset == 0
+            || offset >> (64 - OFFSET_SHIFT) != 0
+        {
+            return None;
+        }
+        let first = lane_number()?.checked_mul(LANE)?.checked_add(OFF_HOLDS)?;
+        let lanes = self.lanes.get();
+        let tag = offset << OFFSET_SHIFT | holding as u64;
+        for k in 0..HOLDS {
+            let slot = lanes
+                .atomic_u64(first.checked_add(k.checked_mul(8)?)?)
+                .ok()?;
+            // Relaxed, both: only this thread writes its lane's slots while the process lives.
+            // The store comes after the acquisition it records; a reader judges a hold only
+            // once its process is dead (every store of it visible then), and a live one's hold
+            // only tells it who to wait for.
+            if slot.load(Ordering::Relaxed) == 0 {
+                slot.store(tag, Ordering::Relaxed);
+                return Some(Hold {
+                    slot,
+                    forks: self.forks,
+                });
+            }
+        }
+        None
+    }
+}
+
+/// A recorded hold, until [`release`](Self::release).
+#[derive(Debug)]
+pub(crate) struct Hold<'a> {
+    slot: &'a AtomicU64,
+    forks: u32,
+}
+
+impl Hold<'_> {
+    /// Clears the hold. Call it before the read-modify-write or store that lets go, with
+    /// release ordering: that orders the clear before it, so that whoever acquires next never
+    /// finds this hold still recorded.
+    #[inline]
+    pub(crate) fn release(&self) {
+        // A forked child's copy of a guard: the slot is its parent's.
+        if crate::raw::fork_generation() == self.forks {
+            // Relaxed: ordered by the releasing operation that follows (see above).
+            self.slot.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A hold read from a lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Holder {
+    /// The record of the process that holds, and its owner word when judged.
+    pub(crate) record: usize,
+    pub(crate) owner: u64,
+    /// The process that holds.
+    pub(crate) pid: u32,
+    /// Whether it still runs.
+    pub(crate) liveness: Liveness,
+    /// What it holds.
+    pub(crate) holding: Holding,
+    /// Where the slot is in the lanes, and the value read, so that exactly this hold is taken.
+    at: usize,
+    tag: u64,
+}
+
+/// The holds in `lanes` of the records `peers` lists on the structure at `offset`.
+pub(crate) fn holders(lanes: Region<'_>, peers: &[RecordOf], offset: u64) -> Vec<Holder> {
+    let mut out = Vec::new();
+    for &(record, owner, pid, liveness) in peers {
+        for j in 0..LANES {
+            let Some(first) = record
+                .checked_mul(LANES)
+                .and_then(|l| l.checked_add(j))
+                .and_then(|l| l.checked_mul(LANE))
+                .and_then(|at| at.checked_add(OFF_HOLDS))
+            else {
+                continue;
+            };
+            for k in 0..HOLDS {
+                let Some(at) = k.checked_mul(8).and_then(|o| first.checked_add(o)) else {
+                    continue;
+                };
+                // Acquire: keeps these loads after the caller's acquiring load of the
+                // structure's word; a let-go seen there (a release that followed the hold's
+                // clear) hides the hold here.
+                let Ok(tag) = lanes.load_u64(at, Ordering::Acquire) else {
+                    continue;
+                };
+                let Some(holding) = Holding::of(tag & HOLDING_MASK) else {
+                    continue;
+                };
+                if tag >> OFFSET_SHIFT == offset {
+                    out.push(Holder {
+                        record,
+                        owner,
+                        pid,
+                        liveness,
+                        holding,
+                        at,
+                        tag,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Takes a dead process's hold away: whether this call did (exactly one of several callers
+/// does). The caller then holds in its place, or undoes what the hold stood for.
+pub(crate) fn take_hold(lanes: Region<'_>, holder: &Holder) -> bool {
+    let Ok(slot) = lanes.atomic_u64(holder.at) else {
+        return false;
+    };
+    // AcqRel: the judgement's reads come before; what the taker does as holder comes after.
+    slot.compare_exchange(holder.tag, 0, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
 }

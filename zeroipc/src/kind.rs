@@ -37,6 +37,12 @@ pub struct StructureReport {
     pub len: Option<u64>,
     /// Every inconsistency of its shared words. Empty for a sound structure.
     pub defects: Vec<StructureDefect>,
+    /// The values of its shared words by their FORMAT.md names, where the kind has a few
+    /// (`count`, `waiting`, `generation`, `state`, ...), as read now.
+    pub state: Vec<(&'static str, i64)>,
+    /// The processes recorded as holding it (a locked mutex's holder, a running once's
+    /// runner), with their liveness. Empty for kinds nobody holds.
+    pub holders: Vec<crate::Peer>,
 }
 
 impl StructureReport {
@@ -123,6 +129,12 @@ pub(crate) enum Invalid {
 pub(crate) enum Mismatch {
     /// Another capacity.
     Capacity { requested: u64, found: u64 },
+    /// Another value of the parameter `what`.
+    Parameter {
+        what: &'static str,
+        requested: i64,
+        found: i64,
+    },
 }
 
 /// One kind of structure: everything creating, opening and checking need to know about it.
@@ -154,6 +166,10 @@ pub(crate) trait Kind {
     fn len(parts: &[Region<'_>], geometry: &Self::Geometry) -> Option<u64>;
     /// Every inconsistency of the stored shared words (a snapshot).
     fn audit(parts: &[Region<'_>], geometry: &Self::Geometry) -> Vec<StructureDefect>;
+    /// The values of the stored shared words by name, for reports (none by default).
+    fn state(_parts: &[Region<'_>], _geometry: &Self::Geometry) -> Vec<(&'static str, i64)> {
+        Vec::new()
+    }
     /// Undoes the claims of dead processes on the stored structure `parts` (at segment offset
     /// `offset`), waiting `stall` for claims not known to be held; nothing for kinds whose
     /// operations claim nothing.
@@ -329,13 +345,29 @@ pub(crate) fn open_or_create<H: Handle>(
         opened => opened?,
     };
     let geometry = validate::<H::Kind>(segment, name, &regions, Some(H::elem()?))?;
-    if let Some(Mismatch::Capacity { requested, found }) = H::Kind::mismatch(&params, &geometry) {
-        return Err(Error::CapacityMismatch {
-            segment: segment.name().to_owned(),
-            name: name.to_owned(),
+    match H::Kind::mismatch(&params, &geometry) {
+        None => {}
+        Some(Mismatch::Capacity { requested, found }) => {
+            return Err(Error::CapacityMismatch {
+                segment: segment.name().to_owned(),
+                name: name.to_owned(),
+                requested,
+                found,
+            });
+        }
+        Some(Mismatch::Parameter {
+            what,
             requested,
             found,
-        });
+        }) => {
+            return Err(Error::ParameterMismatch {
+                segment: segment.name().to_owned(),
+                name: name.to_owned(),
+                what,
+                requested,
+                found,
+            });
+        }
     }
     H::from_parts(Opened {
         segment,
@@ -382,11 +414,19 @@ fn report<K: Kind>(
 ) -> Result<StructureReport> {
     let geometry = validate::<K>(segment, name, regions, None)?;
     let mut defects = K::audit(regions, &geometry);
+    let offset = regions.first().and_then(|r| segment.mapping().offset_of(r));
     // Who holds each slot in flight, from the claims recorded for this structure.
-    let claims = regions
-        .first()
-        .and_then(|r| segment.mapping().offset_of(r))
-        .map_or_else(Vec::new, |offset| crate::runtime::claims(segment, offset));
+    let claims = offset.map_or_else(Vec::new, |offset| crate::runtime::claims(segment, offset));
+    // Who holds the structure itself: the holds on any of its parts.
+    let holders = regions
+        .iter()
+        .filter_map(|r| segment.mapping().offset_of(r))
+        .flat_map(|offset| crate::runtime::holders(segment, offset))
+        .map(|h| crate::Peer {
+            pid: h.pid,
+            liveness: h.liveness,
+        })
+        .collect();
     for d in defects.iter_mut().filter(|d| d.in_flight) {
         let Some(slot) = d.slot.and_then(|s| u32::try_from(s).ok()) else {
             continue;
@@ -416,6 +456,8 @@ fn report<K: Kind>(
         geometry: K::describe(&geometry),
         len: K::len(regions, &geometry),
         defects,
+        state: K::state(regions, &geometry),
+        holders,
     })
 }
 
@@ -501,9 +543,10 @@ pub(crate) trait Exercise {
 
 /// The registration of every kind, the one place a new kind is added: its [`StructureKind`]
 /// variant with its docs, the name errors and the inspector print, the type implementing
-/// [`Kind`], and its typed handle (`Handle<T>` for element types `T`).
+/// [`Kind`], and the handles the fuzz body opens it as (a generic one with a few element
+/// types: one-byte, odd-sized, four-byte, eight-byte and sixteen-byte).
 macro_rules! kinds {
-    ($($(#[$doc:meta])* $kind:ident = $name:literal => $ty:ty, $handle:ident;)*) => {
+    ($($(#[$doc:meta])* $kind:ident = $name:literal => $ty:ty, [$($handle:ty),* $(,)?];)*) => {
         /// A kind of structure a segment can hold (FORMAT.md §4–§6).
         ///
         /// The format stores no kind: an entry is only a name, an offset and a size, and a
@@ -550,9 +593,8 @@ macro_rules! kinds {
             }
         }
 
-        /// Checks `name` as every kind, opens it as every kind with a few element types
-        /// (one-byte, odd-sized, four-byte, eight-byte and sixteen-byte) and exercises what
-        /// opens; returns the kind of each typed open that succeeded.
+        /// Checks `name` as every kind, opens it with every handle listed for each kind and
+        /// exercises what opens; returns the kind of each typed open that succeeded.
         pub(crate) fn fuzz_entry(segment: &Segment, name: &str) -> Vec<StructureKind> {
             let mut opened = Vec::new();
             $(
@@ -566,13 +608,7 @@ macro_rules! kinds {
                         if let Ok(report) = report::<$ty>(segment, name, &parts) {
                             let _ = report.defects.iter().map(ToString::to_string).count();
                         }
-                        for ok in [
-                            fuzz_handle::<$handle<u8>>(segment, name, &parts),
-                            fuzz_handle::<$handle<[u8; 3]>>(segment, name, &parts),
-                            fuzz_handle::<$handle<i32>>(segment, name, &parts),
-                            fuzz_handle::<$handle<f64>>(segment, name, &parts),
-                            fuzz_handle::<$handle<[u64; 2]>>(segment, name, &parts),
-                        ] {
+                        for ok in [$(fuzz_handle::<$handle>(segment, name, &parts)),*] {
                             if ok {
                                 opened.push(StructureKind::$kind);
                             }
@@ -603,14 +639,32 @@ fn fuzz_handle<H: Handle + Exercise>(segment: &Segment, name: &str, parts: &[Reg
 use crate::container::array::{Array, ArrayKind};
 use crate::container::queue::{Queue, QueueKind};
 use crate::container::stack::{Stack, StackKind};
+use crate::sync::barrier::{Barrier, BarrierKind};
+use crate::sync::latch::{Latch, LatchKind};
+use crate::sync::mutex::{Mutex, MutexKind};
+use crate::sync::once::{Once, OnceKind};
+use crate::sync::semaphore::{Semaphore, SemaphoreKind};
 
 kinds! {
     /// [`Array`](crate::Array) (FORMAT.md §4.1).
-    Array = "array" => ArrayKind, Array;
+    Array = "array" => ArrayKind,
+        [Array<u8>, Array<[u8; 3]>, Array<i32>, Array<f64>, Array<[u64; 2]>];
     /// [`Queue`](crate::Queue) (FORMAT.md §4.2).
-    Queue = "queue" => QueueKind, Queue;
+    Queue = "queue" => QueueKind,
+        [Queue<u8>, Queue<[u8; 3]>, Queue<i32>, Queue<f64>, Queue<[u64; 2]>];
     /// [`Stack`](crate::Stack) (FORMAT.md §4.3).
-    Stack = "stack" => StackKind, Stack;
+    Stack = "stack" => StackKind,
+        [Stack<u8>, Stack<[u8; 3]>, Stack<i32>, Stack<f64>, Stack<[u64; 2]>];
+    /// [`Semaphore`](crate::Semaphore) (FORMAT.md §5.1).
+    Semaphore = "semaphore" => SemaphoreKind, [Semaphore];
+    /// [`Mutex`](crate::Mutex) (FORMAT.md §5.2): a semaphore of one permit.
+    Mutex = "mutex" => MutexKind, [Mutex];
+    /// [`Barrier`](crate::Barrier) (FORMAT.md §5.3).
+    Barrier = "barrier" => BarrierKind, [Barrier];
+    /// [`Latch`](crate::Latch) (FORMAT.md §5.4).
+    Latch = "latch" => LatchKind, [Latch];
+    /// [`Once`](crate::Once) (FORMAT.md §5.5).
+    Once = "once" => OnceKind, [Once];
 }
 
 impl StructureKind {

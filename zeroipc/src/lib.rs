@@ -22,10 +22,11 @@
 //!
 //! # What exists
 //!
-//! The structures of this release are [`Array`], [`Queue`] (bounded lock-free MPMC) and
-//! [`Stack`] (bounded lock-free LIFO). The format defines more kinds (ring, map, set, pool, the
-//! synchronisation primitives and the codata kinds); this crate lists them in a segment's table
-//! like any entry but does not open them yet.
+//! The structures of this release are the containers [`Array`], [`Queue`] (bounded lock-free
+//! MPMC) and [`Stack`] (bounded lock-free LIFO), and the synchronisation primitives
+//! [`Semaphore`], [`Mutex`], [`Barrier`], [`Latch`] and [`Once`]. The format defines more kinds
+//! (ring, map, set, pool, event, rwlock, monitor, signal and the codata kinds); this crate lists
+//! them in a segment's table like any entry but does not open them yet.
 //!
 //! # One result shape for every structure
 //!
@@ -38,6 +39,8 @@
 //! | take a value without waiting (`pop`) | `Ok(Some(value))` | `Ok(None)` (empty) | `Err(Error)` |
 //! | wait with a deadline (`*_timeout`) | `Ok(..)` | `Err(Error::Timeout)`; a value to store comes back in `PushError::Failed` | `Err(Error)` |
 //! | address an element (`Array::get`, `set`, atomics) | `Ok(..)` | — | `Err(Error::IndexOutOfBounds)` and others |
+//! | take a lock (`Mutex::lock`, `lock_timeout`) | `Ok(guard)` | `Ok(None)` from `try_lock` | `Err(LockError::Failed(Error))`; a dead holder's lock comes with `Err(LockError::OwnerDied(guard, Error))` |
+//! | wait for others (`acquire`, `wait`, `call_once`) | `Ok(..)` | `Ok(false)` from `try_*` | `Err(Error::Timeout)` from `_timeout` forms; plain forms block for ever |
 //!
 //! - "Full" and "empty" are the only outcomes that are not an [`Error`]: they are cheap (no
 //!   allocation) and expected, so polling loops may spin on them.
@@ -71,7 +74,8 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `container/` | the container kinds, one file each: `array`, `queue`, `stack`, and `slotted`, the shape queue and stack share (FORMAT.md §4) |
-//! | `sync/`, `codata/` | the synchronisation and codata kinds, when they arrive (§5, §6) |
+//! | `sync/` | the synchronisation kinds, one file each: `semaphore`, `mutex`, `barrier`, `latch`, `once`, and what they share (the blocking loop, the search for a dead holder) (§5) |
+//! | `codata/` | the codata kinds, when they arrive (§6) |
 //! | `kind` | the one abstraction every kind implements, and what is written once over it: create (all parts of a composite or none), open (every part checked), open-or-create, [`Segment::check_structure`], the fuzz body; the registration list of kinds |
 //! | `algo/` | the lock-free algorithms, written against small traits so that `loom` checks the very same code |
 //! | `raw` | the only module with `unsafe` mapping access: bounds-checked regions, atomic words, copies |
@@ -144,13 +148,14 @@ mod peers;
 mod raw;
 mod runtime;
 mod segment;
+mod sync;
 mod table;
 mod wait;
 
 pub use container::array::{Array, ArrayFormat, Iter};
 pub use container::queue::Queue;
 pub use container::stack::{DEFAULT_STALL_TIMEOUT, Stack};
-pub use error::{EntryDefect, Error, HeaderDefect, PushError, Result};
+pub use error::{EntryDefect, Error, HeaderDefect, LockError, LockResult, PushError, Result};
 pub use kind::{Recovery, StructureDefect, StructureKind, StructureReport};
 pub use layout::{Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout};
 pub use name::{MAX_ENTRY_NAME_LEN, MAX_SEGMENT_NAME_LEN};
@@ -159,6 +164,12 @@ pub use segment::{
     DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ENTRIES, DEFAULT_MODE, Defect, Report, Segment,
     SegmentOptions, Staleness,
 };
+pub use sync::OWNER_CHECK_INTERVAL;
+pub use sync::barrier::Barrier;
+pub use sync::latch::Latch;
+pub use sync::mutex::{Mutex, MutexGuard};
+pub use sync::once::Once;
+pub use sync::semaphore::Semaphore;
 pub use table::{Entry, HeaderInfo};
 pub use wait::DEFAULT_POLL_INTERVAL;
 pub use zeroipc_derive::ShmLayout;

@@ -47,7 +47,7 @@ const OFF_PIDNS: usize = 16;
 const OFF_SEALED: usize = 24;
 
 /// The pid in an `owner` word (its low 32 bits).
-fn pid_of(owner: u64) -> u32 {
+pub(crate) fn pid_of(owner: u64) -> u32 {
     u32::try_from(owner & u64::from(u32::MAX)).unwrap_or(0)
 }
 
@@ -160,7 +160,11 @@ pub(crate) type FileId = (u64, u64);
 /// maps the segment `file` (its record is released before its mapping goes), so a process
 /// that provably does not map it is another one. `file` is `None` where that cannot be told
 /// (this process's own maps do not show the file).
-fn liveness(pid: u32, start: u64, pidns: u64, file: Option<FileId>) -> Liveness {
+///
+/// `thorough` false skips those two proofs (two more `/proc` reads, one of a whole memory map):
+/// they only ever turn a live-looking process into a dead one, so without them a reused pid
+/// may be taken for alive, never a live process for dead.
+fn liveness(pid: u32, start: u64, pidns: u64, file: Option<FileId>, thorough: bool) -> Liveness {
     let Some(me) = me() else {
         return Liveness::Unknown;
     };
@@ -169,6 +173,7 @@ fn liveness(pid: u32, start: u64, pidns: u64, file: Option<FileId>) -> Liveness 
     }
     let process = pid.to_string();
     match stat(&process) {
+        Stat::Running { start: now, .. } if now == start && !thorough => Liveness::Alive,
         Stat::Running { start: now, .. } if now == start => {
             let leader = thread_group(&process).map(|tgid| tgid == pid);
             let maps = file.and_then(|file| maps_file(&process, file));
@@ -442,34 +447,121 @@ fn scan(records: Region<'_>, count: usize, file: Option<FileId>) -> Vec<(usize, 
     let file = file.filter(|&f| maps_file("self", f) == Some(true));
     let mut peers = Vec::new();
     for i in 0..count {
-        let Some(at) = i.checked_mul(RECORD) else {
-            break;
-        };
-        // Acquire: the fields written before the seal's Release are visible after it.
-        let field = |off: usize| {
-            at.checked_add(off)
-                .and_then(|o| records.load_u64(o, Ordering::Acquire).ok())
-        };
-        let (Some(owner), Some(sealed), Some(start), Some(pidns), Some(again)) = (
-            field(OFF_OWNER),
-            field(OFF_SEALED),
-            field(OFF_START),
-            field(OFF_PIDNS),
-            field(OFF_OWNER),
-        ) else {
-            break;
-        };
-        if owner == 0 {
-            continue;
+        match judge_at(records, i, file, true) {
+            Judged::Outside => break,
+            Judged::Free => {}
+            Judged::Held(owner, peer) => peers.push((i, owner, peer)),
         }
-        let pid = pid_of(owner);
-        // Judged only when sealed and unchanged while its fields were read.
-        let liveness = if sealed == owner && again == owner {
-            liveness(pid, start, pidns, file)
-        } else {
-            Liveness::Unknown
-        };
-        peers.push((i, owner, Peer { pid, liveness }));
     }
     peers
+}
+
+/// What one record slot holds.
+enum Judged {
+    /// There is no record `i`.
+    Outside,
+    /// The record is free.
+    Free,
+    /// Its owner word and process.
+    Held(u64, Peer),
+}
+
+/// Judges record `i` of `records`, with the maps proof for `file` if given.
+fn judge_at(records: Region<'_>, i: usize, file: Option<FileId>, thorough: bool) -> Judged {
+    let Some(at) = i.checked_mul(RECORD) else {
+        return Judged::Outside;
+    };
+    // Acquire: the fields written before the seal's Release are visible after it.
+    let field = |off: usize| {
+        at.checked_add(off)
+            .and_then(|o| records.load_u64(o, Ordering::Acquire).ok())
+    };
+    let (Some(owner), Some(sealed), Some(start), Some(pidns), Some(again)) = (
+        field(OFF_OWNER),
+        field(OFF_SEALED),
+        field(OFF_START),
+        field(OFF_PIDNS),
+        field(OFF_OWNER),
+    ) else {
+        return Judged::Outside;
+    };
+    if owner == 0 {
+        return Judged::Free;
+    }
+    let pid = pid_of(owner);
+    // Judged only when sealed and unchanged while its fields were read.
+    let liveness = if sealed == owner && again == owner {
+        liveness(pid, start, pidns, file, thorough)
+    } else {
+        Liveness::Unknown
+    };
+    Judged::Held(owner, Peer { pid, liveness })
+}
+
+/// The process of record `i`, judged by its start time alone, without the thread-group and
+/// maps proofs (too dear for a waiter that asks every 200 ms; see `liveness`).
+pub(crate) fn judge(records: Region<'_>, i: usize) -> Option<(u64, Peer)> {
+    match judge_at(records, i, None, false) {
+        Judged::Held(owner, peer) => Some((owner, peer)),
+        Judged::Outside | Judged::Free => None,
+    }
+}
+
+/// A waiter's watch on the processes it finds holding what it waits for: after the first look
+/// at a holder (its start time, as for any record), a pidfd, so that every later look costs one
+/// `poll`. A pidfd becomes readable when its process exits (a zombie included) and never
+/// refers to a later process under the same pid.
+#[derive(Debug, Default)]
+pub(crate) struct Vigil {
+    /// Owner words of the holders watched, with their pidfds.
+    watched: Vec<(u64, rustix::fd::OwnedFd)>,
+}
+
+impl Vigil {
+    /// Whether the process of record `record` of `records`, whose owner word was `owner` when
+    /// its hold was read, still runs.
+    pub(crate) fn judge(&mut self, records: Region<'_>, record: usize, owner: u64) -> Liveness {
+        if let Some((_, fd)) = self.watched.iter().find(|(o, _)| *o == owner) {
+            return if exited(fd) {
+                Liveness::Dead
+            } else {
+                Liveness::Alive
+            };
+        }
+        let judged = |records| match judge(records, record) {
+            Some((o, peer)) if o == owner => peer.liveness,
+            _ => Liveness::Unknown,
+        };
+        let liveness = judged(records);
+        if liveness == Liveness::Alive
+            && let Some(pid) = i32::try_from(pid_of(owner))
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            && let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            // Still the same process after the open: the pidfd is of the recorded one.
+            && judged(records) == Liveness::Alive
+        {
+            // Bounded: a waiter meets few holders; the oldest is forgotten.
+            if self.watched.len() >= 8 {
+                self.watched.remove(0);
+            }
+            self.watched.push((owner, fd));
+        }
+        liveness
+    }
+}
+
+/// Whether the process of `pidfd` has exited.
+fn exited(pidfd: &rustix::fd::OwnedFd) -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // An error leaves the process taken for alive: never a false death.
+    poll(&mut fds, Some(&zero)).is_ok_and(|n| n > 0)
+        && fds
+            .first()
+            .is_some_and(|f| f.revents().contains(PollFlags::IN))
 }

@@ -240,6 +240,110 @@ pub(crate) fn claims(segment: &Segment, offset: u64) -> Vec<Claim> {
     journal::claims(lanes, &records, Some(offset))
 }
 
+/// The holds recorded on the structure at segment offset `offset` of `segment` (none without
+/// a runtime entry). Only reads: works on read-only segments.
+pub(crate) fn holders(segment: &Segment, offset: u64) -> Vec<journal::Holder> {
+    let Ok(region) = segment.open_entry(NAME) else {
+        return Vec::new();
+    };
+    if !understood(&region) {
+        return Vec::new();
+    }
+    let Some((records, lanes)) = areas(segment, &region) else {
+        return Vec::new();
+    };
+    holders_in(records, lanes, offset)
+}
+
+/// The occupied records of `records`, unjudged.
+fn owners_in(records: Region<'_>) -> Vec<journal::RecordOf> {
+    (0..RECORDS)
+        .filter_map(|i| {
+            // Acquire: as in `Ledger::contested`.
+            let owner = i
+                .checked_mul(peers::RECORD)
+                .and_then(|at| records.load_u64(at, Ordering::Acquire).ok())?;
+            (owner != 0).then_some((i, owner, 0, Liveness::Unknown))
+        })
+        .collect()
+}
+
+/// Takes the hold of a process judged dead away, if its record (in `records`, with its
+/// `lanes`) still belongs to that process.
+fn take_in(records: Region<'_>, lanes: Region<'_>, holder: &journal::Holder) -> bool {
+    // Acquire: as in `Ledger::clear`.
+    let owner = holder
+        .record
+        .checked_mul(peers::RECORD)
+        .and_then(|at| records.load_u64(at, Ordering::Acquire).ok());
+    holder.liveness == Liveness::Dead
+        && owner == Some(holder.owner)
+        && journal::take_hold(lanes, holder)
+}
+
+/// The records and lanes of a writable segment's runtime entry, kept by a handle that looks
+/// for dead holders while it waits (so that a look costs no table lookup).
+#[derive(Debug)]
+pub(crate) struct HoldView {
+    records: Anchored<Region<'static>>,
+    lanes: Anchored<Region<'static>>,
+}
+
+impl HoldView {
+    /// The holds on the structure at segment offset `offset`, their processes judged through
+    /// `vigil` (which keeps a pidfd of each holder it has seen alive).
+    pub(crate) fn holders(&self, offset: u64, vigil: &mut peers::Vigil) -> Vec<journal::Holder> {
+        let records = self.records.get();
+        let mut holders = journal::holders(self.lanes.get(), &owners_in(records), offset);
+        for h in &mut holders {
+            h.pid = peers::pid_of(h.owner);
+            h.liveness = vigil.judge(records, h.record, h.owner);
+        }
+        holders
+    }
+
+    /// Takes a dead process's hold away: whether this call did (one caller of several does).
+    pub(crate) fn take(&self, holder: &journal::Holder) -> bool {
+        take_in(self.records.get(), self.lanes.get(), holder)
+    }
+}
+
+/// The hold view of a writable `segment`; `None` without a runtime entry.
+pub(crate) fn hold_view(segment: &Segment) -> Option<HoldView> {
+    if segment.is_read_only() {
+        return None;
+    }
+    let region = segment.open_entry(NAME).ok()?;
+    if !understood(&region) {
+        return None;
+    }
+    let (records, lanes) = areas(segment, &region)?;
+    Some(HoldView {
+        records: Anchored::region(segment.mapping(), records)?,
+        lanes: Anchored::region(segment.mapping(), lanes)?,
+    })
+}
+
+/// The holds on the structure at `offset` in `records` and their `lanes`: the slots are read
+/// first, and only the processes found holding are judged.
+fn holders_in(records: Region<'_>, lanes: Region<'_>, offset: u64) -> Vec<journal::Holder> {
+    let mut holders = journal::holders(lanes, &owners_in(records), offset);
+    for h in &mut holders {
+        match peers::judge(records, h.record) {
+            // Judged as the same owner the hold was read under: its verdict holds for it.
+            Some((owner, peer)) if owner == h.owner => {
+                h.pid = peer.pid;
+                h.liveness = peer.liveness;
+            }
+            _ => {
+                h.pid = peers::pid_of(h.owner);
+                h.liveness = Liveness::Unknown;
+            }
+        }
+    }
+    holders
+}
+
 /// The runtime entry of a writable `segment` as recovery reads it; `None` without one.
 pub(crate) fn ledger(segment: &Segment) -> Option<Ledger<'_>> {
     if segment.is_read_only() {

@@ -97,13 +97,13 @@ impl SegmentOptions {
     /// looks at the shared words while it sleeps: the bound on how late it notices a change
     /// made by another ZeroIPC implementation, none of which wakes sleepers (changes made by
     /// this crate wake it at once, through the waiter counts of the runtime entry). Default
-    /// [`DEFAULT_POLL_INTERVAL`] (32 ms).
+    /// [`DEFAULT_POLL_INTERVAL`] (64 ms).
     ///
     /// A wait starts with much shorter sleeps (from 50 µs, doubling), so a change soon after a
     /// call blocks is seen sooner; a handle that sees a change nobody woke it for looks every
     /// 1 ms for the next 10 s; and without waiter counts (no runtime entry) waiters look every
     /// 1 ms, since nothing can wake them. Each look is a timer wake-up, about 5 µs of CPU on bare
-    /// metal and 50–80 µs in a virtual machine: at 32 ms an idle waiter costs a few ms of CPU a
+    /// metal and 50–90 µs in a virtual machine: at 64 ms an idle waiter costs 1–3 ms of CPU a
     /// second. Lower it (to 1 ms, the other implementations' own polling step) where peers of
     /// other implementations feed blocked consumers of this one from the start.
     pub fn poll_interval(&mut self, interval: Duration) -> &mut Self {

@@ -2,12 +2,12 @@
 //! kernel on the shared 32-bit word whose change lets the call proceed (Linux `FUTEX_WAIT`,
 //! shared, never `FUTEX_PRIVATE`: the word lives in a mapping other processes share), in slices
 //! that start at 50 µs and double up to the segment's poll interval ([`DEFAULT_POLL_INTERVAL`],
-//! 32 ms). The slices bound how late a change made by an implementation that never wakes
+//! 64 ms). The slices bound how late a change made by an implementation that never wakes
 //! anybody (all the others: they poll) is noticed. A handle that finds its word changed at the
 //! end of a slice nobody woke it in has such a peer, and for the next 10 s caps its slices at
 //! 1 ms, the others' own polling step; so do waiters on a segment without waiter counts, whom
 //! nothing can wake. Each slice costs a timer wake-up (5 µs of CPU on bare
-//! metal, 50–80 µs in a virtual machine), which is why slices are not short by default. Deadlines are
+//! metal, 50–90 µs in a virtual machine), which is why slices are not short by default. Deadlines are
 //! on the monotonic clock (`Instant`). Elsewhere than Linux, the sleeping phase is a plain sleep of the slice.
 //!
 //! # Waking exactly when somebody sleeps
@@ -49,7 +49,7 @@ const MAX_SLEEP: Duration = Duration::from_micros(1024);
 const MIN_SLICE: Duration = Duration::from_micros(50);
 /// The default longest kernel sleep of a blocked call before it looks again
 /// ([`SegmentOptions::poll_interval`](crate::SegmentOptions::poll_interval)).
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(32);
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(64);
 /// The longest sleep once a handle has seen a change nobody woke it for, and on segments
 /// without waiter counts: the polling step of the other implementations (FORMAT.md §3,
 /// schedule B1).

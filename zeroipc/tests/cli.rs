@@ -515,3 +515,76 @@ fn gc_removes_exactly_the_segments_whose_every_recorded_process_is_dead() {
         assert!(shm_path(&name(kept)).exists(), "{kept}");
     }
 }
+
+#[test]
+fn check_shows_each_primitives_state_by_name_and_its_holder() {
+    let (name, _g) = guarded("cli-sync");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let m = zeroipc::Mutex::create(&seg, "m").unwrap();
+    let sem = zeroipc::Semaphore::create(&seg, "s", 2, 5).unwrap();
+    let b = zeroipc::Barrier::create(&seg, "b", 3).unwrap();
+    zeroipc::Latch::create(&seg, "l", 4)
+        .unwrap()
+        .count_down(1)
+        .unwrap();
+    zeroipc::Once::create(&seg, "o")
+        .unwrap()
+        .call_once(|| ())
+        .unwrap();
+    assert!(sem.try_acquire().unwrap());
+    assert!(b.wait_timeout(std::time::Duration::ZERO).is_err());
+    let _guard = m.lock().unwrap();
+    let args = [
+        "check",
+        &name,
+        "--json",
+        "--structure",
+        "mutex:m",
+        "--structure",
+        "semaphore:s",
+        "--structure",
+        "barrier:b",
+        "--structure",
+        "latch:l",
+        "--structure",
+        "once:o",
+    ];
+    let (out, text) = cli(&args);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let v = json_of(&out, &text);
+    let state = |i: usize, key: &str| v["structures"][i]["state"][key].as_i64();
+    assert_eq!(state(0, "locked"), Some(1), "{text}");
+    assert_eq!(state(0, "count"), Some(0));
+    assert_eq!(v["structures"][0]["holders"][0]["pid"], std::process::id());
+    assert_eq!(v["structures"][0]["holders"][0]["liveness"], "alive");
+    assert_eq!(
+        (state(1, "count"), state(1, "max_count")),
+        (Some(1), Some(5))
+    );
+    assert_eq!(
+        (
+            state(2, "arrived"),
+            state(2, "generation"),
+            state(2, "num_participants")
+        ),
+        (Some(0), Some(0), Some(3))
+    );
+    assert_eq!(
+        (state(3, "count"), state(3, "initial_count")),
+        (Some(3), Some(4))
+    );
+    assert_eq!(state(4, "state"), Some(2));
+    assert!(v["structures"][1]["holders"].as_array().unwrap().is_empty());
+    // The same in words.
+    let words: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
+    let (out, text) = cli(&words);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("count 0, waiting 0, max_count 1, locked 1"),
+        "{text}"
+    );
+    assert!(
+        stdout.contains(&format!("held by pid {} (alive)", std::process::id())),
+        "{text}"
+    );
+}

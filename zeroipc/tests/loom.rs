@@ -1,4 +1,4 @@
-//! TESTPLAN C1: the queue and stack algorithms checked by `loom` over every interleaving (up to
+//! TESTPLAN C1: the queue, stack, semaphore, once, latch and barrier algorithms checked by `loom` over every interleaving (up to
 //! the preemption bound) of small models. The algorithms are the crate's own `src/algo` code,
 //! included by path and run on loom's atomics; slots are loom cells, so a read that could race
 //! with a write is reported as a data race.
@@ -16,6 +16,7 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicU32;
 
+use algo::sync::{barrier, latch, once, semaphore};
 use algo::{Word, stack, vyukov};
 
 impl Word for AtomicU32 {
@@ -30,6 +31,12 @@ impl Word for AtomicU32 {
     }
     fn cas(&self, current: u32, new: u32, s: Ordering, f: Ordering) -> Result<u32, u32> {
         self.compare_exchange(current, new, s, f)
+    }
+    fn fetch_add(&self, value: u32, order: Ordering) -> u32 {
+        AtomicU32::fetch_add(self, value, order)
+    }
+    fn swap(&self, value: u32, order: Ordering) -> u32 {
+        AtomicU32::swap(self, value, order)
     }
 }
 
@@ -405,5 +412,245 @@ fn stack_two_pushers_and_a_popper_that_give_up() {
         pushed.sort_unstable();
         popped.sort_unstable();
         assert_eq!(popped, pushed, "an item was lost or duplicated");
+    });
+}
+
+/// Spins (yielding to loom) until `done`.
+fn spin_until(done: impl Fn() -> bool) {
+    while !done() {
+        loom::thread::yield_now();
+    }
+}
+
+/// A cell written and read only where the algorithm says the caller has exclusive access (or
+/// sees the writer's stores); loom reports any overlap as a data race.
+struct Cell(UnsafeCell<u32>);
+
+// SAFETY: loom checks every access for races.
+unsafe impl Sync for Cell {}
+
+impl Cell {
+    fn new() -> Self {
+        Self(UnsafeCell::new(0))
+    }
+    fn add(&self) {
+        // SAFETY: loom checks that no other access overlaps.
+        self.0.with_mut(|p| unsafe { *p += 1 });
+    }
+    fn get(&self) -> u32 {
+        // SAFETY: as for `add`.
+        self.0.with(|p| unsafe { *p })
+    }
+}
+
+#[test]
+fn semaphore_of_one_permit_excludes_and_hands_over_what_was_written() {
+    model(|| {
+        let count = Arc::new(AtomicU32::new(1));
+        let data = Arc::new(Cell::new());
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (count, data) = (Arc::clone(&count), Arc::clone(&data));
+                loom::thread::spawn(move || {
+                    spin_until(|| semaphore::try_acquire(&*count).unwrap());
+                    data.add();
+                    semaphore::release(&*count, 1).unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(data.get(), 2);
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+        // The bound holds: a release beyond it is refused and changes nothing.
+        assert_eq!(
+            semaphore::release(&*count, 1),
+            Err(semaphore::Refused::Full(1))
+        );
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+    });
+}
+
+#[test]
+fn semaphore_of_two_permits_never_admits_three() {
+    model(|| {
+        let count = Arc::new(AtomicU32::new(2));
+        let inside = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (count, inside) = (Arc::clone(&count), Arc::clone(&inside));
+                loom::thread::spawn(move || {
+                    if semaphore::try_acquire(&*count).unwrap() {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        assert!(now <= 2, "{now} inside");
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        semaphore::release(&*count, 2).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(count.load(Ordering::Relaxed), 2);
+    });
+}
+
+#[test]
+fn once_runs_exactly_once_and_everyone_sees_what_it_did() {
+    model(|| {
+        let state = Arc::new(AtomicU32::new(once::PENDING));
+        let data = Arc::new(Cell::new());
+        let runs = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (state, data, runs) =
+                    (Arc::clone(&state), Arc::clone(&data), Arc::clone(&runs));
+                loom::thread::spawn(move || {
+                    match once::begin(&*state).unwrap() {
+                        once::Begin::Run => {
+                            data.add();
+                            runs.fetch_add(1, Ordering::Relaxed);
+                            once::finish(&*state);
+                        }
+                        once::Begin::Running => {
+                            spin_until(|| once::begin(&*state).unwrap() == once::Begin::Done)
+                        }
+                        once::Begin::Done => {}
+                    }
+                    // Done: the function's writes are visible.
+                    assert_eq!(data.get(), 1);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+    });
+}
+
+#[test]
+fn latch_opens_only_after_every_count_down_and_shows_their_writes() {
+    model(|| {
+        let count = Arc::new(AtomicU32::new(2));
+        let cells = Arc::new([Cell::new(), Cell::new()]);
+        let threads: Vec<_> = (0..2)
+            .map(|i| {
+                let (count, cells) = (Arc::clone(&count), Arc::clone(&cells));
+                loom::thread::spawn(move || {
+                    cells[i].add();
+                    latch::count_down(&*count, 1).unwrap()
+                })
+            })
+            .collect();
+        spin_until(|| latch::open(&*count));
+        assert_eq!(cells[0].get() + cells[1].get(), 2);
+        let zeroed: u32 = threads
+            .into_iter()
+            .map(|t| u32::from(t.join().unwrap()))
+            .sum();
+        assert_eq!(zeroed, 1, "exactly one count-down reached 0");
+        // Saturated: more count-downs leave it at 0.
+        assert!(!latch::count_down(&*count, 5).unwrap());
+        assert_eq!(count.load(Ordering::Relaxed), 0);
+    });
+}
+
+#[test]
+fn barrier_generations_release_together_and_reset() {
+    model(|| {
+        let arrived = Arc::new(AtomicU32::new(0));
+        let generation = Arc::new(AtomicU32::new(0));
+        // One cell per participant and generation: written before arriving, read after.
+        let cells = Arc::new([[Cell::new(), Cell::new()], [Cell::new(), Cell::new()]]);
+        let threads: Vec<_> = (0..2)
+            .map(|i| {
+                let (arrived, generation, cells) = (
+                    Arc::clone(&arrived),
+                    Arc::clone(&generation),
+                    Arc::clone(&cells),
+                );
+                loom::thread::spawn(move || {
+                    let mut leaders = 0;
+                    for round in 0..2usize {
+                        cells[round][i].add();
+                        match barrier::arrive(&*arrived, &*generation, 2).unwrap() {
+                            barrier::Arrival::Last => leaders += 1,
+                            barrier::Arrival::Wait(g) => {
+                                spin_until(|| barrier::passed(&*generation, g));
+                            }
+                        }
+                        // Past the barrier: the other's write of this round is visible.
+                        assert_eq!(cells[round][1 - i].get(), 1);
+                    }
+                    leaders
+                })
+            })
+            .collect();
+        let leaders: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(leaders, 2, "one leader per generation");
+        assert_eq!(generation.load(Ordering::Relaxed), 2);
+        assert_eq!(arrived.load(Ordering::Relaxed), 0);
+    });
+}
+
+#[test]
+fn barrier_withdrawal_never_disagrees_with_the_release() {
+    model(|| {
+        let arrived = Arc::new(AtomicU32::new(0));
+        let generation = Arc::new(AtomicU32::new(0));
+        let a_left = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let a = {
+            let (arrived, generation, a_left) = (
+                Arc::clone(&arrived),
+                Arc::clone(&generation),
+                Arc::clone(&a_left),
+            );
+            loom::thread::spawn(move || {
+                match barrier::arrive(&*arrived, &*generation, 2).unwrap() {
+                    barrier::Arrival::Last => "last",
+                    barrier::Arrival::Wait(g) => {
+                        // Times out at once.
+                        match barrier::withdraw(&*arrived, &*generation, g, 2).unwrap() {
+                            barrier::Withdrawal::Left => {
+                                a_left.store(true, Ordering::SeqCst);
+                                "left"
+                            }
+                            barrier::Withdrawal::Released => "released",
+                        }
+                    }
+                }
+            })
+        };
+        let b = match barrier::arrive(&*arrived, &*generation, 2).unwrap() {
+            barrier::Arrival::Last => "last",
+            barrier::Arrival::Wait(g) => loop {
+                if barrier::passed(&*generation, g) {
+                    break "released";
+                }
+                if a_left.load(Ordering::SeqCst) {
+                    match barrier::withdraw(&*arrived, &*generation, g, 2).unwrap() {
+                        barrier::Withdrawal::Left => break "left",
+                        barrier::Withdrawal::Released => break "released",
+                    }
+                }
+                loom::thread::yield_now();
+            },
+        };
+        let a = a.join().unwrap();
+        let g = generation.load(Ordering::SeqCst);
+        assert_eq!(arrived.load(Ordering::SeqCst), 0, "a={a} b={b}");
+        match g {
+            // Completed: one leader, the other released; nobody thinks it timed out.
+            1 => assert!(
+                matches!((a, b), ("last", "released") | ("released", "last")),
+                "a={a} b={b}"
+            ),
+            // Not completed: both gave up.
+            0 => assert_eq!((a, b), ("left", "left")),
+            other => panic!("generation {other}"),
+        }
     });
 }

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
-use zeroipc::{Array, Error, Queue, Segment, Stack};
+use zeroipc::{Array, Barrier, Error, Latch, Mutex, Once, Queue, Segment, Semaphore, Stack};
 use zeroipc_tests::types::SensorReading;
 
 fn main() -> ExitCode {
@@ -25,6 +25,13 @@ fn main() -> ExitCode {
         ["create-array", seg, name] => create_array(seg, name),
         ["torture-produce", seg, name, id] => torture_produce(seg, name, id),
         ["torture-consume", seg, name, id] => torture_consume(seg, name, id),
+        ["barrier-rounds", seg, name, rounds] => barrier_rounds(seg, name, rounds),
+        ["latch-down", seg, name, n] => latch_down(seg, name, n),
+        ["once-race", seg, name, counter] => once_race(seg, name, counter),
+        ["sem-load", seg, name, inside, iters] => sem_load(seg, name, inside, iters),
+        ["mutex-count", seg, name, counter, iters] => mutex_count(seg, name, counter, iters),
+        ["mutex-hold", seg, name] => mutex_hold(seg, name),
+        ["once-hang", seg, name] => once_hang(seg, name),
         _ => Err(format!("unknown role {args:?}")),
     };
     match result {
@@ -195,6 +202,28 @@ fn idle_wait(seg: &str, kind: &str, name: &str, ms: &str) -> Result<String, Stri
             let s = Stack::<u64>::open(&seg, name).map_err(|e| e.to_string())?;
             s.pop_timeout(timeout).map(|_| ())
         }
+        "semaphore" => {
+            let s = Semaphore::open(&seg, name).map_err(|e| e.to_string())?;
+            s.acquire_timeout(timeout)
+        }
+        "mutex" => {
+            let m = Mutex::open(&seg, name).map_err(|e| e.to_string())?;
+            m.lock_timeout(timeout)
+                .map(drop)
+                .map_err(zeroipc::LockError::into_error)
+        }
+        "barrier" => {
+            let b = Barrier::open(&seg, name).map_err(|e| e.to_string())?;
+            b.wait_timeout(timeout).map(drop)
+        }
+        "latch" => {
+            let l = Latch::open(&seg, name).map_err(|e| e.to_string())?;
+            l.wait_timeout(timeout)
+        }
+        "once" => {
+            let o = Once::open(&seg, name).map_err(|e| e.to_string())?;
+            o.call_once_timeout(timeout, || ()).map(drop)
+        }
         other => return Err(format!("unknown kind {other}")),
     };
     let (cpu, wall) = (cpu_us() - start.0, start.1.elapsed());
@@ -350,4 +379,126 @@ fn torture_consume(seg: &str, name: &str, id: &str) -> Result<String, String> {
             Err(e) => return Err(e.to_string()),
         }
     }
+}
+
+/// Waits at the barrier `name` `rounds` times; how many times this process was the leader.
+fn barrier_rounds(seg: &str, name: &str, rounds: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let b = Barrier::open(&seg, name).map_err(|e| e.to_string())?;
+    let mut leaders = 0;
+    for _ in 0..parse(rounds)? {
+        let leader = b
+            .wait_timeout(std::time::Duration::from_secs(60))
+            .map_err(|e| e.to_string())?;
+        leaders += usize::from(leader);
+    }
+    Ok(format!("leaders={leaders}"))
+}
+
+/// Counts the latch `name` down by `n`, then waits for it to open.
+fn latch_down(seg: &str, name: &str, n: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let l = Latch::open(&seg, name).map_err(|e| e.to_string())?;
+    l.count_down(parse(n)? as i32).map_err(|e| e.to_string())?;
+    l.wait_timeout(std::time::Duration::from_secs(60))
+        .map_err(|e| e.to_string())?;
+    Ok(format!("count={}", l.count()))
+}
+
+/// Calls the once `name` with a function that adds 1 to the `u64` array `counter` (slot 0);
+/// whether this process ran it.
+fn once_race(seg: &str, name: &str, counter: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let once = Once::open(&seg, name).map_err(|e| e.to_string())?;
+    let counter = Array::<u64>::open(&seg, counter).map_err(|e| e.to_string())?;
+    let ran = once
+        .call_once_timeout(std::time::Duration::from_secs(60), || {
+            // Slow enough that the other processes find it running.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            counter.fetch_add(0, 1, Ordering::SeqCst).unwrap();
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(format!("ran={}", u8::from(ran)))
+}
+
+/// `iters` times: acquires a permit of the semaphore `name`, counts itself into slot 0 of the
+/// `i64` array `inside` (the most inside at once go to slot 1), and leaves again.
+fn sem_load(seg: &str, name: &str, inside: &str, iters: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let sem = Semaphore::open(&seg, name).map_err(|e| e.to_string())?;
+    let inside = Array::<i64>::open(&seg, inside).map_err(|e| e.to_string())?;
+    for i in 0..parse(iters)? {
+        sem.acquire_timeout(std::time::Duration::from_secs(60))
+            .map_err(|e| e.to_string())?;
+        let now = inside.fetch_add(0, 1, Ordering::SeqCst).unwrap() + 1;
+        let mut most = inside.load(1, Ordering::SeqCst).unwrap();
+        while now > most {
+            match inside.compare_exchange(1, most, now, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(Ok(_)) | Err(_) => break,
+                Ok(Err(seen)) => most = seen,
+            }
+        }
+        if i % 16 == 0 {
+            std::thread::yield_now();
+        }
+        inside.fetch_sub(0, 1, Ordering::SeqCst).unwrap();
+        sem.release().map_err(|e| e.to_string())?;
+    }
+    Ok("done=1".into())
+}
+
+/// `iters` times: locks the mutex `name` and increments slot 0 of the `u64` array `counter`
+/// with a plain read and write (no atomic read-modify-write: only the lock keeps it exact).
+fn mutex_count(seg: &str, name: &str, counter: &str, iters: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let m = Mutex::open(&seg, name).map_err(|e| e.to_string())?;
+    let counter = Array::<u64>::open(&seg, counter).map_err(|e| e.to_string())?;
+    let mut died = 0;
+    for _ in 0..parse(iters)? {
+        let guard = match m.lock_timeout(std::time::Duration::from_secs(60)) {
+            Ok(guard) => guard,
+            Err(zeroipc::LockError::OwnerDied(guard, _)) => {
+                died += 1;
+                guard
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let v = counter.get(0).map_err(|e| e.to_string())?;
+        counter.set(0, v + 1).map_err(|e| e.to_string())?;
+        drop(guard);
+    }
+    Ok(format!("owner_died={died}"))
+}
+
+/// Locks the mutex `name`, says so, and holds it until killed.
+fn mutex_hold(seg: &str, name: &str) -> Result<String, String> {
+    use std::io::Write;
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let m = Mutex::open(&seg, name).map_err(|e| e.to_string())?;
+    let guard = m.lock().map_err(|e| e.to_string())?;
+    println!(
+        "locked pid={} recorded={}",
+        std::process::id(),
+        u8::from(guard.is_recorded())
+    );
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Runs the once `name` with a function that says so and never returns (until killed).
+fn once_hang(seg: &str, name: &str) -> Result<String, String> {
+    use std::io::Write;
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let once = Once::open(&seg, name).map_err(|e| e.to_string())?;
+    once.call_once(|| {
+        println!("running pid={}", std::process::id());
+        let _ = std::io::stdout().flush();
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    Err("the once was already done".into())
 }

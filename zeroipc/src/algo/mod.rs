@@ -44,6 +44,7 @@ pub(crate) enum Side {
 }
 
 pub(crate) mod stack;
+pub(crate) mod sync;
 pub(crate) mod vyukov;
 
 /// A shared 32-bit word.
@@ -63,6 +64,10 @@ pub(crate) trait Word {
     /// `AtomicU32::compare_exchange`.
     fn cas(&self, current: u32, new: u32, success: Ordering, failure: Ordering)
     -> Result<u32, u32>;
+    /// `AtomicU32::fetch_add` (wrapping).
+    fn fetch_add(&self, value: u32, order: Ordering) -> u32;
+    /// `AtomicU32::swap`.
+    fn swap(&self, value: u32, order: Ordering) -> u32;
 }
 
 impl Word for AtomicU32 {
@@ -93,5 +98,13 @@ impl Word for AtomicU32 {
         failure: Ordering,
     ) -> Result<u32, u32> {
         self.compare_exchange(current, new, success, failure)
+    }
+    #[inline]
+    fn fetch_add(&self, value: u32, order: Ordering) -> u32 {
+        AtomicU32::fetch_add(self, value, order)
+    }
+    #[inline]
+    fn swap(&self, value: u32, order: Ordering) -> u32 {
+        AtomicU32::swap(self, value, order)
     }
 }

@@ -73,8 +73,10 @@ enum Command {
     Check {
         /// Segment name.
         segment: String,
-        /// Also check entry ENTRY as a structure of KIND (`array`, `queue`, `stack`): its
-        /// header, geometry and shared words (the format does not record kinds). Repeatable.
+        /// Also check entry ENTRY as a structure of KIND (`array`, `queue`, `stack`,
+        /// `semaphore`, `mutex`, `barrier`, `latch`, `once`): its header, geometry and shared
+        /// words, their values by name, and who holds it (the format does not record kinds).
+        /// Repeatable.
         #[arg(long = "structure", value_name = "KIND:ENTRY", value_parser = parse_structure)]
         structures: Vec<(StructureKind, String)>,
     },
@@ -416,6 +418,11 @@ fn structure_json(r: &StructureReport) -> Value {
         "kind": r.kind.name(),
         "geometry": r.geometry,
         "len": r.len,
+        "state": r.state.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "holders": r.holders.iter().map(|p| json!({
+            "pid": p.pid,
+            "liveness": liveness_name(p.liveness),
+        })).collect::<Vec<_>>(),
         "defects": r.defects.iter().map(|d| json!({
             "slot": d.slot,
             "in_flight": d.in_flight,
@@ -484,6 +491,13 @@ fn check(
                 "{} {} `{}` ({}{len}): {state}",
                 report.segment, r.kind, r.name, r.geometry
             );
+            if !r.state.is_empty() {
+                let words: Vec<String> = r.state.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                println!("  {}", words.join(", "));
+            }
+            for p in &r.holders {
+                println!("  held by pid {} ({})", p.pid, liveness_name(p.liveness));
+            }
             for d in &r.defects {
                 let note = if d.in_flight { " [in flight]" } else { "" };
                 println!("  {d}{note}");

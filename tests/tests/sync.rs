@@ -1,0 +1,557 @@
+//! Synchronisation primitives across real processes (issue 11; TESTPLAN C, D4, D5, E1, E3):
+//! each test runs the primitive in several processes of the test child and checks what only a
+//! correct implementation gives (exact counts, one runner, a bound never exceeded), and that a
+//! holder killed with SIGKILL is noticed instead of hanging its waiters. The tests take turns
+//! (`SERIAL`): several of them load both CPUs or measure time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zeroipc::{
+    Array, Barrier, Error, Latch, LockError, Mutex, OWNER_CHECK_INTERVAL, Once, Segment,
+    SegmentOptions, Semaphore, StructureKind,
+};
+use zeroipc_tests::{first_line, guarded, poke, run_ok};
+
+const CHILD: &str = env!("CARGO_BIN_EXE_zeroipc-test-child");
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// Starts `n` children with `args`, waits for all, and returns their output lines.
+fn run_all(n: usize, args: &[&str]) -> Vec<String> {
+    let children: Vec<Child> = (0..n)
+        .map(|_| {
+            Command::new(CHILD)
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "child {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        })
+        .collect()
+}
+
+/// A child that is SIGKILLed when dropped, also when the test fails.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_piped(args: &[&str]) -> Killed {
+    Killed(
+        Command::new(CHILD)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn a_barrier_of_4_processes_holds_over_1000_generations() {
+    let _s = serial();
+    let (name, _g) = guarded("barrier4");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let b = Barrier::create(&seg, "b", 4).unwrap();
+    let lines = run_all(4, &["barrier-rounds", &name, "b", "1000"]);
+    let leaders: u64 = lines.iter().map(|l| field(l, "leaders")).sum();
+    assert_eq!(
+        leaders, 1000,
+        "exactly one leader per generation: {lines:?}"
+    );
+    assert_eq!(b.generation(), 1000);
+    assert_eq!(b.arrived(), 0);
+}
+
+#[test]
+fn a_latch_counted_down_by_3_processes_opens_for_all_of_them() {
+    let _s = serial();
+    let (name, _g) = guarded("latch3");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let l = Latch::create(&seg, "l", 6).unwrap();
+    assert!(!l.try_wait());
+    assert!(matches!(
+        l.wait_timeout(Duration::from_millis(20)),
+        Err(Error::Timeout { .. })
+    ));
+    let waiter = std::thread::scope(|s| {
+        let w = s.spawn(|| l.wait_timeout(Duration::from_secs(60)));
+        let lines = run_all(3, &["latch-down", &name, "l", "2"]);
+        assert!(lines.iter().all(|l| field(l, "count") == 0), "{lines:?}");
+        w.join().unwrap()
+    });
+    waiter.unwrap();
+    assert!(l.try_wait());
+    assert_eq!((l.count(), l.initial()), (0, 6));
+    // Once open, it stays open: more count-downs change nothing.
+    l.count_down(5).unwrap();
+    assert_eq!(l.count(), 0);
+    assert!(matches!(
+        l.count_down(0),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+#[test]
+fn a_once_runs_exactly_once_among_8_processes() {
+    let _s = serial();
+    let (name, _g) = guarded("once8");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let once = Once::create(&seg, "init").unwrap();
+    let counter = Array::<u64>::create(&seg, "counter", 1).unwrap();
+    let lines = run_all(8, &["once-race", &name, "init", "counter"]);
+    let ran: u64 = lines.iter().map(|l| field(l, "ran")).sum();
+    assert_eq!(ran, 1, "exactly one process ran it: {lines:?}");
+    assert_eq!(counter.get(0).unwrap(), 1);
+    assert!(once.is_done());
+    assert!(!once.call_once(|| panic!("run twice")).unwrap());
+}
+
+#[test]
+fn a_semaphore_of_3_permits_never_admits_a_fourth_under_load() {
+    let _s = serial();
+    let (name, _g) = guarded("sem3");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let sem = Semaphore::create(&seg, "s", 3, 3).unwrap();
+    let inside = Array::<i64>::create(&seg, "inside", 2).unwrap();
+    run_all(6, &["sem-load", &name, "s", "inside", "20000"]);
+    let most = inside.get(1).unwrap();
+    assert!(
+        (1..=3).contains(&most),
+        "at most 3 inside at once, saw {most}"
+    );
+    assert_eq!(inside.get(0).unwrap(), 0);
+    assert_eq!(sem.count(), 3, "every permit came back");
+    assert_eq!(sem.waiting(), 0);
+    println!("semaphore: at most {most} of 6 processes inside at once");
+    // The bound holds for releases too.
+    assert!(matches!(
+        sem.release(),
+        Err(Error::SemaphoreFull { count: 3, .. })
+    ));
+    assert_eq!(sem.count(), 3);
+}
+
+#[test]
+fn a_mutex_keeps_a_plain_counter_exact_over_a_million_increments_by_2_processes() {
+    let _s = serial();
+    let (name, _g) = guarded("mutex2");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let m = Mutex::create(&seg, "m").unwrap();
+    let counter = Array::<u64>::create(&seg, "counter", 1).unwrap();
+    let lines = run_all(2, &["mutex-count", &name, "m", "counter", "500000"]);
+    assert_eq!(counter.get(0).unwrap(), 1_000_000);
+    // A million live lock/unlock cycles, many of them contended: never a false owner death.
+    for l in &lines {
+        assert_eq!(field(l, "owner_died"), 0, "{lines:?}");
+    }
+    assert!(!m.is_locked());
+}
+
+#[test]
+fn sigkill_of_a_mutex_holder_gives_the_waiter_owner_died_and_the_lock() {
+    let _s = serial();
+    let (name, _g) = guarded("mutexkill");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let m = Mutex::create(&seg, "m").unwrap();
+    let mut holder = spawn_piped(&["mutex-hold", &name, "m"]);
+    let line = first_line(&mut holder.0);
+    assert!(line.starts_with("locked"), "{line}");
+    assert_eq!(field(&line, "recorded"), 1, "{line}");
+    let pid = field(&line, "pid") as u32;
+    assert!(m.is_locked());
+    let seen = m.holder().expect("the holder is recorded");
+    assert_eq!(seen.pid, pid);
+    assert_eq!(seen.liveness, zeroipc::Liveness::Alive);
+
+    // Alive: a waiter times out, however often it looks (no false owner death).
+    let t = Instant::now();
+    match m.lock_timeout(3 * OWNER_CHECK_INTERVAL) {
+        Err(LockError::Failed(Error::Timeout { .. })) => {}
+        other => panic!("expected a timeout behind a live holder, got {other:?}"),
+    }
+    assert!(t.elapsed() < 3 * OWNER_CHECK_INTERVAL + Duration::from_millis(50));
+
+    // SIGKILL while holding: a waiter blocked before the death gets the lock and the news.
+    let (got, after) = std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let r = m.lock_timeout(Duration::from_secs(10));
+            (
+                r.map(drop).map_err(|e| (e.owner_died(), e.to_string())),
+                Instant::now(),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let killed = Instant::now();
+        holder.0.kill().unwrap();
+        holder.0.wait().unwrap();
+        let (r, at) = waiter.join().unwrap();
+        (r, at - killed)
+    });
+    match got {
+        Err((true, msg)) => assert!(msg.contains(&pid.to_string()), "{msg}"),
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    println!("owner death noticed {after:?} after the SIGKILL");
+    assert!(
+        after <= 2 * OWNER_CHECK_INTERVAL + Duration::from_millis(100),
+        "noticed after {after:?}"
+    );
+    // The guard was dropped with the error: the lock works as before, with no stale holder.
+    assert!(!m.is_locked());
+    let guard = m.lock_timeout(Duration::from_secs(1)).unwrap();
+    assert_eq!(m.holder().map(|p| p.pid), Some(std::process::id()));
+    guard.unlock().unwrap();
+    assert_eq!(m.holder(), None);
+}
+
+#[test]
+fn a_once_whose_runner_is_killed_is_run_by_one_waiter() {
+    let _s = serial();
+    let (name, _g) = guarded("oncekill");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let once = Once::create(&seg, "init").unwrap();
+    let mut runner = spawn_piped(&["once-hang", &name, "init"]);
+    let line = first_line(&mut runner.0);
+    assert!(line.starts_with("running"), "{line}");
+    // Running and alive: waiters wait, and time out.
+    assert!(matches!(
+        once.call_once_timeout(2 * OWNER_CHECK_INTERVAL, || panic!("not ours to run")),
+        Err(Error::Timeout { .. })
+    ));
+    runner.0.kill().unwrap();
+    runner.0.wait().unwrap();
+    let mut ran = false;
+    assert!(
+        once.call_once_timeout(Duration::from_secs(5), || ran = true)
+            .unwrap()
+    );
+    assert!(ran && once.is_done());
+}
+
+#[test]
+fn e1_waiters_blocked_on_each_primitive_use_less_than_5_ms_of_cpu_per_second() {
+    let _s = serial();
+    let (name, _g) = guarded("synce1");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let _sem = Semaphore::create(&seg, "sem", 0, 0).unwrap();
+    let m = Mutex::create(&seg, "m").unwrap();
+    let _b = Barrier::create(&seg, "b", 2).unwrap();
+    let _l = Latch::create(&seg, "l", 1).unwrap();
+    let once = Once::create(&seg, "o").unwrap();
+    let _held = m.lock().unwrap();
+    std::thread::scope(|s| {
+        // A once being run for the whole test, by a thread of ours.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        s.spawn(move || {
+            once.call_once(|| {
+                started_tx.send(()).unwrap();
+                let _ = rx.recv();
+            })
+            .unwrap()
+        });
+        started.recv().unwrap();
+        for (kind, entry) in [
+            ("semaphore", "sem"),
+            ("mutex", "m"),
+            ("barrier", "b"),
+            ("latch", "l"),
+            ("once", "o"),
+        ] {
+            let mut best = u64::MAX;
+            for _ in 0..3 {
+                let out =
+                    run_ok(Command::new(CHILD).args(["idle-wait", &name, kind, entry, "1000"]));
+                let line = String::from_utf8_lossy(&out.stdout);
+                let (cpu_us, wall_us) = (field(&line, "cpu_us"), field(&line, "wall_us"));
+                let per_second = cpu_us * 1_000_000 / wall_us;
+                println!(
+                    "e1 {kind}: {cpu_us} µs of CPU over {wall_us} µs blocked ({per_second} µs/s)"
+                );
+                assert!((1_000_000..1_010_000).contains(&wall_us), "{kind}: {line}");
+                best = best.min(per_second);
+                if best < 5_000 {
+                    break;
+                }
+            }
+            assert!(
+                best < 5_000,
+                "an idle {kind} waiter used {best} µs of CPU a second"
+            );
+        }
+        drop(tx);
+    });
+}
+
+/// A blocking call that should time out; whether it did.
+type TimedCall<'a> = Box<dyn Fn() -> bool + Send + Sync + 'a>;
+
+#[test]
+fn e3_every_sync_timeout_returns_within_the_timeout_plus_10_ms() {
+    let _s = serial();
+    let (name, _g) = guarded("synce3");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let sem = Semaphore::create(&seg, "sem", 0, 0).unwrap();
+    let m = Mutex::create(&seg, "m").unwrap();
+    let b = Barrier::create(&seg, "b", 2).unwrap();
+    let l = Latch::create(&seg, "l", 1).unwrap();
+    let _held = m.lock().unwrap();
+    let mut worst = Duration::ZERO;
+    for ms in [0u64, 1, 5, 30, 120] {
+        let timeout = Duration::from_millis(ms);
+        {
+            // The mutex is held by this thread: wait for it from another.
+            let calls: Vec<(&str, TimedCall<'_>)> = vec![
+                (
+                    "semaphore",
+                    Box::new(|| matches!(sem.acquire_timeout(timeout), Err(Error::Timeout { .. }))),
+                ),
+                (
+                    "mutex",
+                    Box::new(|| {
+                        matches!(
+                            m.lock_timeout(timeout),
+                            Err(LockError::Failed(Error::Timeout { .. }))
+                        )
+                    }),
+                ),
+                (
+                    "barrier",
+                    Box::new(|| matches!(b.wait_timeout(timeout), Err(Error::Timeout { .. }))),
+                ),
+                (
+                    "latch",
+                    Box::new(|| matches!(l.wait_timeout(timeout), Err(Error::Timeout { .. }))),
+                ),
+            ];
+            for (what, call) in &calls {
+                let (ok, waited) = std::thread::scope(|s| {
+                    s.spawn(|| {
+                        let t = Instant::now();
+                        (call(), t.elapsed())
+                    })
+                    .join()
+                    .unwrap()
+                });
+                assert!(ok, "{what} {ms} ms: not a timeout");
+                assert!(
+                    waited >= timeout,
+                    "{what} {ms} ms: returned after {waited:?}"
+                );
+                let over = waited - timeout;
+                assert!(
+                    over < Duration::from_millis(10),
+                    "{what} {ms} ms: {over:?} late"
+                );
+                worst = worst.max(over);
+            }
+        }
+    }
+    // A timed-out barrier wait took its arrival back.
+    assert_eq!(b.arrived(), 0);
+    assert_eq!(sem.waiting(), 0);
+    println!("e3: the latest sync timeout returned {worst:?} after its deadline");
+}
+
+#[test]
+fn a_release_of_ours_wakes_a_sleeping_waiter_long_before_the_poll_interval() {
+    let _s = serial();
+    let (name, _g) = guarded("syncwake");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let sem = Semaphore::create(&seg, "s", 0, 0).unwrap();
+    let mut lat = Vec::new();
+    for _ in 0..5 {
+        let d = std::thread::scope(|s| {
+            let w = s.spawn(|| {
+                sem.acquire_timeout(Duration::from_secs(5)).unwrap();
+                Instant::now()
+            });
+            // Long enough to reach the longest sleep slice.
+            std::thread::sleep(Duration::from_millis(150));
+            let released = Instant::now();
+            sem.release().unwrap();
+            w.join().unwrap() - released
+        });
+        lat.push(d);
+    }
+    lat.sort();
+    let median = lat[lat.len() / 2];
+    println!("semaphore wake latency after a 150 ms sleep: median {median:?} of {lat:?}");
+    assert!(
+        median < Duration::from_millis(5),
+        "woken after {median:?}, not by the release"
+    );
+}
+
+#[test]
+fn a_barrier_wait_that_times_out_leaves_the_barrier_as_it_was() {
+    let _s = serial();
+    let (name, _g) = guarded("barriert");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let b = Barrier::create(&seg, "b", 3).unwrap();
+    assert!(matches!(
+        b.wait_timeout(Duration::from_millis(5)),
+        Err(Error::Timeout { .. })
+    ));
+    assert_eq!((b.arrived(), b.generation()), (0, 0));
+    // Three threads then pass it, one of them as leader, generation after generation.
+    for round in 1..=20u32 {
+        let leaders: u32 = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| b.wait_timeout(Duration::from_secs(10)).unwrap()))
+                .collect();
+            hs.into_iter().map(|h| u32::from(h.join().unwrap())).sum()
+        });
+        assert_eq!(leaders, 1);
+        assert_eq!(b.generation(), round);
+    }
+}
+
+#[test]
+fn parameters_are_checked_at_create_and_by_open_or_create() {
+    let (name, _g) = guarded("syncparams");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    for (what, e) in [
+        ("initial", Semaphore::create(&seg, "s", -1, 0).unwrap_err()),
+        ("max", Semaphore::create(&seg, "s", 0, -2).unwrap_err()),
+        ("initial", Semaphore::create(&seg, "s", 3, 2).unwrap_err()),
+        ("participants", Barrier::create(&seg, "b", 0).unwrap_err()),
+        ("count", Latch::create(&seg, "l", -1).unwrap_err()),
+    ] {
+        assert!(
+            matches!(&e, Error::InvalidArgument { what: w, .. } if *w == what),
+            "{e}"
+        );
+    }
+    assert!(
+        seg.entries().unwrap().is_empty(),
+        "failed creations add nothing"
+    );
+    Semaphore::create(&seg, "s", 1, 4).unwrap();
+    Barrier::create(&seg, "b", 3).unwrap();
+    Latch::create(&seg, "l", 2).unwrap();
+    assert!(matches!(
+        Semaphore::open_or_create(&seg, "s", 1, 5),
+        Err(Error::ParameterMismatch {
+            what: "max",
+            requested: 5,
+            found: 4,
+            ..
+        })
+    ));
+    assert!(matches!(
+        Barrier::open_or_create(&seg, "b", 4),
+        Err(Error::ParameterMismatch {
+            what: "participants",
+            ..
+        })
+    ));
+    assert!(matches!(
+        Latch::open_or_create(&seg, "l", 3),
+        Err(Error::ParameterMismatch { what: "count", .. })
+    ));
+    assert_eq!(
+        Semaphore::open_or_create(&seg, "s", 0, 4).unwrap().count(),
+        1
+    );
+    // A semaphore of other bounds is no mutex, and a mutex opens as the semaphore it is.
+    assert!(matches!(
+        Mutex::open(&seg, "s"),
+        Err(Error::CorruptStructure { .. })
+    ));
+    Mutex::create(&seg, "m").unwrap();
+    assert_eq!(Semaphore::open(&seg, "m").unwrap().max(), 1);
+}
+
+#[test]
+fn a3_corrupt_sync_headers_are_refused_at_open() {
+    let (name, _g) = guarded("synca3");
+    let seg = SegmentOptions::new()
+        .runtime_entry(false)
+        .create(&name, 1 << 16)
+        .unwrap();
+    Semaphore::create(&seg, "s", 1, 2).unwrap();
+    Barrier::create(&seg, "b", 3).unwrap();
+    Latch::create(&seg, "l", 2).unwrap();
+    Once::create(&seg, "o").unwrap();
+    Mutex::create(&seg, "m").unwrap();
+    let at = |entry: &str| seg.entry(entry).unwrap().unwrap().offset;
+    let cases: [(&str, StructureKind, u64, i32); 9] = [
+        ("s", StructureKind::Semaphore, 0, -1),
+        ("s", StructureKind::Semaphore, 0, 3),
+        ("s", StructureKind::Semaphore, 8, -4),
+        ("b", StructureKind::Barrier, 8, 0),
+        ("b", StructureKind::Barrier, 0, 4),
+        ("l", StructureKind::Latch, 0, 3),
+        ("l", StructureKind::Latch, 4, -1),
+        ("o", StructureKind::Once, 0, 7),
+        ("m", StructureKind::Mutex, 0, 2),
+    ];
+    for (entry, kind, off, value) in cases {
+        let original = zeroipc_tests::read_raw(&name);
+        poke(&name, at(entry) + off, &value.to_le_bytes());
+        let report = seg.check_structure(entry, kind);
+        assert!(
+            matches!(report, Err(Error::CorruptStructure { .. })),
+            "{entry} +{off} = {value}: {report:?}"
+        );
+        let opened = match kind {
+            StructureKind::Semaphore => Semaphore::open(&seg, entry).map(drop),
+            StructureKind::Barrier => Barrier::open(&seg, entry).map(drop),
+            StructureKind::Latch => Latch::open(&seg, entry).map(drop),
+            StructureKind::Once => Once::open(&seg, entry).map(drop),
+            _ => Mutex::open(&seg, entry).map(drop),
+        };
+        assert!(
+            matches!(opened, Err(Error::CorruptStructure { .. })),
+            "{entry} +{off} = {value}"
+        );
+        let start = at(entry) as usize;
+        poke(&name, at(entry), &original[start..start + 16]);
+    }
+    // A count rewritten negative after open: the operation reports it, never waits on it.
+    let s = Semaphore::open(&seg, "s").unwrap();
+    poke(&name, at("s"), &(-5i32).to_le_bytes());
+    assert!(matches!(
+        s.try_acquire(),
+        Err(Error::CorruptStructure { .. })
+    ));
+    assert!(matches!(
+        s.acquire_timeout(Duration::from_secs(5)),
+        Err(Error::CorruptStructure { .. })
+    ));
+}
