@@ -162,7 +162,8 @@ fn checking_as_the_wrong_kind_says_what_does_not_fit() {
             "mutex",
             "barrier",
             "latch",
-            "once"
+            "once",
+            "rwlock"
         ]
     );
 }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use zeroipc::{
-    Array, Barrier, Error, Latch, LockError, Mutex, OWNER_CHECK_INTERVAL, Once, Segment,
+    Array, Barrier, Error, Latch, LockError, Mutex, OWNER_CHECK_INTERVAL, Once, RwLock, Segment,
     SegmentOptions, Semaphore, StructureKind,
 };
 use zeroipc_tests::{first_line, guarded, poke, run_ok};
@@ -554,4 +554,129 @@ fn a3_corrupt_sync_headers_are_refused_at_open() {
         s.acquire_timeout(Duration::from_secs(5)),
         Err(Error::CorruptStructure { .. })
     ));
+}
+
+#[test]
+fn c5_rwlock_readers_never_see_a_half_written_pair_under_writer_stress() {
+    let _s = serial();
+    let (name, _g) = guarded("rwstress");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let lock = RwLock::create(&seg, "rw").unwrap();
+    Array::<u64>::create(&seg, "pair", 2).unwrap();
+    let spawn = |role: &str, iters: &str| {
+        Command::new(CHILD)
+            .args(["rwlock-stress", &name, "rw", "pair", role, iters])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<Child> = vec![
+        spawn("writer", "3000"),
+        spawn("writer", "3000"),
+        spawn("reader", "6000"),
+        spawn("reader", "6000"),
+    ];
+    let mut reads = 0;
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(field(&line, "torn"), 0, "a reader saw a torn pair: {line}");
+        reads += field(&line, "reads");
+    }
+    assert_eq!(reads, 12_000);
+    assert_eq!((lock.readers(), lock.writer_active()), (0, false));
+    println!("rwlock: 6000 writes by 2 processes, 12000 reads by 2 others, none torn");
+}
+
+#[test]
+fn rwlock_readers_share_a_writer_excludes_and_timeouts_leave_it_clean() {
+    let _s = serial();
+    let (name, _g) = guarded("rwsem");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let lock = RwLock::create(&seg, "rw").unwrap();
+    let names: Vec<String> = seg.entries().unwrap().into_iter().map(|e| e.name).collect();
+    // The four parts in the reference order, then the runtime entry the handle added.
+    assert_eq!(
+        names,
+        ["rw_state", "rw_rmtx", "rw_wmtx", "rw", "zeroipc.runtime"]
+    );
+    let r1 = lock.read().unwrap();
+    let r2 = lock.try_read().unwrap().expect("readers share");
+    assert_eq!(lock.readers(), 2);
+    assert!(lock.try_write().unwrap().is_none());
+    assert!(matches!(
+        lock.write_timeout(Duration::from_millis(30)),
+        Err(LockError::Failed(Error::Timeout { .. }))
+    ));
+    // The writer that gave up withdrew its announcement: readers still get in.
+    assert!(!lock.writer_active());
+    let r3 = lock.read_timeout(Duration::from_millis(30)).unwrap();
+    drop((r1, r2, r3));
+    assert_eq!(lock.readers(), 0);
+    let w = lock.write().unwrap();
+    assert!(lock.writer_active());
+    assert!(lock.try_read().unwrap().is_none());
+    assert!(matches!(
+        lock.read_timeout(Duration::from_millis(30)),
+        Err(LockError::Failed(Error::Timeout { .. }))
+    ));
+    // A reader blocked behind the writer is woken by its unlock.
+    let woke = std::thread::scope(|s| {
+        let r = s.spawn(|| {
+            let g = lock.read_timeout(Duration::from_secs(5)).unwrap();
+            let at = Instant::now();
+            drop(g);
+            at
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let released = Instant::now();
+        drop(w);
+        r.join().unwrap() - released
+    });
+    assert!(
+        woke < Duration::from_millis(20),
+        "reader woke {woke:?} after the unlock"
+    );
+    let report = seg.check_structure("rw", StructureKind::RwLock).unwrap();
+    assert!(report.is_sound());
+    assert!(report.state.contains(&("readers", 0)));
+}
+
+#[test]
+fn rwlock_dead_reader_and_dead_writer_are_taken_over() {
+    let _s = serial();
+    let (name, _g) = guarded("rwkill");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let lock = RwLock::create(&seg, "rw").unwrap();
+    // A reader killed holding its read lock: a writer takes its registration back.
+    let mut reader = spawn_piped(&["rwlock-hold", &name, "rw", "read"]);
+    assert!(first_line(&mut reader.0).starts_with("holding"));
+    assert_eq!(lock.readers(), 1);
+    assert!(matches!(
+        lock.write_timeout(3 * OWNER_CHECK_INTERVAL),
+        Err(LockError::Failed(Error::Timeout { .. }))
+    ));
+    reader.0.kill().unwrap();
+    reader.0.wait().unwrap();
+    let w = lock.write_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(lock.readers(), 0);
+    drop(w);
+    // A writer killed holding the write lock: a reader gets OwnerDied and its read lock.
+    let mut writer = spawn_piped(&["rwlock-hold", &name, "rw", "write"]);
+    assert!(first_line(&mut writer.0).starts_with("holding"));
+    assert!(lock.writer_active());
+    writer.0.kill().unwrap();
+    writer.0.wait().unwrap();
+    match lock.read_timeout(Duration::from_secs(5)) {
+        Err(LockError::OwnerDied(guard, Error::OwnerDied { .. })) => drop(guard),
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    assert!(!lock.writer_active());
+    drop(lock.write_timeout(Duration::from_secs(1)).unwrap());
 }

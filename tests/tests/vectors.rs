@@ -20,7 +20,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use zeroipc::{
-    Array, Barrier, Latch, Mutex, Once, PushError, Queue, Scalar, Segment, SegmentOptions,
+    Array, Barrier, Latch, Mutex, Once, PushError, Queue, RwLock, Scalar, Segment, SegmentOptions,
     Semaphore, ShmLayout, Stack, StructureKind,
 };
 use zeroipc_tests::{guarded, read_raw, unique_name, vectors_dir, write_raw};
@@ -376,6 +376,13 @@ fn check_sync(seg: &Segment, kind: &str, s: &Value) -> Result<(), String> {
                 ("num_participants", i64::from(h.participants())),
             ]
         }
+        "rwlock" => {
+            let h = RwLock::open(seg, name).map_err(e)?;
+            vec![
+                ("readers", i64::from(h.readers())),
+                ("writer_active", i64::from(h.writer_active())),
+            ]
+        }
         "latch" => {
             let h = Latch::open(seg, name).map_err(e)?;
             vec![
@@ -412,7 +419,7 @@ fn check_kind(seg: &Segment, bytes: &[u8], kind: &str, structures: &[&Value]) ->
             "array" => with_dtype!(&s["dtype"], T => check_array::<T>(seg, s), unknown()),
             "queue" => with_dtype!(&s["dtype"], T => check_queue::<T>(seg, bytes, s), unknown()),
             "stack" => with_dtype!(&s["dtype"], T => check_stack::<T>(seg, bytes, s), unknown()),
-            kind @ ("semaphore" | "mutex" | "barrier" | "latch" | "once") => {
+            kind @ ("semaphore" | "mutex" | "barrier" | "latch" | "once" | "rwlock") => {
                 check_sync(seg, kind, s)
             }
             _ => return Outcome::Skip("kind not implemented".into()),
@@ -445,6 +452,7 @@ const IMPLEMENTED: &[&str] = &[
     "barrier",
     "latch",
     "once",
+    "rwlock",
 ];
 
 /// Threads a replay started (blocking calls that other steps release), joined by
@@ -522,6 +530,19 @@ fn replay_step(
             while b.arrived() == before && t.elapsed() < std::time::Duration::from_secs(10) {
                 std::thread::yield_now();
             }
+            Ok(())
+        }
+        "rwlock_create" => RwLock::create(seg, &name).map(drop).map_err(e),
+        op @ ("rwlock_reader_lock" | "rwlock_writer_lock") => {
+            // Kept, as the writer keeps them: the replay's segment goes with the test.
+            let lock = RwLock::open(seg, &name).map_err(e)?;
+            let timeout = std::time::Duration::from_secs(5);
+            if op == "rwlock_reader_lock" {
+                std::mem::forget(lock.read_timeout(timeout).map_err(|e| e.to_string())?);
+            } else {
+                std::mem::forget(lock.write_timeout(timeout).map_err(|e| e.to_string())?);
+            }
+            std::mem::forget(lock);
             Ok(())
         }
         "latch_create" => Latch::create(seg, &name, int("count")?)

@@ -643,6 +643,7 @@ use crate::sync::barrier::{Barrier, BarrierKind};
 use crate::sync::latch::{Latch, LatchKind};
 use crate::sync::mutex::{Mutex, MutexKind};
 use crate::sync::once::{Once, OnceKind};
+use crate::sync::rwlock::{RwLock, RwLockKind};
 use crate::sync::semaphore::{Semaphore, SemaphoreKind};
 
 kinds! {
@@ -665,6 +666,8 @@ kinds! {
     Latch = "latch" => LatchKind, [Latch];
     /// [`Once`](crate::Once) (FORMAT.md §5.5).
     Once = "once" => OnceKind, [Once];
+    /// [`RwLock`](crate::RwLock) (FORMAT.md §5.7): four entries.
+    RwLock = "rwlock" => RwLockKind, [RwLock];
 }
 
 impl StructureKind {

@@ -6,7 +6,9 @@
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
-use zeroipc::{Array, Barrier, Error, Latch, Mutex, Once, Queue, Segment, Semaphore, Stack};
+use zeroipc::{
+    Array, Barrier, Error, Latch, Mutex, Once, Queue, RwLock, Segment, Semaphore, Stack,
+};
 use zeroipc_tests::types::SensorReading;
 
 fn main() -> ExitCode {
@@ -32,6 +34,10 @@ fn main() -> ExitCode {
         ["mutex-count", seg, name, counter, iters] => mutex_count(seg, name, counter, iters),
         ["mutex-hold", seg, name] => mutex_hold(seg, name),
         ["once-hang", seg, name] => once_hang(seg, name),
+        ["rwlock-stress", seg, name, pair, role, iters] => {
+            rwlock_stress(seg, name, pair, role, iters)
+        }
+        ["rwlock-hold", seg, name, mode] => rwlock_hold(seg, name, mode),
         _ => Err(format!("unknown role {args:?}")),
     };
     match result {
@@ -501,4 +507,56 @@ fn once_hang(seg: &str, name: &str) -> Result<String, String> {
     })
     .map_err(|e| e.to_string())?;
     Err("the once was already done".into())
+}
+
+/// `iters` times, as a `writer`: under the write lock, writes `i` into slot 0 of the `u64`
+/// array `pair`, yields, and writes it into slot 1; as a `reader`: under a read lock, reads
+/// both and counts the times they differ (a torn pair).
+fn rwlock_stress(
+    seg: &str,
+    name: &str,
+    pair: &str,
+    role: &str,
+    iters: &str,
+) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let lock = RwLock::open(&seg, name).map_err(|e| e.to_string())?;
+    let pair = Array::<u64>::open(&seg, pair).map_err(|e| e.to_string())?;
+    let timeout = std::time::Duration::from_secs(60);
+    let (mut torn, mut reads) = (0u64, 0u64);
+    for i in 0..parse(iters)? as u64 {
+        if role == "writer" {
+            let _w = lock.write_timeout(timeout).map_err(|e| e.to_string())?;
+            let v = (u64::from(std::process::id()) << 32) | i;
+            pair.set(0, v).map_err(|e| e.to_string())?;
+            std::thread::yield_now();
+            pair.set(1, v).map_err(|e| e.to_string())?;
+        } else {
+            let _r = lock.read_timeout(timeout).map_err(|e| e.to_string())?;
+            let a = pair.get(0).map_err(|e| e.to_string())?;
+            std::thread::yield_now();
+            let b = pair.get(1).map_err(|e| e.to_string())?;
+            torn += u64::from(a != b);
+            reads += 1;
+        }
+    }
+    Ok(format!("torn={torn} reads={reads}"))
+}
+
+/// Takes the read or write lock of `name`, says so, and holds it until killed.
+fn rwlock_hold(seg: &str, name: &str, mode: &str) -> Result<String, String> {
+    use std::io::Write;
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let lock = RwLock::open(&seg, name).map_err(|e| e.to_string())?;
+    let (_r, _w);
+    if mode == "read" {
+        _r = lock.read().map_err(|e| e.to_string())?;
+    } else {
+        _w = lock.write().map_err(|e| e.to_string())?;
+    }
+    println!("holding pid={}", std::process::id());
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }

@@ -19,6 +19,7 @@ pub(crate) mod barrier;
 pub(crate) mod latch;
 pub(crate) mod mutex;
 pub(crate) mod once;
+pub(crate) mod rwlock;
 pub(crate) mod semaphore;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -139,7 +139,14 @@ impl Handle for Mutex {
         Ok(0)
     }
     fn from_parts(opened: Opened<'_, MutexKind>) -> Result<Self> {
-        let shared = Shared::new(&opened, 0, SIZE / 4)?;
+        Self::from_part(&opened, 0)
+    }
+}
+
+impl Mutex {
+    /// The mutex in part `part` of a validated structure (a composite's auxiliary mutex).
+    pub(crate) fn from_part<K: Kind>(opened: &Opened<'_, K>, part: usize) -> Result<Self> {
+        let shared = Shared::new(opened, part, SIZE / 4)?;
         Ok(Self {
             count_chime: shared.chime(COUNT),
             shared,
@@ -240,7 +247,7 @@ impl Mutex {
     // is the rare path, so its size costs nothing on the common one.
     #[allow(clippy::result_large_err)]
     pub fn lock(&self) -> LockResult<MutexGuard<'_>> {
-        match self.lock_by(None)? {
+        match self.lock_for(None)? {
             Some(guard) => Ok(guard),
             None => Err(LockError::Failed(Error::Internal {
                 segment: self.shared.segment.name().to_owned(),
@@ -260,7 +267,7 @@ impl Mutex {
     // is the rare path, so its size costs nothing on the common one.
     #[allow(clippy::result_large_err)]
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_>> {
-        match self.lock_by(Some(timeout))? {
+        match self.lock_for(Some(timeout))? {
             Some(guard) => Ok(guard),
             None => Err(LockError::Failed(self.shared.timeout(
                 "lock_timeout",
@@ -274,7 +281,7 @@ impl Mutex {
     // The error carries the guard and names the segment and entry, as every error does; it
     // is the rare path, so its size costs nothing on the common one.
     #[allow(clippy::result_large_err)]
-    fn lock_by(
+    pub(crate) fn lock_for(
         &self,
         timeout: Option<Duration>,
     ) -> std::result::Result<Option<MutexGuard<'_>>, LockError<MutexGuard<'_>>> {
@@ -305,7 +312,7 @@ impl Mutex {
     }
 
     /// Takes the lock over from a holder that died holding it: the guard and the dead pid.
-    fn take_over(&self, vigil: &mut Vigil) -> Option<(MutexGuard<'_>, u32)> {
+    pub(crate) fn take_over(&self, vigil: &mut Vigil) -> Option<(MutexGuard<'_>, u32)> {
         for dead in self.shared.dead_holders(Holding::Lock, vigil) {
             if self.shared.take_hold(&dead) {
                 // Acquire: after the takeover, as a lock's acquisition would be.

@@ -212,10 +212,22 @@ impl Handle for Semaphore {
         Ok(0)
     }
     fn from_parts(opened: Opened<'_, SemaphoreKind>) -> Result<Self> {
-        let shared = Shared::new(&opened, 0, SIZE / 4)?;
+        Self::from_part(&opened, 0, opened.geometry)
+    }
+}
+
+impl Semaphore {
+    /// The semaphore in part `part` of a validated structure (a composite's auxiliary
+    /// semaphore), whose `max_count` validation found to be `max`.
+    pub(crate) fn from_part<K: Kind>(
+        opened: &Opened<'_, K>,
+        part: usize,
+        max: i32,
+    ) -> Result<Self> {
+        let shared = Shared::new(opened, part, SIZE / 4)?;
         Ok(Self {
             count_chime: shared.chime(COUNT),
-            max: opened.geometry,
+            max,
             shared,
         })
     }
