@@ -163,7 +163,8 @@ fn checking_as_the_wrong_kind_says_what_does_not_fit() {
             "barrier",
             "latch",
             "once",
-            "rwlock"
+            "rwlock",
+            "event"
         ]
     );
 }

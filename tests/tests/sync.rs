@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use zeroipc::{
-    Array, Barrier, Error, Latch, LockError, Mutex, OWNER_CHECK_INTERVAL, Once, RwLock, Segment,
-    SegmentOptions, Semaphore, StructureKind,
+    Array, Barrier, Error, Event, EventMode, Latch, LockError, Mutex, OWNER_CHECK_INTERVAL, Once,
+    RwLock, Segment, SegmentOptions, Semaphore, StructureKind,
 };
 use zeroipc_tests::{first_line, guarded, poke, run_ok};
 
@@ -679,4 +679,78 @@ fn rwlock_dead_reader_and_dead_writer_are_taken_over() {
     }
     assert!(!lock.writer_active());
     drop(lock.write_timeout(Duration::from_secs(1)).unwrap());
+}
+
+#[test]
+fn event_manual_reset_releases_every_waiter_and_auto_reset_exactly_one() {
+    let _s = serial();
+    let (name, _g) = guarded("event");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let manual = Event::create(&seg, "manual", EventMode::ManualReset).unwrap();
+    let auto = Event::create(&seg, "auto", EventMode::AutoReset).unwrap();
+    let names: Vec<String> = seg.entries().unwrap().into_iter().map(|e| e.name).collect();
+    // Each event's two parts in the reference order (the first handle added the runtime entry).
+    assert_eq!(
+        names,
+        [
+            "manual",
+            "manual_sem",
+            "zeroipc.runtime",
+            "auto",
+            "auto_sem"
+        ]
+    );
+    let released = std::thread::scope(|s| {
+        let ws: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| manual.wait_timeout(Duration::from_secs(5)).is_ok()))
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        manual.signal().unwrap();
+        ws.into_iter()
+            .map(|w| u32::from(w.join().unwrap()))
+            .sum::<u32>()
+    });
+    assert_eq!(released, 3, "one signal releases every manual-reset waiter");
+    assert!(manual.is_signaled());
+    manual.wait_timeout(Duration::ZERO).unwrap();
+    manual.reset();
+    assert!(matches!(
+        manual.wait_timeout(Duration::from_millis(20)),
+        Err(Error::Timeout { .. })
+    ));
+    // Auto reset: two waiters, one signal, one goes through; the other times out.
+    let through = std::thread::scope(|s| {
+        let ws: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| auto.wait_timeout(Duration::from_millis(400)).is_ok()))
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        auto.signal().unwrap();
+        ws.into_iter()
+            .map(|w| u32::from(w.join().unwrap()))
+            .sum::<u32>()
+    });
+    assert_eq!(
+        through, 1,
+        "one signal lets exactly one auto-reset waiter through"
+    );
+    assert!(!auto.is_signaled());
+    // A signal without waiters is kept for the next one.
+    auto.signal().unwrap();
+    auto.wait_timeout(Duration::from_millis(100)).unwrap();
+    assert!(matches!(
+        auto.wait_timeout(Duration::from_millis(20)),
+        Err(Error::Timeout { .. })
+    ));
+    // A pulse lets the waiter of the moment go and leaves the event reset.
+    std::thread::scope(|s| {
+        let w = s.spawn(|| manual.wait_timeout(Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(50));
+        manual.pulse().unwrap();
+        w.join().unwrap().unwrap();
+    });
+    assert!(!manual.is_signaled());
+    assert!(matches!(
+        Event::open_or_create(&seg, "auto", EventMode::ManualReset),
+        Err(Error::ParameterMismatch { what: "mode", .. })
+    ));
 }

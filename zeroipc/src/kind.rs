@@ -640,6 +640,7 @@ use crate::container::array::{Array, ArrayKind};
 use crate::container::queue::{Queue, QueueKind};
 use crate::container::stack::{Stack, StackKind};
 use crate::sync::barrier::{Barrier, BarrierKind};
+use crate::sync::event::{Event, EventKind};
 use crate::sync::latch::{Latch, LatchKind};
 use crate::sync::mutex::{Mutex, MutexKind};
 use crate::sync::once::{Once, OnceKind};
@@ -668,6 +669,8 @@ kinds! {
     Once = "once" => OnceKind, [Once];
     /// [`RwLock`](crate::RwLock) (FORMAT.md §5.7): four entries.
     RwLock = "rwlock" => RwLockKind, [RwLock];
+    /// [`Event`](crate::Event) (FORMAT.md §5.6): two entries.
+    Event = "event" => EventKind, [Event];
 }
 
 impl StructureKind {

@@ -16,6 +16,7 @@
 )]
 
 pub(crate) mod barrier;
+pub(crate) mod event;
 pub(crate) mod latch;
 pub(crate) mod mutex;
 pub(crate) mod once;

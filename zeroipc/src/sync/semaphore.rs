@@ -332,7 +332,7 @@ impl Semaphore {
         }
     }
 
-    fn acquire_by(&self, timeout: Option<Duration>) -> Result<Option<()>> {
+    pub(crate) fn acquire_by(&self, timeout: Option<Duration>) -> Result<Option<()>> {
         if self.try_acquire()? {
             return Ok(Some(()));
         }
