@@ -164,7 +164,8 @@ fn checking_as_the_wrong_kind_says_what_does_not_fit() {
             "latch",
             "once",
             "rwlock",
-            "event"
+            "event",
+            "monitor"
         ]
     );
 }

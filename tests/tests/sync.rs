@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use zeroipc::{
-    Array, Barrier, Error, Event, EventMode, Latch, LockError, Mutex, OWNER_CHECK_INTERVAL, Once,
-    RwLock, Segment, SegmentOptions, Semaphore, StructureKind,
+    Array, Barrier, Error, Event, EventMode, Latch, LockError, Monitor, Mutex,
+    OWNER_CHECK_INTERVAL, Once, RwLock, Segment, SegmentOptions, Semaphore, StructureKind,
 };
 use zeroipc_tests::{first_line, guarded, poke, run_ok};
 
@@ -753,4 +753,64 @@ fn event_manual_reset_releases_every_waiter_and_auto_reset_exactly_one() {
         Event::open_or_create(&seg, "auto", EventMode::ManualReset),
         Err(Error::ParameterMismatch { what: "mode", .. })
     ));
+}
+
+#[test]
+fn monitor_producer_and_consumers_hand_over_every_item() {
+    let _s = serial();
+    let (name, _g) = guarded("monitor");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let monitor = Monitor::create(&seg, "mon").unwrap();
+    let names: Vec<String> = seg.entries().unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(&names[..4], ["mon_mtx", "mon_cond", "mon_count", "mon"]);
+    // pending items, items taken
+    let shared = Array::<u64>::create(&seg, "shared", 2).unwrap();
+    const ITEMS: u64 = 2000;
+    std::thread::scope(|s| {
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut taken = 0u64;
+                    loop {
+                        let guard = monitor.lock().unwrap();
+                        let (guard, timed_out) = guard
+                            .wait_while_timeout(Duration::from_secs(10), || {
+                                shared.get(0).unwrap() == 0 && shared.get(1).unwrap() < ITEMS
+                            })
+                            .unwrap();
+                        assert!(!timed_out, "a notification was lost");
+                        if shared.get(1).unwrap() >= ITEMS {
+                            drop(guard);
+                            monitor.notify_all().unwrap();
+                            return taken;
+                        }
+                        // Plain read-modify-write: only the monitor's mutex keeps it exact.
+                        shared.set(0, shared.get(0).unwrap() - 1).unwrap();
+                        shared.set(1, shared.get(1).unwrap() + 1).unwrap();
+                        taken += 1;
+                        drop(guard);
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..ITEMS {
+            let guard = monitor.lock().unwrap();
+            shared.set(0, shared.get(0).unwrap() + 1).unwrap();
+            drop(guard);
+            monitor.notify_one().unwrap();
+        }
+        let taken: u64 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+        assert_eq!(taken, ITEMS);
+    });
+    assert_eq!((shared.get(0).unwrap(), shared.get(1).unwrap()), (0, ITEMS));
+    assert_eq!(monitor.waiting(), 0);
+    // A wait with nobody to notify times out, and the guard comes back. (On a fresh monitor:
+    // the one above may keep permits of notifications that found a waiter already leaving,
+    // which wake a later waiter early, as the reference's do.)
+    let monitor = Monitor::create(&seg, "fresh").unwrap();
+    let guard = monitor.lock().unwrap();
+    let (guard, timed_out) = guard.wait_timeout(Duration::from_millis(20)).unwrap();
+    assert!(timed_out);
+    drop(guard);
+    assert!(monitor.try_lock().unwrap().is_some());
 }

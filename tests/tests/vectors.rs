@@ -20,8 +20,8 @@ use std::path::Path;
 
 use serde_json::Value;
 use zeroipc::{
-    Array, Barrier, Event, EventMode, Latch, Mutex, Once, PushError, Queue, RwLock, Scalar,
-    Segment, SegmentOptions, Semaphore, ShmLayout, Stack, StructureKind,
+    Array, Barrier, Event, EventMode, Latch, Monitor, Mutex, Once, PushError, Queue, RwLock,
+    Scalar, Segment, SegmentOptions, Semaphore, ShmLayout, Stack, StructureKind,
 };
 use zeroipc_tests::{guarded, read_raw, unique_name, vectors_dir, write_raw};
 
@@ -390,6 +390,10 @@ fn check_sync(seg: &Segment, kind: &str, s: &Value) -> Result<(), String> {
                 ("num_participants", i64::from(h.participants())),
             ]
         }
+        "monitor" => {
+            let h = Monitor::open(seg, name).map_err(e)?;
+            vec![("waiting_count", i64::from(h.waiting()))]
+        }
         "event" => {
             let h = Event::open(seg, name).map_err(e)?;
             let mode = i64::from(h.mode() == EventMode::ManualReset);
@@ -438,9 +442,8 @@ fn check_kind(seg: &Segment, bytes: &[u8], kind: &str, structures: &[&Value]) ->
             "array" => with_dtype!(&s["dtype"], T => check_array::<T>(seg, s), unknown()),
             "queue" => with_dtype!(&s["dtype"], T => check_queue::<T>(seg, bytes, s), unknown()),
             "stack" => with_dtype!(&s["dtype"], T => check_stack::<T>(seg, bytes, s), unknown()),
-            kind @ ("semaphore" | "mutex" | "barrier" | "latch" | "once" | "rwlock" | "event") => {
-                check_sync(seg, kind, s)
-            }
+            kind @ ("semaphore" | "mutex" | "barrier" | "latch" | "once" | "rwlock" | "event"
+            | "monitor") => check_sync(seg, kind, s),
             _ => return Outcome::Skip("kind not implemented".into()),
         };
         if let Err(why) = result {
@@ -473,6 +476,7 @@ const IMPLEMENTED: &[&str] = &[
     "once",
     "rwlock",
     "event",
+    "monitor",
 ];
 
 /// Threads a replay started (blocking calls that other steps release), joined by
@@ -550,6 +554,17 @@ fn replay_step(
             while b.arrived() == before && t.elapsed() < std::time::Duration::from_secs(10) {
                 std::thread::yield_now();
             }
+            Ok(())
+        }
+        "monitor_create" => Monitor::create(seg, &name).map(drop).map_err(e),
+        "monitor_lock" => {
+            // Kept locked, as the writer keeps it.
+            let m = Monitor::open(seg, &name).map_err(e)?;
+            std::mem::forget(
+                m.lock_timeout(std::time::Duration::from_secs(5))
+                    .map_err(|e| e.to_string())?,
+            );
+            std::mem::forget(m);
             Ok(())
         }
         "event_create" => {

@@ -642,6 +642,7 @@ use crate::container::stack::{Stack, StackKind};
 use crate::sync::barrier::{Barrier, BarrierKind};
 use crate::sync::event::{Event, EventKind};
 use crate::sync::latch::{Latch, LatchKind};
+use crate::sync::monitor::{Monitor, MonitorKind};
 use crate::sync::mutex::{Mutex, MutexKind};
 use crate::sync::once::{Once, OnceKind};
 use crate::sync::rwlock::{RwLock, RwLockKind};
@@ -671,6 +672,8 @@ kinds! {
     RwLock = "rwlock" => RwLockKind, [RwLock];
     /// [`Event`](crate::Event) (FORMAT.md §5.6): two entries.
     Event = "event" => EventKind, [Event];
+    /// [`Monitor`](crate::Monitor) (FORMAT.md §5.8): four entries.
+    Monitor = "monitor" => MonitorKind, [Monitor];
 }
 
 impl StructureKind {

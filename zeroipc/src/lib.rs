@@ -24,8 +24,9 @@
 //!
 //! The structures of this release are the containers [`Array`], [`Queue`] (bounded lock-free
 //! MPMC) and [`Stack`] (bounded lock-free LIFO), and the synchronisation primitives
-//! [`Semaphore`], [`Mutex`], [`Barrier`], [`Latch`], [`Once`], [`RwLock`] and [`Event`]. The
-//! format defines more kinds (ring, map, set, pool, monitor, signal and the codata kinds); this crate lists
+//! [`Semaphore`], [`Mutex`], [`Barrier`], [`Latch`], [`Once`], [`RwLock`], [`Event`] and
+//! [`Monitor`]. The format defines more kinds (ring, map, set, pool, signal and the codata
+//! kinds); this crate lists
 //! them in a segment's table like any entry but does not open them yet.
 //!
 //! # One result shape for every structure
@@ -74,7 +75,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `container/` | the container kinds, one file each: `array`, `queue`, `stack`, and `slotted`, the shape queue and stack share (FORMAT.md §4) |
-//! | `sync/` | the synchronisation kinds, one file each: `semaphore`, `mutex`, `barrier`, `latch`, `once`, `rwlock`, `event`, and what they share (the blocking loop, the search for a dead holder) (§5) |
+//! | `sync/` | the synchronisation kinds, one file each: `semaphore`, `mutex`, `barrier`, `latch`, `once`, `rwlock`, `event`, `monitor`, and what they share (the blocking loop, the search for a dead holder) (§5) |
 //! | `codata/` | the codata kinds, when they arrive (§6) |
 //! | `kind` | the one abstraction every kind implements, and what is written once over it: create (all parts of a composite or none), open (every part checked), open-or-create, [`Segment::check_structure`], the fuzz body; the registration list of kinds |
 //! | `algo/` | the lock-free algorithms, written against small traits so that `loom` checks the very same code |
@@ -168,6 +169,7 @@ pub use sync::OWNER_CHECK_INTERVAL;
 pub use sync::barrier::Barrier;
 pub use sync::event::{Event, EventMode, PULSE_WAIT};
 pub use sync::latch::Latch;
+pub use sync::monitor::{Monitor, MonitorGuard, Waited};
 pub use sync::mutex::{Mutex, MutexGuard};
 pub use sync::once::Once;
 pub use sync::rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};

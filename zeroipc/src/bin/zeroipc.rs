@@ -74,9 +74,9 @@ enum Command {
         /// Segment name.
         segment: String,
         /// Also check entry ENTRY as a structure of KIND (`array`, `queue`, `stack`,
-        /// `semaphore`, `mutex`, `barrier`, `latch`, `once`, `rwlock`, `event`): its header,
-        /// geometry and shared words, their values by name, and who holds it (the format does
-        /// not record kinds). Repeatable.
+        /// `semaphore`, `mutex`, `barrier`, `latch`, `once`, `rwlock`, `event`, `monitor`): its
+        /// header, geometry and shared words, their values by name, and who holds it (the
+        /// format does not record kinds). Repeatable.
         #[arg(long = "structure", value_name = "KIND:ENTRY", value_parser = parse_structure)]
         structures: Vec<(StructureKind, String)>,
     },

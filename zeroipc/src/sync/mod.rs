@@ -18,6 +18,7 @@
 pub(crate) mod barrier;
 pub(crate) mod event;
 pub(crate) mod latch;
+pub(crate) mod monitor;
 pub(crate) mod mutex;
 pub(crate) mod once;
 pub(crate) mod rwlock;
