@@ -227,13 +227,7 @@ impl Ledger<'_> {
 /// The claims recorded on the structure at segment offset `offset` of `segment` (none without
 /// a runtime entry). Only reads: works on read-only segments.
 pub(crate) fn claims(segment: &Segment, offset: u64) -> Vec<Claim> {
-    let Ok(region) = segment.open_entry(NAME) else {
-        return Vec::new();
-    };
-    if !understood(&region) {
-        return Vec::new();
-    }
-    let Some((records, lanes)) = areas(segment, &region) else {
+    let Some((records, lanes)) = read_areas(segment) else {
         return Vec::new();
     };
     let records = peers::records(records, RECORDS, Some(segment.file_identity()));
@@ -243,16 +237,19 @@ pub(crate) fn claims(segment: &Segment, offset: u64) -> Vec<Claim> {
 /// The holds recorded on the structure at segment offset `offset` of `segment` (none without
 /// a runtime entry). Only reads: works on read-only segments.
 pub(crate) fn holders(segment: &Segment, offset: u64) -> Vec<journal::Holder> {
-    let Ok(region) = segment.open_entry(NAME) else {
-        return Vec::new();
-    };
+    read_areas(segment).map_or_else(Vec::new, |(records, lanes)| {
+        holders_in(records, lanes, offset)
+    })
+}
+
+/// The records and lanes of `segment`'s runtime entry, if it has one this release
+/// understands; works on read-only segments.
+fn read_areas(segment: &Segment) -> Option<(Region<'_>, Region<'_>)> {
+    let region = segment.open_entry(NAME).ok()?;
     if !understood(&region) {
-        return Vec::new();
+        return None;
     }
-    let Some((records, lanes)) = areas(segment, &region) else {
-        return Vec::new();
-    };
-    holders_in(records, lanes, offset)
+    areas(segment, &region)
 }
 
 /// The occupied records of `records`, unjudged.
@@ -310,18 +307,22 @@ impl HoldView {
 
 /// The hold view of a writable `segment`; `None` without a runtime entry.
 pub(crate) fn hold_view(segment: &Segment) -> Option<HoldView> {
-    if segment.is_read_only() {
-        return None;
-    }
-    let region = segment.open_entry(NAME).ok()?;
-    if !understood(&region) {
-        return None;
-    }
+    let region = writable_entry(segment)?;
     let (records, lanes) = areas(segment, &region)?;
     Some(HoldView {
         records: Anchored::region(segment.mapping(), records)?,
         lanes: Anchored::region(segment.mapping(), lanes)?,
     })
+}
+
+/// The runtime entry of a writable `segment`, if it has one this release understands (never
+/// made here).
+fn writable_entry(segment: &Segment) -> Option<Region<'_>> {
+    if segment.is_read_only() {
+        return None;
+    }
+    let region = segment.open_entry(NAME).ok()?;
+    understood(&region).then_some(region)
 }
 
 /// The holds on the structure at `offset` in `records` and their `lanes`: the slots are read
@@ -346,13 +347,7 @@ fn holders_in(records: Region<'_>, lanes: Region<'_>, offset: u64) -> Vec<journa
 
 /// The runtime entry of a writable `segment` as recovery reads it; `None` without one.
 pub(crate) fn ledger(segment: &Segment) -> Option<Ledger<'_>> {
-    if segment.is_read_only() {
-        return None;
-    }
-    let region = segment.open_entry(NAME).ok()?;
-    if !understood(&region) {
-        return None;
-    }
+    let region = writable_entry(segment)?;
     let (records, lanes) = areas(segment, &region)?;
     Some(Ledger {
         records,
