@@ -255,18 +255,26 @@ fn fuzz_body(
     outcome
 }
 
+/// This process's `pidns` word as a runtime-entry record stores it (FORMAT.md appendix R): the
+/// pid namespace's inode XOR the time namespace's inode rotated left by 32 bits.
+pub fn namespaces() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let pid = std::fs::metadata("/proc/self/ns/pid")
+        .unwrap_or_else(|e| panic!("no pid namespace: {e}"))
+        .ino();
+    let time = std::fs::metadata("/proc/self/ns/time").map_or(0, |m| m.ino());
+    pid ^ time.rotate_left(32)
+}
+
 /// Plants, in record `i` of `seg`'s runtime entry (FORMAT.md appendix R), a sealed record of a
 /// process that no longer exists; returns its pid.
 pub fn plant_dead_record(name: &str, seg: &zeroipc::Segment, i: u64) -> u32 {
-    use std::os::unix::fs::MetadataExt;
     let mut gone = Command::new("true")
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run `true`: {e}"));
     let pid = gone.id();
     let _ = gone.wait();
-    let pidns = std::fs::metadata("/proc/self/ns/pid")
-        .unwrap_or_else(|e| panic!("no pid namespace: {e}"))
-        .ino();
+    let pidns = namespaces();
     let at = runtime_offset(seg) + 272 + 32 * i;
     let owner = u64::from(pid) | 3 << 32;
     let mut record = owner.to_le_bytes().to_vec();

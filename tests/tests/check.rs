@@ -165,7 +165,8 @@ fn checking_as_the_wrong_kind_says_what_does_not_fit() {
             "once",
             "rwlock",
             "event",
-            "monitor"
+            "monitor",
+            "signal"
         ]
     );
 }

@@ -29,8 +29,7 @@ fn my_start_time() -> u64 {
 }
 
 fn my_pidns() -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid").unwrap().ino()
+    zeroipc_tests::namespaces()
 }
 
 /// Writes record `i` as a process would: owner, fields, and the seal (equal to the owner), or

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use zeroipc::{
     Array, Barrier, Error, Event, EventMode, Latch, LockError, Monitor, Mutex,
-    OWNER_CHECK_INTERVAL, Once, RwLock, Segment, SegmentOptions, Semaphore, StructureKind,
+    OWNER_CHECK_INTERVAL, Once, RELOCK_GRACE, RwLock, Segment, SegmentOptions, Semaphore, Signal,
+    StructureKind,
 };
 use zeroipc_tests::{first_line, guarded, poke, run_ok};
 
@@ -272,6 +273,7 @@ fn e1_waiters_blocked_on_each_primitive_use_less_than_5_ms_of_cpu_per_second() {
     let _b = Barrier::create(&seg, "b", 2).unwrap();
     let _l = Latch::create(&seg, "l", 1).unwrap();
     let once = Once::create(&seg, "o").unwrap();
+    let _sig = Signal::<u64>::create(&seg, "sig", 0).unwrap();
     let _held = m.lock().unwrap();
     std::thread::scope(|s| {
         // A once being run for the whole test, by a thread of ours.
@@ -291,6 +293,7 @@ fn e1_waiters_blocked_on_each_primitive_use_less_than_5_ms_of_cpu_per_second() {
             ("barrier", "b"),
             ("latch", "l"),
             ("once", "o"),
+            ("signal", "sig"),
         ] {
             let mut best = u64::MAX;
             for _ in 0..3 {
@@ -329,6 +332,7 @@ fn e3_every_sync_timeout_returns_within_the_timeout_plus_10_ms() {
     let m = Mutex::create(&seg, "m").unwrap();
     let b = Barrier::create(&seg, "b", 2).unwrap();
     let l = Latch::create(&seg, "l", 1).unwrap();
+    let sig = Signal::<f64>::create(&seg, "sig", 0.5).unwrap();
     let _held = m.lock().unwrap();
     let mut worst = Duration::ZERO;
     for ms in [0u64, 1, 5, 30, 120] {
@@ -356,6 +360,15 @@ fn e3_every_sync_timeout_returns_within_the_timeout_plus_10_ms() {
                 (
                     "latch",
                     Box::new(|| matches!(l.wait_timeout(timeout), Err(Error::Timeout { .. }))),
+                ),
+                (
+                    "signal",
+                    Box::new(|| {
+                        matches!(
+                            sig.wait_for_change_timeout(sig.version(), timeout),
+                            Err(Error::Timeout { .. })
+                        )
+                    }),
                 ),
             ];
             for (what, call) in &calls {
@@ -813,4 +826,264 @@ fn monitor_producer_and_consumers_hand_over_every_item() {
     assert!(timed_out);
     drop(guard);
     assert!(monitor.try_lock().unwrap().is_some());
+}
+
+#[test]
+fn signal_get_never_returns_a_torn_value_while_2_processes_set_every_word() {
+    let _s = serial();
+    let (name, _g) = guarded("sigstress");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let sig = Signal::<[u64; 8]>::create(&seg, "sig", [0; 8]).unwrap();
+    let spawn = |role: &str, iters: &str| {
+        Command::new(CHILD)
+            .args(["signal-stress", &name, "sig", role, iters])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<Child> = vec![
+        spawn("writer", "5000"),
+        spawn("writer", "5000"),
+        spawn("reader", "10000"),
+        spawn("reader", "10000"),
+    ];
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(field(&line, "torn"), 0, "a reader saw a torn value: {line}");
+        assert_eq!(
+            field(&line, "backwards"),
+            0,
+            "the version went back: {line}"
+        );
+    }
+    assert_eq!(sig.version(), 10_000, "every set counted once");
+    let last = sig.get().unwrap();
+    assert!(last.iter().all(|&w| w == last[0]) && last[0] & 0xffff_ffff == 4999);
+    assert!(sig.holder().is_none());
+    println!("signal: 10000 sets of 8 words by 2 processes, 20000 gets by 2 others, none torn");
+}
+
+#[test]
+fn signal_versions_grow_and_wait_for_change_wakes_a_waiting_process() {
+    let _s = serial();
+    let (name, _g) = guarded("sigwatch");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let sig = Signal::<[u64; 2]>::create(&seg, "sig", [0, 0]).unwrap();
+    let mut watcher = spawn_piped(&["signal-watch", &name, "sig", "50"]);
+    let line = first_line(&mut watcher.0);
+    assert_eq!(field(&line, "version"), 0, "{line}");
+    let now_ns = || {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
+    };
+    for seq in 1..=50u64 {
+        // Long enough for the watcher to fall asleep in the kernel between two sets.
+        std::thread::sleep(Duration::from_millis(20));
+        let version = sig.set([seq, now_ns()]).unwrap();
+        assert_eq!(version, seq);
+    }
+    let line = first_line(&mut watcher.0);
+    assert_eq!(field(&line, "ordered"), 1, "{line}");
+    assert_eq!(field(&line, "last"), 50, "{line}");
+    let wakes = field(&line, "wakes");
+    assert!(
+        (45..=50).contains(&wakes),
+        "woke {wakes} times for 50 sets: {line}"
+    );
+    let median = Duration::from_nanos(field(&line, "median_ns"));
+    println!(
+        "signal: a watcher process woke {wakes} times for 50 sets, median {median:?} after the set"
+    );
+    assert!(
+        median < Duration::from_millis(5),
+        "woken {median:?} after the set, not by it"
+    );
+    // Timed forms, in this process.
+    let seen = sig.version();
+    assert!(matches!(
+        sig.wait_for_change_timeout(seen, Duration::from_millis(20)),
+        Err(Error::Timeout { .. })
+    ));
+    assert_eq!(sig.update(|[s, t]| [s + 1, t]).unwrap()[0], 51);
+    assert_eq!(sig.wait_for_change(seen).unwrap(), seen + 1);
+    assert!(sig.has_changed(seen));
+}
+
+#[test]
+fn sigkill_inside_a_signal_update_gives_the_next_get_owner_died_with_the_value() {
+    let _s = serial();
+    let (name, _g) = guarded("sigkill");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let sig = Signal::<u64>::create(&seg, "sig", 41).unwrap();
+    let mut holder = spawn_piped(&["signal-hold", &name, "sig"]);
+    let line = first_line(&mut holder.0);
+    let pid = field(&line, "pid") as u32;
+    assert_eq!(sig.holder().map(|p| p.pid), Some(pid));
+    // Alive: no false death.
+    assert!(matches!(
+        sig.get_timeout(2 * OWNER_CHECK_INTERVAL),
+        Err(LockError::Failed(Error::Timeout { .. }))
+    ));
+    let (got, after) = std::thread::scope(|s| {
+        let getter = s.spawn(|| (sig.get_timeout(Duration::from_secs(10)), Instant::now()));
+        std::thread::sleep(Duration::from_millis(50));
+        let killed = Instant::now();
+        holder.0.kill().unwrap();
+        holder.0.wait().unwrap();
+        let (r, at) = getter.join().unwrap();
+        (r, at - killed)
+    });
+    match got {
+        Err(LockError::OwnerDied(value, e)) => {
+            assert_eq!(value, 41);
+            assert!(e.to_string().contains(&pid.to_string()), "{e}");
+        }
+        other => panic!("expected OwnerDied with the value, got {other:?}"),
+    }
+    println!("signal: a dead writer's mutex taken over {after:?} after the SIGKILL");
+    assert!(after <= 2 * OWNER_CHECK_INTERVAL + Duration::from_millis(100));
+    // The mutex is free again and the signal works as before.
+    assert_eq!(sig.version(), 0);
+    assert_eq!(sig.set(42).unwrap(), 1);
+    assert_eq!(sig.get().unwrap(), 42);
+    assert!(sig.holder().is_none());
+}
+
+#[test]
+fn signals_of_both_state_sizes_open_and_wrong_types_are_refused() {
+    let (name, _g) = guarded("sigsizes");
+    let seg = SegmentOptions::new()
+        .runtime_entry(false)
+        .create(&name, 1 << 16)
+        .unwrap();
+    // The reference rounds the state entry up to 8: an `i32` signal takes 16 bytes.
+    let sig = Signal::<i32>::create(&seg, "a", -7).unwrap();
+    let entries = seg.entries().unwrap();
+    let sizes: Vec<(&str, u64)> = entries.iter().map(|e| (e.name.as_str(), e.size)).collect();
+    assert_eq!(sizes, [("a_state", 16), ("a_mtx", 16), ("a", 1)]);
+    assert_eq!(Signal::<i32>::open(&seg, "a").unwrap().get().unwrap(), -7);
+    drop(sig);
+    // A Python-sized state entry (8 + 4 bytes), made in the reference order from an array of
+    // 4 bytes: its 8-byte header (the capacity, 4) is the version, its data the value.
+    let state = Array::<u8>::create(&seg, "b_state", 4).unwrap();
+    for (i, byte) in 99i32.to_le_bytes().into_iter().enumerate() {
+        state.set(i, byte).unwrap();
+    }
+    Mutex::create(&seg, "b_mtx").unwrap();
+    Array::<u8>::create(&seg, "b", 1).unwrap();
+    assert_eq!(seg.entry("b_state").unwrap().unwrap().size, 12);
+    let b = Signal::<i32>::open(&seg, "b").unwrap();
+    assert_eq!((b.get().unwrap(), b.version()), (99, 4));
+    assert_eq!(b.set(100).unwrap(), 5);
+    assert_eq!(state.get(0).unwrap(), 100);
+    // Another size of value is refused, naming the stored size.
+    for e in [
+        Signal::<u64>::open(&seg, "b").unwrap_err(),
+        Signal::<[u8; 20]>::open(&seg, "a").unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::TypeMismatch { .. }), "{e}");
+    }
+    // open_or_create keeps what is there.
+    assert_eq!(
+        Signal::<i32>::open_or_create(&seg, "a", 5)
+            .unwrap()
+            .get()
+            .unwrap(),
+        -7
+    );
+    // A missing part is not found; a mutex that is a semaphore of 2 is corrupt.
+    Semaphore::create(&seg, "c_mtx", 1, 2).unwrap();
+    assert!(matches!(
+        Signal::<i32>::open(&seg, "c"),
+        Err(Error::EntryNotFound { .. })
+    ));
+    Array::<u8>::create(&seg, "c_state", 8).unwrap();
+    Array::<u8>::create(&seg, "c", 1).unwrap();
+    assert!(matches!(
+        Signal::<i32>::open(&seg, "c"),
+        Err(Error::CorruptStructure { .. })
+    ));
+    assert!(matches!(
+        seg.check_structure("c", StructureKind::Signal),
+        Err(Error::CorruptStructure { .. })
+    ));
+    let report = seg.check_structure("a", StructureKind::Signal).unwrap();
+    assert!(report.state.contains(&("version", 0)), "{:?}", report.state);
+    assert!(
+        report.state.contains(&("mutex_count", 1)),
+        "{:?}",
+        report.state
+    );
+}
+
+#[test]
+fn a_monitor_with_stale_or_broken_waiter_counts_gives_out_no_pile_of_permits() {
+    let (name, _g) = guarded("monstale");
+    let seg = SegmentOptions::new()
+        .runtime_entry(false)
+        .create(&name, 1 << 16)
+        .unwrap();
+    let mon = Monitor::create(&seg, "mon").unwrap();
+    let cond = Semaphore::open(&seg, "mon_cond").unwrap();
+    let count_at = seg.entry("mon_count").unwrap().unwrap().offset;
+    // Two waiters that died inside `wait`: counted for ever, never taking a permit.
+    poke(&name, count_at, &2u32.to_le_bytes());
+    for _ in 0..5 {
+        mon.notify_one().unwrap();
+    }
+    assert_eq!(
+        cond.count(),
+        2,
+        "one permit per counted waiter, not one per notify"
+    );
+    mon.notify_all().unwrap();
+    assert_eq!(cond.count(), 2);
+    // A count a peer decremented below zero: no waiter, and notify_all returns at once.
+    poke(&name, count_at, &u32::MAX.to_le_bytes());
+    let t = Instant::now();
+    mon.notify_all().unwrap();
+    mon.notify_one().unwrap();
+    assert!(t.elapsed() < Duration::from_millis(100));
+    assert_eq!(cond.count(), 2);
+}
+
+#[test]
+fn a_timed_monitor_wait_behind_a_held_mutex_returns_by_its_deadline_plus_the_grace() {
+    let (name, _g) = guarded("monrelock");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let mon = Monitor::create(&seg, "mon").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let guard = mon.lock().unwrap();
+            let t = Instant::now();
+            tx.send(()).unwrap();
+            let r = guard.wait_timeout(Duration::from_millis(50));
+            (
+                r.map(|(_, timed_out)| timed_out)
+                    .map_err(|e| e.into_error()),
+                t.elapsed(),
+            )
+        });
+        rx.recv().unwrap();
+        // Taken while the waiter waits, and held well past its deadline.
+        let held = mon.lock().unwrap();
+        let (r, waited) = waiter.join().unwrap();
+        drop(held);
+        assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+        assert!(
+            waited >= Duration::from_millis(50) + RELOCK_GRACE
+                && waited < Duration::from_millis(50) + RELOCK_GRACE + Duration::from_millis(50),
+            "returned after {waited:?}"
+        );
+    });
+    assert_eq!(mon.waiting(), 0);
+    assert!(!Mutex::open(&seg, "mon_mtx").unwrap().is_locked());
 }

@@ -21,7 +21,7 @@ use std::path::Path;
 use serde_json::Value;
 use zeroipc::{
     Array, Barrier, Event, EventMode, Latch, Monitor, Mutex, Once, PushError, Queue, RwLock,
-    Scalar, Segment, SegmentOptions, Semaphore, ShmLayout, Stack, StructureKind,
+    Scalar, Segment, SegmentOptions, Semaphore, ShmLayout, Signal, Stack, StructureKind,
 };
 use zeroipc_tests::{guarded, read_raw, unique_name, vectors_dir, write_raw};
 
@@ -202,6 +202,40 @@ fn check_table(seg: &Segment, table: &Value) -> Outcome {
         return Outcome::Fail(format!("validator found {:?}", report.defects));
     }
     Outcome::Pass(String::new())
+}
+
+/// A signal: its version and mutex count as `check` reports them, and its value and version
+/// through a handle of the manifest's dtype.
+fn check_signal<T: FromJson>(seg: &Segment, s: &Value) -> Result<(), String> {
+    let name = str_of(s, "name");
+    let expected = &s["expected"];
+    let report = seg
+        .check_structure(name, StructureKind::Signal)
+        .map_err(|e| e.to_string())?;
+    if !report.is_sound() {
+        return Err(format!("{name}: defects {:?}", report.defects));
+    }
+    for field in ["version", "mutex_count"] {
+        let got = report
+            .state
+            .iter()
+            .find(|(n, _)| *n == field)
+            .map(|(_, v)| *v);
+        if got != expected[field].as_i64() {
+            return Err(format!("{name}: {field} {got:?} != {}", expected[field]));
+        }
+    }
+    let sig = Signal::<T>::open(seg, name).map_err(|e| format!("{name}: {e}"))?;
+    let want = T::from_json(&expected["value"]).ok_or("bad expected value")?;
+    let got = sig.get().map_err(|e| format!("{name}: {e}"))?;
+    if got != want || Some(sig.version()) != expected["version"].as_u64() {
+        return Err(format!(
+            "{name}: the handle reads {got:?} at version {}, expected {want:?} at {}",
+            sig.version(),
+            expected["version"]
+        ));
+    }
+    Ok(())
 }
 
 fn check_array<T: FromJson>(seg: &Segment, s: &Value) -> Result<(), String> {
@@ -444,6 +478,7 @@ fn check_kind(seg: &Segment, bytes: &[u8], kind: &str, structures: &[&Value]) ->
             "stack" => with_dtype!(&s["dtype"], T => check_stack::<T>(seg, bytes, s), unknown()),
             kind @ ("semaphore" | "mutex" | "barrier" | "latch" | "once" | "rwlock" | "event"
             | "monitor") => check_sync(seg, kind, s),
+            "signal" => with_dtype!(&s["dtype"], T => check_signal::<T>(seg, s), unknown()),
             _ => return Outcome::Skip("kind not implemented".into()),
         };
         if let Err(why) = result {
@@ -477,6 +512,7 @@ const IMPLEMENTED: &[&str] = &[
     "rwlock",
     "event",
     "monitor",
+    "signal",
 ];
 
 /// Threads a replay started (blocking calls that other steps release), joined by
@@ -619,6 +655,22 @@ fn replay_step(
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             Ok(())
+        }
+        "signal_create" => {
+            let dtype = step["dtype"].clone();
+            with_dtype!(&dtype, T => {
+                let initial = T::from_json(&step["initial"]).ok_or("bad initial value")?;
+                Signal::<T>::create(seg, &name, initial).map(drop).map_err(e)
+            }, Err(format!("unknown dtype {dtype}")))?;
+            dtypes.insert(name, dtype);
+            Ok(())
+        }
+        "signal_set" => {
+            let dtype = dtypes.get(&name).cloned().ok_or("set before create")?;
+            with_dtype!(&dtype, T => {
+                let value = T::from_json(&step["value"]).ok_or("bad value")?;
+                Signal::<T>::open(seg, &name).map_err(e)?.set(value).map(drop).map_err(|e| e.to_string())
+            }, Err(format!("unknown dtype {dtype}")))
         }
         "array_create" => {
             let dtype = step["dtype"].clone();

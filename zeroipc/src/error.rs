@@ -371,6 +371,10 @@ pub type LockResult<G> = std::result::Result<G, LockError<G>>;
 /// it did take: the caller holds it, and decides what to do about the state the dead holder
 /// may have left half updated. `?` converts either into an [`Error`] (dropping the guard,
 /// which unlocks).
+///
+/// The calls of a [`Signal`](crate::Signal) lock and unlock within themselves: there, `G` is
+/// the call's result (the value read, the new version), and `OwnerDied` says that the call
+/// completed after taking the mutex over from a dead holder.
 pub enum LockError<G> {
     /// The holder died holding the lock; the caller holds it now, through the guard. The error
     /// is [`Error::OwnerDied`], naming the dead process.

@@ -647,6 +647,7 @@ use crate::sync::mutex::{Mutex, MutexKind};
 use crate::sync::once::{Once, OnceKind};
 use crate::sync::rwlock::{RwLock, RwLockKind};
 use crate::sync::semaphore::{Semaphore, SemaphoreKind};
+use crate::sync::signal::{Signal, SignalKind};
 
 kinds! {
     /// [`Array`](crate::Array) (FORMAT.md §4.1).
@@ -674,6 +675,10 @@ kinds! {
     Event = "event" => EventKind, [Event];
     /// [`Monitor`](crate::Monitor) (FORMAT.md §5.8): four entries.
     Monitor = "monitor" => MonitorKind, [Monitor];
+    /// [`Signal`](crate::Signal) (FORMAT.md §5.9): three entries. (Checks and reports do
+    /// not depend on the value type beyond its size, so they use one instance.)
+    Signal = "signal" => SignalKind<u8>,
+        [Signal<u8>, Signal<[u8; 3]>, Signal<i32>, Signal<f64>, Signal<[u64; 2]>];
 }
 
 impl StructureKind {

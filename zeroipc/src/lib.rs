@@ -24,9 +24,9 @@
 //!
 //! The structures of this release are the containers [`Array`], [`Queue`] (bounded lock-free
 //! MPMC) and [`Stack`] (bounded lock-free LIFO), and the synchronisation primitives
-//! [`Semaphore`], [`Mutex`], [`Barrier`], [`Latch`], [`Once`], [`RwLock`], [`Event`] and
-//! [`Monitor`]. The format defines more kinds (ring, map, set, pool, signal and the codata
-//! kinds); this crate lists
+//! [`Semaphore`], [`Mutex`], [`Barrier`], [`Latch`], [`Once`], [`RwLock`], [`Event`],
+//! [`Monitor`] and [`Signal`]. The format defines more kinds (ring, map, set, pool and the
+//! codata kinds); this crate lists
 //! them in a segment's table like any entry but does not open them yet.
 //!
 //! # One result shape for every structure
@@ -169,11 +169,12 @@ pub use sync::OWNER_CHECK_INTERVAL;
 pub use sync::barrier::Barrier;
 pub use sync::event::{Event, EventMode, PULSE_WAIT};
 pub use sync::latch::Latch;
-pub use sync::monitor::{Monitor, MonitorGuard, Waited};
+pub use sync::monitor::{Monitor, MonitorGuard, RELOCK_GRACE, Waited};
 pub use sync::mutex::{Mutex, MutexGuard};
 pub use sync::once::Once;
 pub use sync::rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use sync::semaphore::Semaphore;
+pub use sync::signal::Signal;
 pub use table::{Entry, HeaderInfo};
 pub use wait::DEFAULT_POLL_INTERVAL;
 pub use zeroipc_derive::ShmLayout;

@@ -13,7 +13,7 @@
 //! ```text
 //! record (32 bytes)  +0  atomic u64 owner    pid | nonce << 32; 0 = free
 //!                    +8  atomic u64 start    start time in clock ticks
-//!                    +16 atomic u64 pidns    inode of the pid namespace
+//!                    +16 atomic u64 pidns    inodes of the pid and time namespaces
 //!                    +24 atomic u64 sealed   equal to `owner` once `start` and `pidns` are
 //!                                            written; 0 before, and from the owner's release on
 //! ```
@@ -141,10 +141,15 @@ fn stat(process: &str) -> Stat {
     }
 }
 
-/// The inode of this process's pid namespace.
+/// This process's namespaces as a record names them: the inode of its pid namespace, XORed
+/// with the inode of its time namespace rotated by 32 bits (0 on kernels without time
+/// namespaces). Start times in `/proc` are shifted by the reading process's time namespace, so
+/// a record is judged only by processes that share both.
 fn pid_namespace() -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+    let pid = std::fs::metadata("/proc/self/ns/pid").ok()?.ino();
+    let time = std::fs::metadata("/proc/self/ns/time").map_or(0, |m| m.ino());
+    Some(pid ^ time.rotate_left(32))
 }
 
 /// The segment file a live owner has mapped: device and inode, as `fstat` gives them.

@@ -876,6 +876,27 @@ macro_rules! unit_impl {
 
 unit_impl!(u8 => AtomicU8, u16 => AtomicU16, u32 => AtomicU32, u64 => AtomicU64);
 
+/// The low 32 bits of a `u64` counter of the mapping, as the `futex` system call takes its word
+/// (`wait::Futex::LowHalf`): for the kernel only. Nothing in this crate loads or stores through
+/// the result, since a 32-bit access to bytes that are also accessed as 64 bits would be a
+/// mixed-size access (module docs); the kernel's comparison and queueing by address are outside
+/// the Rust memory model, as every other process's accesses are.
+pub(crate) fn low_half_for_kernel(counter: &AtomicU64) -> &AtomicU32 {
+    let base = std::ptr::from_ref(counter).cast::<AtomicU32>();
+    // The low half is the first four bytes on little-endian targets, the last four otherwise.
+    let half = if cfg!(target_endian = "little") {
+        base
+    } else {
+        base.wrapping_add(1)
+    };
+    // SAFETY:
+    // - `counter` is 8 bytes, 8-aligned, so either 4-byte half is in bounds and 4-aligned, and
+    //   lives as long as the borrow of `counter`;
+    // - `AtomicU32` allows shared mutation, so the reference promises no immutability;
+    // - it is never accessed through by Rust code (above): the kernel alone reads it.
+    unsafe { &*half }
+}
+
 /// How many times this process is a fork away from the process that first called
 /// [`watch_forks`]: bumped in a child by the `pthread_atfork` handler that registers.
 static FORKS: AtomicU32 = AtomicU32::new(0);

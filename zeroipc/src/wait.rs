@@ -66,6 +66,56 @@ fn since_epoch() -> u64 {
     u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// The 32-bit word a waiter sleeps on (the kernel's futex word): a `u32` word of the format,
+/// or the low half of one of its `u64` counters (a Signal's version). This crate reads and
+/// changes a `u64` counter only as 64 bits (the memory model forbids mixed-size accesses, `raw`
+/// module docs); its low half goes to the kernel alone, which compares it and queues waiters by
+/// its address. A counter that only ever grows by one changes its low half at every step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Futex<'a> {
+    /// A `u32` word.
+    Word(&'a AtomicU32),
+    /// The low half of a `u64` counter.
+    LowHalf(&'a AtomicU64),
+}
+
+impl<'a> From<&'a AtomicU32> for Futex<'a> {
+    fn from(word: &'a AtomicU32) -> Self {
+        Self::Word(word)
+    }
+}
+
+impl<'a> Futex<'a> {
+    /// The word's value (for a counter, its low 32 bits: what the kernel compares).
+    #[inline]
+    pub(crate) fn load(self, order: Ordering) -> u32 {
+        match self {
+            Self::Word(word) => word.load(order),
+            Self::LowHalf(counter) => low_bits(counter.load(order)),
+        }
+    }
+
+    /// The address the kernel queues waiters by (and waiter counts are bucketed by).
+    fn address(self) -> usize {
+        std::ptr::from_ref(self.kernel()) as usize
+    }
+
+    /// The word as the `futex` system call takes it: for the kernel only.
+    fn kernel(self) -> &'a AtomicU32 {
+        match self {
+            Self::Word(word) => word,
+            Self::LowHalf(counter) => crate::raw::low_half_for_kernel(counter),
+        }
+    }
+}
+
+/// The low 32 bits of `value`.
+#[inline]
+#[allow(clippy::cast_possible_truncation)] // Truncation is the point.
+pub(crate) const fn low_bits(value: u64) -> u32 {
+    value as u32
+}
+
 /// Back-off state of one waiting operation.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Backoff {
@@ -164,14 +214,14 @@ impl Bell {
     }
 
     /// The waiter count of `word`'s bucket.
-    fn count(&self, word: &AtomicU32) -> Option<&AtomicU32> {
-        let address = std::ptr::from_ref(word) as usize;
+    fn count(&self, word: Futex<'_>) -> Option<&AtomicU32> {
+        let address = word.address();
         self.waiters.as_ref()?.get().get(runtime::bucket(address))
     }
 
     /// The waiter count of `word`, resolved once for a handle's hot path.
-    pub(crate) fn chime(&self, segment: &Segment, word: &AtomicU32) -> Chime {
-        let address = std::ptr::from_ref(word) as usize;
+    pub(crate) fn chime<'w>(&self, segment: &Segment, word: impl Into<Futex<'w>>) -> Chime {
+        let address = word.into().address();
         let count = self.waiters.as_ref().and_then(|w| {
             let count = w.get().word(runtime::bucket(address))?;
             Anchored::word(segment.mapping(), count)
@@ -192,7 +242,7 @@ impl Chime {
     /// are counted. Call it after the `SeqCst` read-modify-write that changed `word` (see the
     /// module docs).
     #[inline]
-    pub(crate) fn ring(&self, word: &AtomicU32, n: u32) {
+    pub(crate) fn ring<'w>(&self, word: impl Into<Futex<'w>>, n: u32) {
         if let Some(count) = &self.count {
             // SeqCst: the releaser's half of the pairing described in the module docs.
             if count.get().atomic().load(Ordering::SeqCst) != 0 {
@@ -204,7 +254,8 @@ impl Chime {
 
 #[cold]
 #[inline(never)]
-pub(crate) fn wake(word: &AtomicU32, n: u32) {
+pub(crate) fn wake<'w>(word: impl Into<Futex<'w>>, n: u32) {
+    let word = word.into().kernel();
     #[cfg(target_os = "linux")]
     {
         use rustix::thread::futex;
@@ -222,7 +273,7 @@ pub(crate) struct Watch<'a> {
     /// The segment's waiter counts.
     pub(crate) bell: &'a Bell,
     /// The word whose change may let the call proceed (a queue counter, a stack's `top`).
-    pub(crate) word: &'a AtomicU32,
+    pub(crate) word: Futex<'a>,
     /// Whether, with `word` at the value given, the structure is at rest: no peer is between
     /// two steps of an operation whose second step would let the call proceed without
     /// changing `word`. At rest the call sleeps until woken (or a slice passes); otherwise it
@@ -338,7 +389,8 @@ impl Waiter {
 
 /// Sleeps at most `slice` while `word` holds `observed`; whether the whole slice passed
 /// without a wake.
-fn sleep_on(word: &AtomicU32, observed: u32, slice: Duration) -> bool {
+fn sleep_on(word: Futex<'_>, observed: u32, slice: Duration) -> bool {
+    let word = word.kernel();
     #[cfg(target_os = "linux")]
     {
         use rustix::thread::futex;

@@ -167,7 +167,6 @@ fn check_structure_reports_a_stuck_slot_and_refuses_unknown_kinds() {
 
 #[test]
 fn show_lists_peers_and_check_reports_a_dead_one() {
-    use std::os::unix::fs::MetadataExt;
     let (name, _g) = guarded("peers-cli");
     let seg = Segment::create(&name, 1 << 16).unwrap();
     let q = Queue::<u32>::create(&seg, "jobs", 4).unwrap();
@@ -181,7 +180,7 @@ fn show_lists_peers_and_check_reports_a_dead_one() {
     let mut gone = Command::new("true").spawn().unwrap();
     let pid = gone.id();
     gone.wait().unwrap();
-    let pidns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    let pidns = zeroipc_tests::namespaces();
     let at = seg.entry("zeroipc.runtime").unwrap().unwrap().offset + 272;
     let owner = u64::from(pid) | 1 << 32;
     let mut record = owner.to_le_bytes().to_vec();
@@ -531,6 +530,8 @@ fn check_shows_each_primitives_state_by_name_and_its_holder() {
         .unwrap()
         .call_once(|| ())
         .unwrap();
+    let sig = zeroipc::Signal::<f64>::create(&seg, "sig", 1.5).unwrap();
+    sig.set(2.5).unwrap();
     assert!(sem.try_acquire().unwrap());
     assert!(b.wait_timeout(std::time::Duration::ZERO).is_err());
     let _guard = m.lock().unwrap();
@@ -548,6 +549,8 @@ fn check_shows_each_primitives_state_by_name_and_its_holder() {
         "latch:l",
         "--structure",
         "once:o",
+        "--structure",
+        "signal:sig",
     ];
     let (out, text) = cli(&args);
     assert_eq!(out.status.code(), Some(0), "{text}");
@@ -574,6 +577,14 @@ fn check_shows_each_primitives_state_by_name_and_its_holder() {
         (Some(3), Some(4))
     );
     assert_eq!(state(4, "state"), Some(2));
+    assert_eq!(
+        (
+            state(5, "version"),
+            state(5, "value_bytes"),
+            state(5, "locked")
+        ),
+        (Some(1), Some(8), Some(0))
+    );
     assert!(v["structures"][1]["holders"].as_array().unwrap().is_empty());
     // The same in words.
     let words: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();

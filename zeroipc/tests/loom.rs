@@ -618,7 +618,17 @@ fn barrier_withdrawal_never_disagrees_with_the_release() {
                                 a_left.store(true, Ordering::SeqCst);
                                 "left"
                             }
-                            barrier::Withdrawal::Released => "released",
+                            // Released means released: the generation has moved on.
+                            barrier::Withdrawal::Released => {
+                                assert!(barrier::passed(&*generation, g));
+                                "released"
+                            }
+                            barrier::Withdrawal::Completing => {
+                                while !barrier::passed(&*generation, g) {
+                                    loom::thread::yield_now();
+                                }
+                                "released"
+                            }
                         }
                     }
                 }
@@ -633,7 +643,12 @@ fn barrier_withdrawal_never_disagrees_with_the_release() {
                 if a_left.load(Ordering::SeqCst) {
                     match barrier::withdraw(&*arrived, &*generation, g, 2).unwrap() {
                         barrier::Withdrawal::Left => break "left",
-                        barrier::Withdrawal::Released => break "released",
+                        barrier::Withdrawal::Released => {
+                            assert!(barrier::passed(&*generation, g));
+                            break "released";
+                        }
+                        // The release lands soon: the loop's next look sees it.
+                        barrier::Withdrawal::Completing => {}
                     }
                 }
                 loom::thread::yield_now();

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use zeroipc::{
-    Array, Barrier, Error, Latch, Mutex, Once, Queue, RwLock, Segment, Semaphore, Stack,
+    Array, Barrier, Error, Latch, Mutex, Once, Queue, RwLock, Segment, Semaphore, Signal, Stack,
 };
 use zeroipc_tests::types::SensorReading;
 
@@ -38,6 +38,9 @@ fn main() -> ExitCode {
             rwlock_stress(seg, name, pair, role, iters)
         }
         ["rwlock-hold", seg, name, mode] => rwlock_hold(seg, name, mode),
+        ["signal-stress", seg, name, role, iters] => signal_stress(seg, name, role, iters),
+        ["signal-watch", seg, name, until] => signal_watch(seg, name, until),
+        ["signal-hold", seg, name] => signal_hold(seg, name),
         _ => Err(format!("unknown role {args:?}")),
     };
     match result {
@@ -229,6 +232,11 @@ fn idle_wait(seg: &str, kind: &str, name: &str, ms: &str) -> Result<String, Stri
         "once" => {
             let o = Once::open(&seg, name).map_err(|e| e.to_string())?;
             o.call_once_timeout(timeout, || ()).map(drop)
+        }
+        "signal" => {
+            let sig = Signal::<u64>::open(&seg, name).map_err(|e| e.to_string())?;
+            sig.wait_for_change_timeout(sig.version(), timeout)
+                .map(drop)
         }
         other => return Err(format!("unknown kind {other}")),
     };
@@ -559,4 +567,92 @@ fn rwlock_hold(seg: &str, name: &str, mode: &str) -> Result<String, String> {
     loop {
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
+}
+
+/// The value of the stress signal: eight words a writer sets to the same number.
+type Words8 = [u64; 8];
+
+/// A writer sets the `[u64; 8]` signal `name` `iters` times, every word to the same new number;
+/// a reader gets it `iters` times and counts values whose words differ (torn) and versions that
+/// went backwards.
+fn signal_stress(seg: &str, name: &str, role: &str, iters: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let sig = Signal::<Words8>::open(&seg, name).map_err(|e| e.to_string())?;
+    let timeout = std::time::Duration::from_secs(60);
+    let (mut torn, mut backwards, mut last) = (0u64, 0u64, 0u64);
+    for i in 0..parse(iters)? as u64 {
+        if role == "writer" {
+            let v = (u64::from(std::process::id()) << 32) | i;
+            sig.set_timeout([v; 8], timeout)
+                .map_err(|e| e.to_string())?;
+        } else {
+            let version = sig.version();
+            backwards += u64::from(version < last);
+            last = version;
+            let value = sig.get_timeout(timeout).map_err(|e| e.to_string())?;
+            torn += u64::from(value.iter().any(|&w| w != value[0]));
+        }
+    }
+    Ok(format!("torn={torn} backwards={backwards}"))
+}
+
+/// The monotonic clock in nanoseconds (the same clock in every process).
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Waits for changes of the `[u64; 2]` signal `name` (value: `[sequence, monotonic ns when
+/// set]`) until its sequence reaches `until`; reports how many changes it woke for, whether
+/// versions and sequences only grew, and the median delay from a set to the wake-up.
+fn signal_watch(seg: &str, name: &str, until: &str) -> Result<String, String> {
+    use std::io::Write;
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let sig = Signal::<[u64; 2]>::open(&seg, name).map_err(|e| e.to_string())?;
+    let until = parse(until)? as u64;
+    let mut seen = sig.version();
+    println!("watching version={seen}");
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    let (mut wakes, mut ordered, mut last_seq) = (0u64, true, 0u64);
+    let mut delays = Vec::new();
+    loop {
+        let version = sig
+            .wait_for_change_timeout(seen, std::time::Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        let woke = monotonic_ns();
+        let [seq, set_at] = sig.get().map_err(|e| e.to_string())?;
+        ordered &= version > seen && seq >= last_seq;
+        delays.push(woke.saturating_sub(set_at));
+        (seen, last_seq) = (version, seq);
+        wakes += 1;
+        if seq >= until {
+            break;
+        }
+    }
+    delays.sort_unstable();
+    let median = delays.get(delays.len() / 2).copied().unwrap_or(0);
+    Ok(format!(
+        "wakes={wakes} ordered={} last={last_seq} median_ns={median}",
+        u8::from(ordered)
+    ))
+}
+
+/// Holds the mutex of the `u64` signal `name` inside an `update` whose function never returns
+/// (until the process is killed); says so once it holds it.
+fn signal_hold(seg: &str, name: &str) -> Result<String, String> {
+    use std::io::Write;
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let sig = Signal::<u64>::open(&seg, name).map_err(|e| e.to_string())?;
+    sig.update(|v| {
+        println!("holding pid={}", std::process::id());
+        let _ = std::io::stdout().flush();
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            if v == u64::MAX {
+                return v;
+            }
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    Err("the update returned".into())
 }

@@ -66,23 +66,25 @@ pub(crate) mod semaphore {
     /// Gives a permit back, unless `max > 0` and `count >= max`.
     #[inline]
     pub(crate) fn release<W: Word>(count: &W, max: i32) -> Result<(), Refused> {
+        release_n(count, max, 1)
+    }
+
+    /// Gives `n` (> 0) permits back at once: all of them, or none when they would pass `max`
+    /// (or `i32::MAX`).
+    #[inline]
+    pub(crate) fn release_n<W: Word>(count: &W, max: i32, n: i32) -> Result<(), Refused> {
         // Relaxed load: the CAS below orders what matters.
         let mut c = count.load(Ordering::Relaxed) as i32;
         for _ in 0..MAX_RETRIES {
-            if max > 0 && c >= max {
-                return Err(Refused::Full(c));
+            if c < 0 {
+                return Err(Refused::Broken(Broken::Negative(c)));
             }
-            if c == i32::MAX {
+            let Some(next) = c.checked_add(n).filter(|&next| max <= 0 || next <= max) else {
                 return Err(Refused::Full(c));
-            }
+            };
             // SeqCst: a release (what the holder did is seen by the next taker) and the
             // releaser's half of the wake pairing (`wait` module docs).
-            match count.cas_weak(
-                c as u32,
-                (c + 1) as u32,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
+            match count.cas_weak(c as u32, next as u32, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => return Ok(()),
                 Err(now) => c = now as i32,
             }
@@ -202,9 +204,23 @@ pub(crate) mod barrier {
             return Ok(Arrival::Last);
         }
         if a > participants || a <= 0 {
-            // More arrivals than participants (or a count that wrapped): take ours back,
-            // as if it never happened, and report.
-            arrived.fetch_add(u32::MAX, Ordering::AcqRel);
+            // More arrivals than participants (or a count that wrapped): take ours back, as
+            // if it never happened, and report; never below 0 (a reset may have landed since).
+            let mut now = arrived.load(Ordering::Acquire);
+            for _ in 0..MAX_RETRIES {
+                if now as i32 <= 0 {
+                    break;
+                }
+                match arrived.cas_weak(
+                    now,
+                    now.wrapping_sub(1),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(seen) => now = seen,
+                }
+            }
             return Err(Broken::Overrun(a));
         }
         Ok(Arrival::Wait(g))
@@ -212,8 +228,9 @@ pub(crate) mod barrier {
 
     /// The last arriver's step: reset `arrived`, then bump `generation`.
     fn release<W: Word>(arrived: &W, generation: &W) {
-        // Relaxed, as the reference: ordered before the generation's release below.
-        arrived.store(0, Ordering::Relaxed);
+        // Release (the reference: Relaxed, ordered before the generation's release below):
+        // also a withdrawal that reads the reset sees what this generation's arrivals did.
+        arrived.store(0, Ordering::Release);
         // SeqCst: a release (waiters that see the new generation see the reset and what every
         // participant did) and the releaser's half of the wake pairing.
         generation.fetch_add(1, Ordering::SeqCst);
@@ -233,6 +250,11 @@ pub(crate) mod barrier {
         Left,
         /// Too late: the generation completed with it (the caller was released).
         Released,
+        /// Too late, and the last arriver is between its two steps (it has counted every
+        /// arrival but not yet bumped `generation`): the caller is released once
+        /// [`passed`]`(generation, g)`, and must not arrive again before (it would count
+        /// itself into the next generation while waiting for this one to end).
+        Completing,
     }
 
     /// Takes back an arrival made in generation `g` that gave up waiting.
@@ -258,8 +280,13 @@ pub(crate) mod barrier {
             let a = arrived.load(Ordering::Acquire) as i32;
             if a <= 0 || a >= participants {
                 // Every participant has arrived (the last one is about to reset `arrived`) or
-                // has reset it: the generation completed with this arrival.
-                return Ok(Withdrawal::Released);
+                // has reset it: the generation completed with this arrival, but is released
+                // only once the generation moves.
+                return Ok(if passed(generation, g) {
+                    Withdrawal::Released
+                } else {
+                    Withdrawal::Completing
+                });
             }
             if arrived
                 .cas(

@@ -598,7 +598,7 @@ impl<T: ShmLayout> Queue<T> {
         let run = || self.rescue(uncertain).0.undone > 0;
         let watch = Watch {
             bell: &self.bell,
-            word: self.head.get().atomic(),
+            word: self.head.get().atomic().into(),
             at_rest: &at_rest,
             rescue: Some(Rescue {
                 key: &key,
@@ -635,7 +635,7 @@ impl<T: ShmLayout> Queue<T> {
         let run = || self.rescue(uncertain).0.undone > 0;
         let watch = Watch {
             bell: &self.bell,
-            word: self.tail.get().atomic(),
+            word: self.tail.get().atomic().into(),
             at_rest: &at_rest,
             rescue: Some(Rescue {
                 key: &key,

@@ -566,7 +566,7 @@ impl<T: ShmLayout> Stack<T> {
     fn watch(&self) -> Watch<'_> {
         Watch {
             bell: &self.bell,
-            word: self.top.get().atomic(),
+            word: self.top.get().atomic().into(),
             at_rest: &|_| true,
             rescue: None,
         }

@@ -28,6 +28,10 @@ use crate::segment::Segment;
 use crate::sync::{Shared, block, exact_size, field};
 use crate::wait::Chime;
 
+/// How long a timed-out [`Barrier::wait_timeout`] that finds its generation complete but not
+/// yet released waits for the last arriver's second step.
+const COMPLETING_WAIT: Duration = Duration::from_millis(10);
+
 const SIZE: usize = 16;
 const ARRIVED: usize = 0;
 const GENERATION: usize = 1;
@@ -60,7 +64,12 @@ const OFF_PARTICIPANTS: usize = 8;
 /// format does not say who the participants are): the others' `wait` blocks, and
 /// `wait_timeout` returns [`Error::Timeout`](crate::Error::Timeout) at its deadline and takes
 /// its arrival back, so the barrier is left as it was before that generation's arrivals gave
-/// up. One that dies after arriving has arrived: its generation completes without it.
+/// up. One that dies after arriving has arrived: its generation completes without it. The last
+/// arriver releases the others in two steps (reset `arrived`, then bump `generation`); one that
+/// dies between them leaves every other participant of that generation blocked, and a
+/// `wait_timeout` that finds it so waits 10 ms more for the second step before it
+/// returns [`Error::Timeout`](crate::Error::Timeout) (its arrival then counts in that
+/// generation).
 pub struct Barrier {
     shared: Shared,
     participants: i32,
@@ -292,6 +301,26 @@ impl Barrier {
                 // Our arrival may have completed the next generation (see `withdraw`).
                 self.generation_chime.ring(generation, u32::MAX);
                 Ok(Some(false))
+            }
+            Withdrawal::Completing => {
+                // The last arriver is between two adjacent steps: wait for its second, briefly
+                // (it takes nanoseconds unless it was descheduled or died).
+                let passed = block(
+                    &self.shared.bell,
+                    generation,
+                    Some(COMPLETING_WAIT),
+                    || Ok(barrier::passed(generation, g).then_some(())),
+                    || Ok(None),
+                )?;
+                match passed {
+                    Some(()) => Ok(Some(false)),
+                    None => Err(self.shared.timeout(
+                        "wait_timeout",
+                        "the last participant stopped between counting every arrival and \
+                         releasing them (this arrival counts in that generation)",
+                        timeout.unwrap_or_default().saturating_add(COMPLETING_WAIT),
+                    )),
+                }
             }
         }
     }

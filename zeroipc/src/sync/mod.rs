@@ -23,6 +23,7 @@ pub(crate) mod mutex;
 pub(crate) mod once;
 pub(crate) mod rwlock;
 pub(crate) mod semaphore;
+pub(crate) mod signal;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -35,7 +36,7 @@ pub(crate) use crate::peers::Vigil;
 use crate::raw::{Anchored, Region, Words};
 use crate::runtime;
 use crate::segment::Segment;
-use crate::wait::{Bell, Chime, Waiter, Watch};
+use crate::wait::{Bell, Chime, Futex, Waiter, Watch};
 
 /// How often a blocked call that can be stuck behind a dead holder (a mutex lock, a once
 /// waiting for its runner) looks for one: a holder that died is noticed within twice this.
@@ -144,13 +145,14 @@ impl Shared {
 /// Blocks until `attempt` yields, waiting on `word` (which the attempt's success depends on):
 /// every [`OWNER_CHECK_INTERVAL`] it also runs `check` (a search for a dead holder), which may
 /// yield too. `Ok(None)` once `timeout` has passed (`None`: never).
-pub(crate) fn block<R>(
+pub(crate) fn block<'w, R>(
     bell: &Bell,
-    word: &AtomicU32,
+    word: impl Into<Futex<'w>>,
     timeout: Option<Duration>,
     mut attempt: impl FnMut() -> Result<Option<R>>,
     mut check: impl FnMut() -> Result<Option<R>>,
 ) -> Result<Option<R>> {
+    let word = word.into();
     let watch = Watch {
         bell,
         word,

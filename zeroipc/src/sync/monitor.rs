@@ -251,22 +251,34 @@ impl Monitor {
     ///
     /// As [`Semaphore::release`].
     pub fn notify_one(&self) -> Result<()> {
-        if self.waiting() > 0 || self.cond.waiting() > 0 {
+        // Not when every one of them has a permit waiting already (a waiter that died inside
+        // `wait` stays counted: its permits would pile up, one per notification).
+        let takers = self.counted().max(self.cond.waiting());
+        if takers > 0 && self.cond.count() < takers {
             self.cond.release()?;
         }
         Ok(())
     }
 
-    /// Wakes every waiter counted now.
+    /// Wakes every waiter counted now: gives the condition as many permits as there are
+    /// waiters, in one step (the permits already there count; the reference releases one per
+    /// waiter).
     ///
     /// # Errors
     ///
     /// As [`Semaphore::release`].
     pub fn notify_all(&self) -> Result<()> {
-        for _ in 0..self.waiting() {
-            self.cond.release()?;
+        let missing = self.counted().saturating_sub(self.cond.count().max(0));
+        if missing > 0 {
+            self.cond.release_n(missing)?;
         }
         Ok(())
+    }
+
+    /// The waiter count, read as the `i32` it can be at most: a count past that (one a peer
+    /// decremented below zero) counts no waiter.
+    fn counted(&self) -> i32 {
+        i32::try_from(self.waiting()).unwrap_or(0)
     }
 
     fn guard<'a>(&'a self, inner: MutexGuard<'a>) -> MonitorGuard<'a> {
@@ -284,6 +296,10 @@ impl Monitor {
         }
     }
 }
+
+/// How long past its deadline a timed [`MonitorGuard::wait_timeout`] may take to lock the
+/// monitor's mutex again.
+pub const RELOCK_GRACE: Duration = Duration::from_millis(100);
 
 /// What a timed wait gives: the guard and whether it timed out, or the lock error (whose
 /// `OwnerDied` carries the guard).
@@ -315,11 +331,13 @@ impl<'a> MonitorGuard<'a> {
     }
 
     /// Unlocks, waits up to `timeout` to be notified, and locks again: the guard, and whether
-    /// the wait timed out.
+    /// the wait timed out. Locking again may take up to [`RELOCK_GRACE`] past the deadline
+    /// (a notifier holds the mutex while it notifies); no more.
     ///
     /// # Errors
     ///
-    /// As [`wait`](Self::wait).
+    /// [`LockError::Failed`] with [`Error::Timeout`] when the mutex stayed locked past that (the
+    /// caller then holds nothing); otherwise as [`wait`](Self::wait).
     pub fn wait_timeout(self, timeout: Duration) -> Waited<'a> {
         self.wait_by(Some(timeout))
     }
@@ -363,22 +381,32 @@ impl<'a> MonitorGuard<'a> {
 
     fn wait_by(mut self, timeout: Option<Duration>) -> Waited<'a> {
         let monitor = self.monitor;
+        let deadline = timeout.map(crate::wait::deadline);
         let count = monitor.count.word(0);
         // SeqCst: counted before the unlock, so a notifier that locked after it sees it.
         count.fetch_add(1, Ordering::SeqCst);
         drop(self.inner.take());
         let woken = monitor.cond.acquire_by(timeout);
-        let relocked = monitor.mtx.lock_for(None);
-        // SeqCst: as the count-in.
-        count.fetch_sub(1, Ordering::SeqCst);
+        // A timed wait locks again by its deadline, plus a grace for a holder's short
+        // critical section (a notifier holds the mutex while it notifies).
+        let relock = deadline.map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .saturating_add(RELOCK_GRACE)
+        });
+        let relocked = monitor.mtx.lock_for(relock);
+        // SeqCst: as the count-in. Never below 0 (a peer may have reset the count).
+        let _ = count.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1));
         let guard = match relocked {
             Ok(Some(g)) => monitor.guard(g),
             Ok(None) => {
-                return Err(LockError::Failed(Error::Internal {
-                    segment: monitor.count.segment.name().to_owned(),
-                    what: "lock a monitor again",
-                    problem: "a wait without a deadline ended",
-                }));
+                let late: Error = crate::wait::timeout_error(
+                    monitor.count.segment.name(),
+                    &monitor.count.name,
+                    "wait_timeout",
+                    "the monitor's mutex stayed locked after the wait (the guard is gone)",
+                    timeout.unwrap_or_default().saturating_add(RELOCK_GRACE),
+                );
+                return Err(LockError::Failed(late));
             }
             Err(LockError::OwnerDied(g, e)) => {
                 return Err(LockError::OwnerDied(monitor.guard(g), e));

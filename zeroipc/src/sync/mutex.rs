@@ -229,10 +229,19 @@ impl Mutex {
     /// # Errors
     ///
     /// [`Error::CorruptStructure`] when the count is negative or keeps changing.
+    #[inline(always)]
     pub fn try_lock(&self) -> Result<Option<MutexGuard<'_>>> {
-        let taken = semaphore::try_acquire(self.shared.word(COUNT));
-        let taken = taken.map_err(|b| self.shared.broken(b))?;
-        Ok(taken.then(|| self.guard()))
+        match semaphore::try_acquire(self.shared.word(COUNT)) {
+            Ok(true) => Ok(Some(self.guard())),
+            Ok(false) => Ok(None),
+            Err(b) => Err(self.broken(b)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn broken(&self, broken: crate::algo::sync::Broken) -> Error {
+        self.shared.broken(broken)
     }
 
     /// Locks the mutex, blocking until it is free, for ever if need be (see the type's docs
@@ -246,7 +255,12 @@ impl Mutex {
     // The error carries the guard and names the segment and entry, as every error does; it
     // is the rare path, so its size costs nothing on the common one.
     #[allow(clippy::result_large_err)]
+    #[inline]
     pub fn lock(&self) -> LockResult<MutexGuard<'_>> {
+        // The uncontended path, inlined; the rest (and any error) is `lock_for`'s.
+        if semaphore::try_acquire(self.shared.word(COUNT)) == Ok(true) {
+            return Ok(self.guard());
+        }
         match self.lock_for(None)? {
             Some(guard) => Ok(guard),
             None => Err(LockError::Failed(Error::Internal {
@@ -327,6 +341,7 @@ impl Mutex {
     }
 
     /// The guard of a lock just taken, recording this thread as its holder.
+    #[inline(always)]
     fn guard(&self) -> MutexGuard<'_> {
         MutexGuard {
             mutex: self,
@@ -335,10 +350,10 @@ impl Mutex {
                 .holds
                 .as_ref()
                 .and_then(|h| h.hold(self.shared.offset, Holding::Lock)),
-            done: false,
         }
     }
 
+    #[inline]
     fn unlock(&self, hold: Option<&Hold<'_>>) -> Result<()> {
         if let Some(hold) = hold {
             hold.release();
@@ -349,11 +364,19 @@ impl Mutex {
                 self.count_chime.ring(count, 1);
                 Ok(())
             }
-            Err(Refused::Full(_)) => Err(Error::NotLocked {
+            Err(refused) => Err(self.refused(refused)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, refused: Refused) -> Error {
+        match refused {
+            Refused::Full(_) => Error::NotLocked {
                 segment: self.shared.segment.name().to_owned(),
                 name: self.shared.name.clone(),
-            }),
-            Err(Refused::Broken(b)) => Err(self.shared.broken(b)),
+            },
+            Refused::Broken(b) => self.shared.broken(b),
         }
     }
 }
@@ -369,7 +392,6 @@ enum Got<'a> {
 pub struct MutexGuard<'a> {
     mutex: &'a Mutex,
     hold: Option<Hold<'a>>,
-    done: bool,
 }
 
 impl fmt::Debug for MutexGuard<'_> {
@@ -389,9 +411,11 @@ impl MutexGuard<'_> {
     /// [`Error::NotLocked`] when the mutex was found unlocked (a process of another
     /// implementation unlocked it meanwhile: theirs do not check the holder);
     /// [`Error::CorruptStructure`] for broken words.
-    pub fn unlock(mut self) -> Result<()> {
-        self.done = true;
-        self.mutex.unlock(self.hold.as_ref())
+    #[inline]
+    pub fn unlock(self) -> Result<()> {
+        // Not dropped: this is the unlock the drop would make.
+        let this = std::mem::ManuallyDrop::new(self);
+        this.mutex.unlock(this.hold.as_ref())
     }
 
     /// Whether this holder is recorded in the segment, so that waiters would notice if its
@@ -402,10 +426,9 @@ impl MutexGuard<'_> {
 }
 
 impl Drop for MutexGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if !self.done {
-            // An error here (unlocked by somebody else) has nobody to go to; `unlock` reports it.
-            let _ = self.mutex.unlock(self.hold.as_ref());
-        }
+        // An error here (unlocked by somebody else) has nobody to go to; `unlock` reports it.
+        let _ = self.mutex.unlock(self.hold.as_ref());
     }
 }

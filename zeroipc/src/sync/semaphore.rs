@@ -353,10 +353,15 @@ impl Semaphore {
     /// [`Error::SemaphoreFull`] when the semaphore already holds `max` permits (nothing
     /// changes); [`Error::CorruptStructure`] as for [`try_acquire`](Self::try_acquire).
     pub fn release(&self) -> Result<()> {
+        self.release_n(1)
+    }
+
+    /// Gives `n` (> 0) permits back at once, waking up to `n` waiters: all or none.
+    pub(crate) fn release_n(&self, n: i32) -> Result<()> {
         let count = self.shared.word(COUNT);
-        match semaphore::release(count, self.max) {
+        match semaphore::release_n(count, self.max, n) {
             Ok(()) => {
-                self.count_chime.ring(count, 1);
+                self.count_chime.ring(count, n.unsigned_abs());
                 Ok(())
             }
             Err(Refused::Full(count)) => Err(Error::SemaphoreFull {
