@@ -1087,3 +1087,34 @@ fn a_timed_monitor_wait_behind_a_held_mutex_returns_by_its_deadline_plus_the_gra
     assert_eq!(mon.waiting(), 0);
     assert!(!Mutex::open(&seg, "mon_mtx").unwrap().is_locked());
 }
+
+#[test]
+fn a_forgotten_guard_keeps_its_record_so_the_lock_is_taken_over_after_the_process_dies() {
+    let _s = serial();
+    let (name, _g) = guarded("mutexforget");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let m = Mutex::create(&seg, "m").unwrap();
+    let mut child = spawn_piped(&["mutex-forget", &name, "m"]);
+    let line = first_line(&mut child.0);
+    let pid = field(&line, "pid") as u32;
+    // Every handle of the child is gone, and the record with its hold is still there.
+    let holder = m.holder().expect("the forgotten hold is still recorded");
+    assert_eq!(
+        (holder.pid, holder.liveness),
+        (pid, zeroipc::Liveness::Alive)
+    );
+    assert!(matches!(
+        m.lock_timeout(OWNER_CHECK_INTERVAL),
+        Err(LockError::Failed(Error::Timeout { .. }))
+    ));
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    match m.lock_timeout(Duration::from_secs(5)) {
+        Err(LockError::OwnerDied(guard, e)) => {
+            assert!(e.to_string().contains(&pid.to_string()), "{e}");
+            drop(guard);
+        }
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    assert!(!m.is_locked());
+}

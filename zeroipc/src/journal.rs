@@ -604,11 +604,44 @@ pub(crate) fn holders(lanes: Region<'_>, peers: &[RecordOf], offset: u64) -> Vec
 
 /// Takes a dead process's hold away: whether this call did (exactly one of several callers
 /// does). The caller then holds in its place, or undoes what the hold stood for.
-pub(crate) fn take_hold(lanes: Region<'_>, holder: &Holder) -> bool {
+///
+/// The slot goes to [`TAKING_OVER`] first, then `still_owned` says whether the hold's record
+/// still has the owner judged dead. A record with a hold in any slot is never freed, and
+/// `TAKING_OVER` is one, so after that CAS the record cannot change hands: if its owner is
+/// still the dead one, the hold was the dead one's, and the slot is cleared. If not, the record
+/// was freed and claimed again before the CAS, by a process that now holds the same structure
+/// from the same slot (the same tag): the hold is a live one, and is given back.
+pub(crate) fn take_hold(
+    lanes: Region<'_>,
+    holder: &Holder,
+    still_owned: impl FnOnce() -> bool,
+) -> bool {
     let Ok(slot) = lanes.atomic_u64(holder.at) else {
         return false;
     };
     // AcqRel: the judgement's reads come before; what the taker does as holder comes after.
-    slot.compare_exchange(holder.tag, 0, Ordering::AcqRel, Ordering::Relaxed)
-        .is_ok()
+    if slot
+        .compare_exchange(holder.tag, TAKING_OVER, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    if still_owned() {
+        // Release: after the checks; nothing else reads this slot's value but as "not a hold".
+        slot.store(0, Ordering::Release);
+        true
+    } else {
+        // A live holder's slot: back as it was, unless it has let go (or held again) meanwhile.
+        let _ = slot.compare_exchange(
+            TAKING_OVER,
+            holder.tag,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+        false
+    }
 }
+
+/// A hold slot's value while a waiter takes a dead process's hold ([`take_hold`]): not a hold
+/// (its `holding` bits are none of [`Holding`]'s), but not free either.
+pub(crate) const TAKING_OVER: u64 = u64::MAX;

@@ -259,6 +259,14 @@ impl Drop for Attachment {
         if owner.load(Ordering::Acquire) != self.owner {
             return;
         }
+        // A hold still recorded (a guard forgotten with `mem::forget`, so that its lock stays
+        // locked): keep the record, so that once this process is gone a waiter finds the hold
+        // and takes the lock over, and no later owner of the record inherits it.
+        if let Some(lanes) = &self.lanes {
+            if (0..crate::journal::LANES).any(|j| !crate::journal::idle(lanes.get(), j)) {
+                return;
+            }
+        }
         // Unseal first (Release): from here on readers do not judge the record.
         sealed.store(0, Ordering::Release);
         // Release: a later claimer sees the unsealed record before the owner word frees it.

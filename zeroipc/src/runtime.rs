@@ -269,13 +269,14 @@ fn owners_in(records: Region<'_>) -> Vec<journal::RecordOf> {
 /// `lanes`) still belongs to that process.
 fn take_in(records: Region<'_>, lanes: Region<'_>, holder: &journal::Holder) -> bool {
     // Acquire: as in `Ledger::clear`.
-    let owner = holder
-        .record
-        .checked_mul(peers::RECORD)
-        .and_then(|at| records.load_u64(at, Ordering::Acquire).ok());
-    holder.liveness == Liveness::Dead
-        && owner == Some(holder.owner)
-        && journal::take_hold(lanes, holder)
+    let owned = || {
+        holder
+            .record
+            .checked_mul(peers::RECORD)
+            .and_then(|at| records.load_u64(at, Ordering::Acquire).ok())
+            == Some(holder.owner)
+    };
+    holder.liveness == Liveness::Dead && owned() && journal::take_hold(lanes, holder, owned)
 }
 
 /// The records and lanes of a writable segment's runtime entry, kept by a handle that looks

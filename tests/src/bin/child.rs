@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         ["sem-load", seg, name, inside, iters] => sem_load(seg, name, inside, iters),
         ["mutex-count", seg, name, counter, iters] => mutex_count(seg, name, counter, iters),
         ["mutex-hold", seg, name] => mutex_hold(seg, name),
+        ["mutex-forget", seg, name] => mutex_forget(seg, name),
         ["once-hang", seg, name] => once_hang(seg, name),
         ["rwlock-stress", seg, name, pair, role, iters] => {
             rwlock_stress(seg, name, pair, role, iters)
@@ -655,4 +656,20 @@ fn signal_hold(seg: &str, name: &str) -> Result<String, String> {
     })
     .map_err(|e| e.to_string())?;
     Err("the update returned".into())
+}
+
+/// Locks the mutex `name`, forgets the guard (so that it never unlocks) and drops every handle
+/// of the segment, says so, and lives on until killed.
+fn mutex_forget(seg: &str, name: &str) -> Result<String, String> {
+    use std::io::Write;
+    {
+        let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+        let m = Mutex::open(&seg, name).map_err(|e| e.to_string())?;
+        std::mem::forget(m.lock().map_err(|e| e.to_string())?);
+    }
+    println!("forgotten pid={}", std::process::id());
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }

@@ -125,15 +125,22 @@ impl Shared {
         crate::wait::timeout_error(self.segment.name(), &self.name, op, condition, waited)
     }
 
-    /// The holds of dead processes on this structure, of `holding`, judged through `vigil`.
-    pub(crate) fn dead_holders(&self, holding: Holding, vigil: &mut Vigil) -> Vec<Holder> {
+    /// The holds on this structure, of `holding`, judged through `vigil`.
+    pub(crate) fn holders(&self, holding: Holding, vigil: &mut Vigil) -> Vec<Holder> {
         let Some(view) = &self.view else {
             return Vec::new();
         };
         view.holders(self.offset, vigil)
             .into_iter()
-            .filter(|h| h.holding == holding && h.liveness == crate::Liveness::Dead)
+            .filter(|h| h.holding == holding)
             .collect()
+    }
+
+    /// The holds of dead processes on this structure, of `holding`, judged through `vigil`.
+    pub(crate) fn dead_holders(&self, holding: Holding, vigil: &mut Vigil) -> Vec<Holder> {
+        let mut holders = self.holders(holding, vigil);
+        holders.retain(|h| h.liveness == crate::Liveness::Dead);
+        holders
     }
 
     /// Takes a dead process's hold away (one caller of several succeeds).

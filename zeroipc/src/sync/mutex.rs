@@ -147,6 +147,8 @@ impl Mutex {
     /// The mutex in part `part` of a validated structure (a composite's auxiliary mutex).
     pub(crate) fn from_part<K: Kind>(opened: &Opened<'_, K>, part: usize) -> Result<Self> {
         let shared = Shared::new(opened, part, SIZE / 4)?;
+        // So that a guard can tell that it was inherited by a forked child.
+        crate::raw::watch_forks();
         Ok(Self {
             count_chime: shared.chime(COUNT),
             shared,
@@ -327,7 +329,13 @@ impl Mutex {
 
     /// Takes the lock over from a holder that died holding it: the guard and the dead pid.
     pub(crate) fn take_over(&self, vigil: &mut Vigil) -> Option<(MutexGuard<'_>, u32)> {
-        for dead in self.shared.dead_holders(Holding::Lock, vigil) {
+        let holders = self.shared.holders(Holding::Lock, vigil);
+        // A holder not known to be dead holds now: a dead one's hold is then stale (the lock
+        // was unlocked without clearing it, by another implementation), not the lock's.
+        if holders.iter().any(|h| h.liveness != crate::Liveness::Dead) {
+            return None;
+        }
+        for dead in holders {
             if self.shared.take_hold(&dead) {
                 // Acquire: after the takeover, as a lock's acquisition would be.
                 if self.shared.word(COUNT).load(Ordering::Acquire) == 0 {
@@ -350,6 +358,7 @@ impl Mutex {
                 .holds
                 .as_ref()
                 .and_then(|h| h.hold(self.shared.offset, Holding::Lock)),
+            forks: crate::raw::fork_generation(),
         }
     }
 
@@ -388,10 +397,16 @@ enum Got<'a> {
 }
 
 /// A locked [`Mutex`]; unlocks when dropped.
+///
+/// A guard that a child process inherited through `fork` (a copy of its parent's) does not
+/// unlock, neither when dropped nor through [`unlock`](Self::unlock): the lock stays its
+/// parent's, which unlocks it once.
 #[must_use = "the mutex unlocks as soon as the guard is dropped"]
 pub struct MutexGuard<'a> {
     mutex: &'a Mutex,
     hold: Option<Hold<'a>>,
+    /// The fork generation the lock was taken in: a forked child's copy does not unlock.
+    forks: u32,
 }
 
 impl fmt::Debug for MutexGuard<'_> {
@@ -415,7 +430,16 @@ impl MutexGuard<'_> {
     pub fn unlock(self) -> Result<()> {
         // Not dropped: this is the unlock the drop would make.
         let this = std::mem::ManuallyDrop::new(self);
+        if this.inherited() {
+            return Ok(());
+        }
         this.mutex.unlock(this.hold.as_ref())
+    }
+
+    /// Whether this guard is a forked child's copy of its parent's.
+    #[inline]
+    fn inherited(&self) -> bool {
+        crate::raw::fork_generation() != self.forks
     }
 
     /// Whether this holder is recorded in the segment, so that waiters would notice if its
@@ -428,7 +452,10 @@ impl MutexGuard<'_> {
 impl Drop for MutexGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        // An error here (unlocked by somebody else) has nobody to go to; `unlock` reports it.
-        let _ = self.mutex.unlock(self.hold.as_ref());
+        if !self.inherited() {
+            // An error here (unlocked by somebody else) has nobody to go to; `unlock` reports
+            // it.
+            let _ = self.mutex.unlock(self.hold.as_ref());
+        }
     }
 }
