@@ -1118,3 +1118,88 @@ fn a_forgotten_guard_keeps_its_record_so_the_lock_is_taken_over_after_the_proces
     }
     assert!(!m.is_locked());
 }
+
+#[test]
+fn event_across_processes_manual_reset_releases_all_and_auto_reset_exactly_one() {
+    let _s = serial();
+    let (name, _g) = guarded("eventproc");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let manual = Event::create(&seg, "manual", EventMode::ManualReset).unwrap();
+    let auto = Event::create(&seg, "auto", EventMode::AutoReset).unwrap();
+    let mut waiters: Vec<Killed> = (0..3)
+        .map(|_| spawn_piped(&["event-wait", &name, "manual", "10000"]))
+        .collect();
+    for w in &mut waiters {
+        assert!(first_line(&mut w.0).starts_with("ready"));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    manual.signal().unwrap();
+    for w in &mut waiters {
+        assert_eq!(
+            first_line(&mut w.0),
+            "woke=1",
+            "one signal releases every process"
+        );
+    }
+    assert!(manual.is_signaled());
+    // Auto reset: two waiting processes, one signal: exactly one goes through.
+    let mut waiters: Vec<Killed> = (0..2)
+        .map(|_| spawn_piped(&["event-wait", &name, "auto", "1500"]))
+        .collect();
+    for w in &mut waiters {
+        assert!(first_line(&mut w.0).starts_with("ready"));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    auto.signal().unwrap();
+    let woke: Vec<String> = waiters.iter_mut().map(|w| first_line(&mut w.0)).collect();
+    let through = woke.iter().filter(|l| *l == "woke=1").count();
+    assert_eq!(
+        through, 1,
+        "one signal, one auto-reset waiter through: {woke:?}"
+    );
+    assert!(!auto.is_signaled());
+}
+
+#[test]
+fn monitor_producer_and_consumer_processes_hand_over_every_item() {
+    let _s = serial();
+    let (name, _g) = guarded("monitorproc");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let monitor = Monitor::create(&seg, "mon").unwrap();
+    // pending, taken, produced
+    let shared = Array::<u64>::create(&seg, "shared", 3).unwrap();
+    let spawn = |args: &[&str]| {
+        Command::new(CHILD)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let consumers = [
+        spawn(&["monitor-consume", &name, "3000"]),
+        spawn(&["monitor-consume", &name, "3000"]),
+    ];
+    let producers = [
+        spawn(&["monitor-produce", &name, "1500"]),
+        spawn(&["monitor-produce", &name, "1500"]),
+    ];
+    let mut taken = 0;
+    for c in producers.into_iter().chain(consumers) {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8_lossy(&out.stdout);
+        if line.starts_with("taken") {
+            taken += field(&line, "taken");
+        }
+    }
+    assert_eq!(taken, 3000, "every item taken once");
+    let words: Vec<u64> = (0..3).map(|i| shared.get(i).unwrap()).collect();
+    assert_eq!(words, [0, 3000, 3000], "pending, taken, produced");
+    assert_eq!(monitor.waiting(), 0);
+    println!("monitor: 2 producer and 2 consumer processes handed over 3000 items");
+}

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use zeroipc::{
-    Array, Barrier, Error, Latch, Mutex, Once, Queue, RwLock, Segment, Semaphore, Signal, Stack,
+    Array, Barrier, Error, Event, Latch, Monitor, Mutex, Once, Queue, RwLock, Segment, Semaphore,
+    Signal, Stack,
 };
 use zeroipc_tests::types::SensorReading;
 
@@ -34,6 +35,9 @@ fn main() -> ExitCode {
         ["mutex-count", seg, name, counter, iters] => mutex_count(seg, name, counter, iters),
         ["mutex-hold", seg, name] => mutex_hold(seg, name),
         ["mutex-forget", seg, name] => mutex_forget(seg, name),
+        ["event-wait", seg, name, ms] => event_wait(seg, name, ms),
+        ["monitor-produce", seg, n] => monitor_produce(seg, n),
+        ["monitor-consume", seg, total] => monitor_consume(seg, total),
         ["once-hang", seg, name] => once_hang(seg, name),
         ["rwlock-stress", seg, name, pair, role, iters] => {
             rwlock_stress(seg, name, pair, role, iters)
@@ -671,5 +675,70 @@ fn mutex_forget(seg: &str, name: &str) -> Result<String, String> {
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     loop {
         std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Says `ready`, then waits up to `ms` for the event `name`; reports whether it went through.
+fn event_wait(seg: &str, name: &str, ms: &str) -> Result<String, String> {
+    use std::io::Write;
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let event = Event::open(&seg, name).map_err(|e| e.to_string())?;
+    println!("ready pid={}", std::process::id());
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    match event.wait_timeout(std::time::Duration::from_millis(parse(ms)? as u64)) {
+        Ok(()) => Ok("woke=1".into()),
+        Err(Error::Timeout { .. }) => Ok("woke=0".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Produces `n` items for the monitor `mon`: under its lock, `shared[0]` (pending) and
+/// `shared[2]` (produced) go up by one, with plain reads and writes; then one waiter is woken.
+fn monitor_produce(seg: &str, n: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let monitor = Monitor::open(&seg, "mon").map_err(|e| e.to_string())?;
+    let shared = Array::<u64>::open(&seg, "shared").map_err(|e| e.to_string())?;
+    let n = parse(n)? as u64;
+    let get = |i| shared.get(i).map_err(|e| e.to_string());
+    for _ in 0..n {
+        let guard = monitor.lock().map_err(|e| e.to_string())?;
+        shared.set(0, get(0)? + 1).map_err(|e| e.to_string())?;
+        shared.set(2, get(2)? + 1).map_err(|e| e.to_string())?;
+        drop(guard);
+        monitor.notify_one().map_err(|e| e.to_string())?;
+    }
+    Ok(format!("produced={n}"))
+}
+
+/// Consumes items of the monitor `mon` until `total` have been taken by all consumers: waits
+/// while none is pending, then moves one from `shared[0]` (pending) to `shared[1]` (taken).
+fn monitor_consume(seg: &str, total: &str) -> Result<String, String> {
+    let seg = Segment::open(seg).map_err(|e| e.to_string())?;
+    let monitor = Monitor::open(&seg, "mon").map_err(|e| e.to_string())?;
+    let shared = Array::<u64>::open(&seg, "shared").map_err(|e| e.to_string())?;
+    let total = parse(total)? as u64;
+    let get = |i| shared.get(i).map_err(|e| e.to_string());
+    let mut taken = 0u64;
+    loop {
+        let guard = monitor.lock().map_err(|e| e.to_string())?;
+        let (guard, timed_out) = guard
+            .wait_while_timeout(std::time::Duration::from_secs(20), || {
+                shared.get(0).unwrap_or(0) == 0 && shared.get(1).unwrap_or(total) < total
+            })
+            .map_err(|e| e.to_string())?;
+        if timed_out {
+            return Err(format!(
+                "no item and no notification for 20 s after {taken}"
+            ));
+        }
+        if get(1)? >= total {
+            drop(guard);
+            monitor.notify_all().map_err(|e| e.to_string())?;
+            return Ok(format!("taken={taken}"));
+        }
+        shared.set(0, get(0)? - 1).map_err(|e| e.to_string())?;
+        shared.set(1, get(1)? + 1).map_err(|e| e.to_string())?;
+        taken += 1;
+        drop(guard);
     }
 }
