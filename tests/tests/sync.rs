@@ -34,30 +34,31 @@ fn field(line: &str, key: &str) -> u64 {
         .unwrap()
 }
 
+/// Starts the test child with `args`, its stdout and stderr piped.
+fn spawn_child(args: &[&str]) -> Child {
+    Command::new(CHILD)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child`, which must succeed, and returns its output.
+fn finish(child: Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Starts `n` children with `args`, waits for all, and returns their output lines.
 fn run_all(n: usize, args: &[&str]) -> Vec<String> {
-    let children: Vec<Child> = (0..n)
-        .map(|_| {
-            Command::new(CHILD)
-                .args(args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    children
-        .into_iter()
-        .map(|c| {
-            let out = c.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "child {args:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        })
-        .collect()
+    let children: Vec<Child> = (0..n).map(|_| spawn_child(args)).collect();
+    children.into_iter().map(finish).collect()
 }
 
 /// A child that is SIGKILLed when dropped, also when the test fails.
@@ -576,14 +577,8 @@ fn c5_rwlock_readers_never_see_a_half_written_pair_under_writer_stress() {
     let seg = Segment::create(&name, 1 << 16).unwrap();
     let lock = RwLock::create(&seg, "rw").unwrap();
     Array::<u64>::create(&seg, "pair", 2).unwrap();
-    let spawn = |role: &str, iters: &str| {
-        Command::new(CHILD)
-            .args(["rwlock-stress", &name, "rw", "pair", role, iters])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn =
+        |role: &str, iters: &str| spawn_child(&["rwlock-stress", &name, "rw", "pair", role, iters]);
     let children: Vec<Child> = vec![
         spawn("writer", "3000"),
         spawn("writer", "3000"),
@@ -592,13 +587,7 @@ fn c5_rwlock_readers_never_see_a_half_written_pair_under_writer_stress() {
     ];
     let mut reads = 0;
     for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8_lossy(&out.stdout);
+        let line = finish(c);
         assert_eq!(field(&line, "torn"), 0, "a reader saw a torn pair: {line}");
         reads += field(&line, "reads");
     }
@@ -834,14 +823,8 @@ fn signal_get_never_returns_a_torn_value_while_2_processes_set_every_word() {
     let (name, _g) = guarded("sigstress");
     let seg = Segment::create(&name, 1 << 16).unwrap();
     let sig = Signal::<[u64; 8]>::create(&seg, "sig", [0; 8]).unwrap();
-    let spawn = |role: &str, iters: &str| {
-        Command::new(CHILD)
-            .args(["signal-stress", &name, "sig", role, iters])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn =
+        |role: &str, iters: &str| spawn_child(&["signal-stress", &name, "sig", role, iters]);
     let children: Vec<Child> = vec![
         spawn("writer", "5000"),
         spawn("writer", "5000"),
@@ -849,13 +832,7 @@ fn signal_get_never_returns_a_torn_value_while_2_processes_set_every_word() {
         spawn("reader", "10000"),
     ];
     for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8_lossy(&out.stdout);
+        let line = finish(c);
         assert_eq!(field(&line, "torn"), 0, "a reader saw a torn value: {line}");
         assert_eq!(
             field(&line, "backwards"),
@@ -1168,31 +1145,17 @@ fn monitor_producer_and_consumer_processes_hand_over_every_item() {
     let monitor = Monitor::create(&seg, "mon").unwrap();
     // pending, taken, produced
     let shared = Array::<u64>::create(&seg, "shared", 3).unwrap();
-    let spawn = |args: &[&str]| {
-        Command::new(CHILD)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
     let consumers = [
-        spawn(&["monitor-consume", &name, "3000"]),
-        spawn(&["monitor-consume", &name, "3000"]),
+        spawn_child(&["monitor-consume", &name, "3000"]),
+        spawn_child(&["monitor-consume", &name, "3000"]),
     ];
     let producers = [
-        spawn(&["monitor-produce", &name, "1500"]),
-        spawn(&["monitor-produce", &name, "1500"]),
+        spawn_child(&["monitor-produce", &name, "1500"]),
+        spawn_child(&["monitor-produce", &name, "1500"]),
     ];
     let mut taken = 0;
     for c in producers.into_iter().chain(consumers) {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8_lossy(&out.stdout);
+        let line = finish(c);
         if line.starts_with("taken") {
             taken += field(&line, "taken");
         }

@@ -16,11 +16,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
+use common::{Workload, pin};
+
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use zeroipc::{Array, Queue, Segment, SegmentOptions, Stack};
 
@@ -186,12 +190,6 @@ const ROUND_TRIPS: u64 = 200_000;
 const KERNEL_ROUND_TRIPS: u64 = 20_000;
 const LOCAL_OPS: u64 = 10_000_000;
 const STACK_ITEMS: u64 = 2_000_000;
-
-fn pin(cpu: usize) {
-    let mut set = rustix::thread::CpuSet::new();
-    set.set(cpu % 2);
-    let _ = rustix::thread::sched_setaffinity(None, &set);
-}
 
 fn spawn(role: &str, args: &[&str]) -> Child {
     Command::new(std::env::current_exe().unwrap())
@@ -671,23 +669,12 @@ fn role(args: &[String]) {
 
 // ---- driver ----
 
-fn median_min_max(v: &[f64]) -> (f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    (s[s.len() / 2], s[0], s[s.len() - 1])
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--role") {
         role(&args[i + 1..]);
         return;
     }
-    let rounds: usize = std::env::var("ZEROIPC_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
-    type Workload = (&'static str, fn() -> f64);
     let workloads: [Workload; 20] = [
         ("cache-line ping-pong round trip (ns)", pingpong),
         ("Queue round trip, 2 processes (ns)", roundtrip_queues),
@@ -740,27 +727,10 @@ fn main() {
         }),
         ("plain Vyukov round trip, 2 processes (ns)", roundtrip_plain),
     ];
-    let mut results = vec![Vec::new(); workloads.len()];
-    for round in 0..rounds {
-        for (i, (name, f)) in workloads.iter().enumerate() {
-            let v = f();
-            results[i].push(v);
-            eprintln!("round {round}: {name}: {v:.1}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    println!("\n| workload | median | min–max |\n|---|---:|---:|");
-    for (i, (name, _)) in workloads.iter().enumerate() {
-        let (m, lo, hi) = median_min_max(&results[i]);
-        println!("| {name} | {m:.1} | {lo:.1}–{hi:.1} |");
-    }
-    let ratio = |a: usize, b: usize| -> Vec<f64> {
-        results[a]
-            .iter()
-            .zip(&results[b])
-            .map(|(x, y)| x / y)
-            .collect()
+    let Some(results) = common::run(&workloads) else {
+        return;
     };
+    let ratio = |a, b| common::ratio(&results, a, b);
     let targets: [(&str, Vec<f64>, &str); 15] = [
         ("Queue round trip / ping-pong", ratio(1, 0), "≤ 2.6"),
         ("pipe round trip / Queue round trip", ratio(2, 1), "≥ 100"),
@@ -826,9 +796,5 @@ fn main() {
             "≤ 1",
         ),
     ];
-    println!("\n| ratio (per round) | median | min–max | target |\n|---|---:|---:|---|");
-    for (name, r, target) in targets {
-        let (m, lo, hi) = median_min_max(&r);
-        println!("| {name} | {m:.2} | {lo:.2}–{hi:.2} | {target} |");
-    }
+    common::print_ratios(&targets);
 }

@@ -23,6 +23,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
+use common::{Workload, pin};
+
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -35,12 +39,6 @@ const PING_PONGS: u64 = 100_000;
 const POLLED_PING_PONGS: u64 = 2_000;
 const EPISODES: u64 = 100_000;
 const POLLED_EPISODES: u64 = 2_000;
-
-fn pin(cpu: usize) {
-    let mut set = rustix::thread::CpuSet::new();
-    set.set(cpu % 2);
-    let _ = rustix::thread::sched_setaffinity(None, &set);
-}
 
 fn spawn(role: &str, args: &[&str]) -> Child {
     Command::new(std::env::current_exe().unwrap())
@@ -516,23 +514,12 @@ fn role(args: &[String]) {
 
 // ---- driver ----
 
-fn median_min_max(v: &[f64]) -> (f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    (s[s.len() / 2], s[0], s[s.len() - 1])
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--role") {
         role(&args[i + 1..]);
         return;
     }
-    let rounds: usize = std::env::var("ZEROIPC_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
-    type Workload = (&'static str, fn() -> f64);
     let workloads: [Workload; 13] = [
         ("Mutex try_lock/unlock, 1 thread (ns/pair)", lock_ours),
         ("Mutex lock/unlock, 1 thread (ns/pair)", lock_ours_blocking),
@@ -567,38 +554,10 @@ fn main() {
             lock_ours_unrecorded,
         ),
     ];
-    // `ZEROIPC_BENCH_ONLY=text`: only the workloads whose name contains `text` (no ratios).
-    let only = std::env::var("ZEROIPC_BENCH_ONLY").ok();
-    let selected = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
-    let mut results = vec![Vec::new(); workloads.len()];
-    for round in 0..rounds {
-        for (i, (name, f)) in workloads.iter().enumerate() {
-            if !selected(name) {
-                continue;
-            }
-            let v = f();
-            results[i].push(v);
-            eprintln!("round {round}: {name}: {v:.1}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    println!("\n| workload | median | min–max |\n|---|---:|---:|");
-    for (i, (name, _)) in workloads.iter().enumerate() {
-        if selected(name) {
-            let (m, lo, hi) = median_min_max(&results[i]);
-            println!("| {name} | {m:.1} | {lo:.1}–{hi:.1} |");
-        }
-    }
-    if only.is_some() {
+    let Some(results) = common::run(&workloads) else {
         return;
-    }
-    let ratio = |a: usize, b: usize| -> Vec<f64> {
-        results[a]
-            .iter()
-            .zip(&results[b])
-            .map(|(x, y)| x / y)
-            .collect()
     };
+    let ratio = |a, b| common::ratio(&results, a, b);
     let targets: [(&str, Vec<f64>, &str); 10] = [
         (
             "Mutex try_lock / pthread mutex (time)",
@@ -623,9 +582,5 @@ fn main() {
         ("B1 poller / Barrier (time)", ratio(11, 8), "≥ 100"),
         ("pthread barrier / Barrier (time)", ratio(9, 8), "—"),
     ];
-    println!("\n| ratio (per round) | median | min–max | target |\n|---|---:|---:|---|");
-    for (name, r, target) in targets {
-        let (m, lo, hi) = median_min_max(&r);
-        println!("| {name} | {m:.2} | {lo:.2}–{hi:.2} | {target} |");
-    }
+    common::print_ratios(&targets);
 }
