@@ -3,7 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use zeroipc::{Array, Error, Queue, Segment, Stack, StructureKind};
+use zeroipc::{
+    Array, Defect, Error, MAX_ENTRY_DEFECTS, MAX_LISTED_DEFECTS, Queue, Segment, SegmentOptions,
+    Stack, StructureKind,
+};
 use zeroipc_tests::{guarded, poke};
 
 /// The entry offset of `name` in `seg`.
@@ -190,4 +193,39 @@ fn a_report_lists_at_most_256_defects_and_says_more_follow() {
         report.defects[256].problem.contains("only the first `256`"),
         "{report:?}"
     );
+}
+
+#[test]
+fn a_hostile_table_of_identical_overlapping_entries_gives_a_bounded_report_quickly() {
+    let (name, _g) = guarded("chk-hostile");
+    const N: u32 = 20_000;
+    let seg = SegmentOptions::new()
+        .max_entries(N)
+        .create(&name, 32 + 48 * u64::from(N) + 4096)
+        .unwrap();
+    drop(seg);
+    // Every entry: the same 32-byte name without a NUL, and one huge range that overlaps
+    // every other entry's.
+    let mut row = vec![0xffu8; 32];
+    row.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    row.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    poke(&name, 32, &row.repeat(N as usize));
+    poke(&name, 8, &N.to_le_bytes());
+    let t = std::time::Instant::now();
+    let report = Segment::inspect(&name).unwrap();
+    let took = t.elapsed();
+    assert_eq!(report.entries.len(), N as usize);
+    assert!(
+        report
+            .entries
+            .iter()
+            .all(|e| e.defects.len() <= MAX_ENTRY_DEFECTS)
+    );
+    assert_eq!(report.defects.len(), MAX_LISTED_DEFECTS + 1);
+    match report.defects.last() {
+        Some(Defect::Omitted { count }) => assert!(*count > u64::from(N), "{count}"),
+        other => panic!("expected the omitted count last, got {other:?}"),
+    }
+    // Quadratic work on 20 000 entries would take minutes in a debug build.
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
 }

@@ -1,21 +1,26 @@
-//! A mutex guard copied into a forked child (the child inherits its parent's stack) must not
-//! unlock the parent's lock when the child drops it. Its own test binary with a single test, so
+//! Lock guards copied into a forked child (the child inherits its parent's stack) must not
+//! unlock the parent's locks when the child drops them. Its own test binary with a single test, so
 //! that no other test thread is running when it forks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use zeroipc::{Mutex, Segment};
+use zeroipc::{Mutex, RwLock, Segment};
 use zeroipc_tests::guarded;
 
 #[test]
-fn a_guard_inherited_through_fork_leaves_the_parents_lock_locked() {
+fn guards_inherited_through_fork_leave_the_parents_locks_held() {
     let (name, _g) = guarded("forkguard");
     let seg = Segment::create(&name, 1 << 16).unwrap();
     let m = Mutex::create(&seg, "m").unwrap();
     let guard = m.lock().unwrap();
     assert!(guard.is_recorded());
+    let (r, w) = (
+        RwLock::create(&seg, "r").unwrap(),
+        RwLock::create(&seg, "w").unwrap(),
+    );
+    let (read, write) = (r.read().unwrap(), w.write().unwrap());
     // SAFETY:
     // - this test binary runs this single test; the child only uses the segment API and
     //   `_exit`s without unwinding into the harness.
@@ -24,10 +29,14 @@ fn a_guard_inherited_through_fork_leaves_the_parents_lock_locked() {
     if pid == 0 {
         // The child's copy of the guard, dropped: the lock must stay the parent's.
         drop(guard);
+        drop(read);
+        drop(write);
         let code = if !m.is_locked() {
             1
         } else if m.try_lock().unwrap().is_some() {
             2
+        } else if r.readers() != 1 || !w.writer_active() {
+            3
         } else {
             0
         };
@@ -42,11 +51,15 @@ fn a_guard_inherited_through_fork_leaves_the_parents_lock_locked() {
     assert_eq!(
         libc::WEXITSTATUS(status),
         0,
-        "1: the child's drop unlocked the parent's lock; 2: the child could lock it"
+        "1: the child's drop unlocked the parent's mutex; 2: the child could lock it; 3: it \
+         released the parent's read or write lock"
     );
     assert!(m.is_locked());
     assert_eq!(m.holder().map(|p| p.pid), Some(std::process::id()));
     guard.unlock().unwrap();
     assert!(!m.is_locked());
+    assert_eq!((r.readers(), w.writer_active()), (1, true));
+    drop((read, write));
+    assert_eq!((r.readers(), w.writer_active()), (0, false));
     drop(m.lock_timeout(Duration::from_secs(1)).unwrap());
 }

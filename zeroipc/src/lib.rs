@@ -162,8 +162,8 @@ pub use layout::{Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout};
 pub use name::{MAX_ENTRY_NAME_LEN, MAX_SEGMENT_NAME_LEN};
 pub use peers::{Liveness, Peer};
 pub use segment::{
-    DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ENTRIES, DEFAULT_MODE, Defect, Report, Segment,
-    SegmentOptions, Staleness,
+    DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ENTRIES, DEFAULT_MODE, Defect, MAX_LISTED_DEFECTS, Report,
+    Segment, SegmentOptions, Staleness,
 };
 pub use sync::OWNER_CHECK_INTERVAL;
 pub use sync::barrier::Barrier;
@@ -175,7 +175,7 @@ pub use sync::once::Once;
 pub use sync::rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use sync::semaphore::Semaphore;
 pub use sync::signal::Signal;
-pub use table::{Entry, HeaderInfo};
+pub use table::{Entry, HeaderInfo, MAX_ENTRY_DEFECTS};
 pub use wait::DEFAULT_POLL_INTERVAL;
 pub use zeroipc_derive::ShmLayout;
 

@@ -1319,7 +1319,17 @@ pub enum Defect {
         /// What is wrong.
         defect: EntryDefect,
     },
+    /// More entry defects than a report lists: the first [`MAX_LISTED_DEFECTS`] are listed,
+    /// and this counts the others (each entry still carries its own, in [`Report::entries`]).
+    Omitted {
+        /// How many entry defects are not listed.
+        count: u64,
+    },
 }
+
+/// How many entry defects a [`Report`] lists before it only counts them ([`Defect::Omitted`]):
+/// a hostile table of a million broken entries gives a report of bounded size.
+pub const MAX_LISTED_DEFECTS: usize = 256;
 
 impl std::fmt::Display for Defect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1332,6 +1342,11 @@ impl std::fmt::Display for Defect {
             } => {
                 write!(f, "entry {index} (`{}`): {defect}", printable(name))
             }
+            Self::Omitted { count } => write!(
+                f,
+                "{count} more entry defects are not listed (only the first \
+                 {MAX_LISTED_DEFECTS} are)"
+            ),
         }
     }
 }
@@ -1406,14 +1421,22 @@ fn build_report(
             };
             let table = Table::new(region, geometry);
             entries = table.entries_clamped();
+            let mut omitted = 0u64;
             for e in &entries {
                 for &defect in &e.defects {
-                    defects.push(Defect::Entry {
-                        index: e.index,
-                        name: e.name.clone(),
-                        defect,
-                    });
+                    if defects.len() < MAX_LISTED_DEFECTS {
+                        defects.push(Defect::Entry {
+                            index: e.index,
+                            name: e.name.clone(),
+                            defect,
+                        });
+                    } else {
+                        omitted = omitted.saturating_add(1);
+                    }
                 }
+            }
+            if omitted > 0 {
+                defects.push(Defect::Omitted { count: omitted });
             }
         }
     }

@@ -265,9 +265,13 @@ pub struct Entry {
     pub offset: u64,
     /// Size of the structure in bytes.
     pub size: u64,
-    /// Everything wrong with the entry; empty when it is sound.
+    /// Everything wrong with the entry, up to [`MAX_ENTRY_DEFECTS`] (an entry that overlaps a
+    /// thousand others lists the first few); empty when it is sound.
     pub defects: Vec<EntryDefect>,
 }
+
+/// How many defects one [`Entry`] lists at most.
+pub const MAX_ENTRY_DEFECTS: usize = 8;
 
 impl Entry {
     /// Whether the entry has no defect.
@@ -649,7 +653,8 @@ fn size_of_entry(raws: &[RawEntry], i: u32) -> u64 {
 
 fn push_defect(entries: &mut [Entry], i: u32, defect: EntryDefect) {
     if let Some(e) = entries.get_mut(i as usize) {
-        if !e.defects.contains(&defect) {
+        // Bounded: a hostile table can make one entry overlap every other.
+        if e.defects.len() < MAX_ENTRY_DEFECTS && !e.defects.contains(&defect) {
             e.defects.push(defect);
         }
     }

@@ -92,6 +92,89 @@ fn dump_prints_array_values() {
 }
 
 #[test]
+fn dump_takes_a_range_and_streams_a_large_array_in_bounded_memory() {
+    let (name, _g) = guarded("dump-range");
+    let seg = Segment::create(&name, 9 << 20).unwrap();
+    const N: usize = 1 << 20;
+    let big = Array::<u64>::create(&seg, "big", N).unwrap();
+    let values: Vec<u64> = (0..N as u64).map(|i| i * 3).collect();
+    big.copy_from_slice(0, &values).unwrap();
+    // A range, in both forms; the range is clamped at the end.
+    let (out, text) = cli(&[
+        "dump", &name, "big", "--dtype", "<u8", "--start", "5", "--count", "3", "--json",
+    ]);
+    assert!(out.status.success(), "{text}");
+    let v = json_of(&out, &text);
+    assert_eq!(v["values"], serde_json::json!([15, 18, 21]));
+    assert_eq!(
+        (v["start"].as_u64(), v["count"].as_u64()),
+        (Some(5), Some(3))
+    );
+    assert_eq!(v["capacity"].as_u64(), Some(N as u64));
+    let last = (N - 1).to_string();
+    let (out, text) = cli(&[
+        "dump", &name, "big", "--dtype", "<u8", "--start", &last, "--count", "10",
+    ]);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{last}\t{}\n", (N as u64 - 1) * 3)
+    );
+    let (out, text) = cli(&[
+        "dump",
+        &name,
+        "big",
+        "--dtype",
+        "<u8",
+        "--start",
+        &(N + 1).to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let (out, text) = cli(&[
+        "dump",
+        &name,
+        "big",
+        "--dtype",
+        "<u8",
+        "--start",
+        &N.to_string(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(json_of(&out, &text)["values"], serde_json::json!([]));
+    // The whole array as JSON: every value, in a child whose peak memory stays far below what
+    // holding the values as a JSON tree would take (about 600 MiB for this array).
+    let mut cmd = zeroipc();
+    cmd.args(["dump", &name, "big", "--dtype", "<u8", "--json"]);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = v["values"].as_array().unwrap();
+    assert_eq!(got.len(), N);
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, x)| x.as_u64() == Some(i as u64 * 3))
+    );
+    let peak_kib = max_rss_of_children_kib();
+    assert!(
+        peak_kib < 64 * 1024,
+        "a child of this test peaked at {peak_kib} KiB (the array is 8 MiB)"
+    );
+}
+
+/// The largest peak resident set of any waited-for child of this process, in KiB.
+fn max_rss_of_children_kib() -> i64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `usage` is writable storage for the `rusage` that `getrusage` fills in.
+    let r = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
+    assert_eq!(r, 0, "getrusage failed");
+    // SAFETY: initialised by the successful call above (and zeroed before).
+    let usage = unsafe { usage.assume_init() };
+    usage.ru_maxrss
+}
+
+#[test]
 fn check_exits_1_and_lists_every_defect() {
     let (name, _g) = guarded("check");
     drop(sample(&name));

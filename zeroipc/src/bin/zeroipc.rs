@@ -59,7 +59,8 @@ enum Command {
         /// Segment name, with or without the leading `/`.
         segment: String,
     },
-    /// Print the values of an array entry.
+    /// Print the values of an array entry, as they are read (memory stays bounded whatever
+    /// the array's size).
     Dump {
         /// Segment name.
         segment: String,
@@ -68,13 +69,20 @@ enum Command {
         /// NumPy element type: `<i4`, `<f8`, `|u1`, `u2`, ...
         #[arg(long)]
         dtype: String,
+        /// The first element to print.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// How many elements to print at most (all from `--start` by default).
+        #[arg(long)]
+        count: Option<u64>,
     },
     /// Validate the header and table; list every defect (exit 1 if any).
     Check {
         /// Segment name.
         segment: String,
         /// Also check entry ENTRY as a structure of KIND (`array`, `queue`, `stack`,
-        /// `semaphore`, `mutex`, `barrier`, `latch`, `once`, `rwlock`, `event`, `monitor`): its
+        /// `semaphore`, `mutex`, `barrier`, `latch`, `once`, `rwlock`, `event`, `monitor`,
+        /// `signal`): its
         /// header, geometry and shared words, their values by name, and who holds it (the
         /// format does not record kinds). Repeatable.
         #[arg(long = "structure", value_name = "KIND:ENTRY", value_parser = parse_structure)]
@@ -153,7 +161,9 @@ fn main() -> ExitCode {
             segment,
             name,
             dtype,
-        } => dump(segment, name, dtype, cli.json),
+            start,
+            count,
+        } => dump(segment, name, dtype, (*start, *count), cli.json),
         Command::Check {
             segment,
             structures,
@@ -207,16 +217,39 @@ fn entry_json(e: &Entry) -> Value {
     })
 }
 
+/// The report as JSON, without its entries (see [`print_report_json`]).
 fn report_json(r: &Report) -> Value {
     json!({
         "segment": r.segment,
         "file_size": r.file_size,
         "header": r.header.as_ref().map(header_json),
-        "entries": r.entries.iter().map(entry_json).collect::<Vec<_>>(),
         "defects": r.defects.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "peers": r.peers.iter().map(peer_json).collect::<Vec<_>>(),
         "sound": r.is_sound(),
     })
+}
+
+/// Prints `head` (a report's JSON object) with its `entries`, written one at a time: the JSON
+/// of a table of a million entries is never held whole.
+fn print_report_json(head: &Value, r: &Report) -> Result<(), Failure> {
+    let failed = |e: std::io::Error| Failure::other(format!("cannot write the output: {e}"));
+    let json_err = |e: serde_json::Error| std::io::Error::other(e.to_string());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let write = |out: &mut std::io::BufWriter<std::io::StdoutLock<'_>>| -> std::io::Result<()> {
+        use std::io::Write;
+        let head = serde_json::to_string_pretty(head).map_err(json_err)?;
+        let head = head.strip_suffix("\n}").unwrap_or(&head);
+        write!(out, "{head},\n  \"entries\": [")?;
+        for (i, e) in r.entries.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            write!(out, "{sep}\n    ")?;
+            serde_json::to_writer(&mut *out, &entry_json(e)).map_err(json_err)?;
+        }
+        let close = if r.entries.is_empty() { "" } else { "\n  " };
+        writeln!(out, "{close}]\n}}")?;
+        out.flush()
+    };
+    write(&mut out).map_err(failed)
 }
 
 /// The regular files in /dev/shm, sorted, whose names start with `prefix` (a leading `/`
@@ -289,7 +322,7 @@ fn show(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
     }
     let peers = &report.peers;
     if as_json {
-        print_json(&report_json(&report));
+        print_report_json(&report_json(&report), &report)?;
         return Ok(ExitCode::SUCCESS);
     }
     println!("segment      {}", report.segment);
@@ -344,7 +377,13 @@ fn peer_json(p: &Peer) -> Value {
     json!({ "pid": p.pid, "liveness": liveness_name(p.liveness) })
 }
 
-fn dump(segment: &str, name: &str, dtype: &str, as_json: bool) -> Result<ExitCode, Failure> {
+fn dump(
+    segment: &str,
+    name: &str,
+    dtype: &str,
+    range: (u64, Option<u64>),
+    as_json: bool,
+) -> Result<ExitCode, Failure> {
     let scalar = Scalar::from_numpy(dtype).ok_or_else(|| {
         Failure(
             format!(
@@ -358,46 +397,118 @@ fn dump(segment: &str, name: &str, dtype: &str, as_json: bool) -> Result<ExitCod
         .read_only(true)
         .allow_foreign_owner(true)
         .open(segment)?;
-    let (format, values) = match scalar {
-        Scalar::U8 => values::<u8>(&seg, name)?,
-        Scalar::I8 => values::<i8>(&seg, name)?,
-        Scalar::U16 => values::<u16>(&seg, name)?,
-        Scalar::I16 => values::<i16>(&seg, name)?,
-        Scalar::U32 => values::<u32>(&seg, name)?,
-        Scalar::I32 => values::<i32>(&seg, name)?,
-        Scalar::U64 => values::<u64>(&seg, name)?,
-        Scalar::I64 => values::<i64>(&seg, name)?,
-        Scalar::F32 => values::<f32>(&seg, name)?,
-        Scalar::F64 => values::<f64>(&seg, name)?,
-        _ => return Err(Failure(format!("unsupported dtype `{dtype}`"), USAGE)),
+    let dump = Dump {
+        seg: &seg,
+        name,
+        scalar,
+        range,
+        as_json,
     };
-    let format = match format {
-        ArrayFormat::CHeader => "c",
-        _ => "reference",
-    };
-    if as_json {
-        print_json(&json!({
-            "segment": seg.name(),
-            "name": name,
-            "dtype": scalar.numpy(),
-            "capacity": values.len(),
-            "header": format,
-            "values": values,
-        }));
-    } else {
-        for (i, v) in values.iter().enumerate() {
-            println!("{i}\t{v}");
-        }
+    match scalar {
+        Scalar::U8 => dump.run::<u8>(),
+        Scalar::I8 => dump.run::<i8>(),
+        Scalar::U16 => dump.run::<u16>(),
+        Scalar::I16 => dump.run::<i16>(),
+        Scalar::U32 => dump.run::<u32>(),
+        Scalar::I32 => dump.run::<i32>(),
+        Scalar::U64 => dump.run::<u64>(),
+        Scalar::I64 => dump.run::<i64>(),
+        Scalar::F32 => dump.run::<f32>(),
+        Scalar::F64 => dump.run::<f64>(),
+        _ => Err(Failure(format!("unsupported dtype `{dtype}`"), USAGE)),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-fn values<T: ShmLayout + Into<Value>>(
-    seg: &Segment,
-    name: &str,
-) -> Result<(ArrayFormat, Vec<Value>), Failure> {
-    let array = Array::<T>::open(seg, name)?;
-    Ok((array.format(), array.iter().map(Into::into).collect()))
+/// How many elements `dump` reads at a time.
+const DUMP_CHUNK: usize = 4096;
+
+/// One `zeroipc dump`.
+struct Dump<'a> {
+    seg: &'a Segment,
+    name: &'a str,
+    scalar: Scalar,
+    range: (u64, Option<u64>),
+    as_json: bool,
+}
+
+impl Dump<'_> {
+    /// Streams the elements of the range to stdout, `DUMP_CHUNK` at a time.
+    fn run<T: ShmLayout + Into<Value>>(&self) -> Result<ExitCode, Failure> {
+        let array = Array::<T>::open(self.seg, self.name)?;
+        let len = array.len();
+        let (start, count) = self.range;
+        let start = usize::try_from(start)
+            .ok()
+            .filter(|&s| s <= len)
+            .ok_or_else(|| {
+                Failure(
+                    format!("--start {start} is past the array's {len} elements"),
+                    USAGE,
+                )
+            })?;
+        let end = count.map_or(len, |c| {
+            usize::try_from(c).map_or(len, |c| start.saturating_add(c).min(len))
+        });
+        let out = std::io::stdout().lock();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+        self.write(&array, start..end, &mut out)
+            .and_then(|()| std::io::Write::flush(&mut out))
+            .map_err(|e| Failure::other(format!("cannot write the output: {e}")))?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn write<T: ShmLayout + Into<Value>>(
+        &self,
+        array: &Array<T>,
+        range: std::ops::Range<usize>,
+        out: &mut impl std::io::Write,
+    ) -> std::io::Result<()> {
+        let json_err = |e: serde_json::Error| std::io::Error::other(e.to_string());
+        if self.as_json {
+            let format = match array.format() {
+                ArrayFormat::CHeader => "c",
+                _ => "reference",
+            };
+            let head = json!({
+                "segment": self.seg.name(),
+                "name": self.name,
+                "dtype": self.scalar.numpy(),
+                "capacity": array.len(),
+                "header": format,
+                "start": range.start,
+                "count": range.len(),
+            });
+            // The header's fields, then the values as they are read.
+            let head = serde_json::to_string_pretty(&head).map_err(json_err)?;
+            let head = head.strip_suffix("\n}").unwrap_or(&head);
+            write!(out, "{head},\n  \"values\": [")?;
+        }
+        let mut buf = vec![T::zeroed(); DUMP_CHUNK.min(range.len())];
+        let mut at = range.start;
+        while at < range.end {
+            let n = (range.end - at).min(buf.len());
+            let chunk = &mut buf[..n];
+            array
+                .copy_to_slice(at, chunk)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            for (i, v) in chunk.iter().enumerate() {
+                let v: Value = (*v).into();
+                if self.as_json {
+                    let sep = if at + i == range.start { "" } else { "," };
+                    write!(out, "{sep}\n    ")?;
+                    serde_json::to_writer(&mut *out, &v).map_err(json_err)?;
+                } else {
+                    writeln!(out, "{}\t{v}", at + i)?;
+                }
+            }
+            at += n;
+        }
+        if self.as_json {
+            let close = if range.is_empty() { "" } else { "\n  " };
+            writeln!(out, "{close}]\n}}")?;
+        }
+        Ok(())
+    }
 }
 
 /// `KIND:ENTRY` of `--structure`; the entry may itself contain `:`.
@@ -461,7 +572,7 @@ fn check(
         value["structures"] = checked.iter().map(structure_json).collect();
         value["dead_peers"] = dead.iter().map(|p| p.pid).collect();
         value["sound"] = sound.into();
-        print_json(&value);
+        print_report_json(&value, &report)?;
     } else {
         if report.is_sound() && dead.is_empty() {
             println!(

@@ -438,7 +438,7 @@ impl MutexGuard<'_> {
 
     /// Whether this guard is a forked child's copy of its parent's.
     #[inline]
-    fn inherited(&self) -> bool {
+    pub(crate) fn inherited(&self) -> bool {
         crate::raw::fork_generation() != self.forks
     }
 

@@ -70,6 +70,9 @@ const WRITER: usize = 1;
 /// behind it gets the same from the writer mutex. A holder of another implementation, or one
 /// that died between changing the words and recording itself, is not detected: waiters time
 /// out.
+///
+/// Guards that a child process inherited through `fork` do not unlock: the locks stay the
+/// parent's.
 pub struct RwLock {
     state: Shared,
     rmtx: Mutex,
@@ -435,7 +438,11 @@ impl RwLock {
             .as_ref()
             .and_then(|h| h.hold(self.state.offset, Holding::Read));
         drop(registration);
-        Some(RwLockReadGuard { lock: self, hold })
+        Some(RwLockReadGuard {
+            lock: self,
+            hold,
+            forks: crate::raw::fork_generation(),
+        })
     }
 
     /// Takes the writer mutex over from a writer that died holding it, clears
@@ -555,6 +562,8 @@ fn finish<G>(guard: G, died: Option<u32>, state: &Shared) -> LockResult<G> {
 pub struct RwLockReadGuard<'a> {
     lock: &'a RwLock,
     hold: Option<Hold<'a>>,
+    /// The fork generation the lock was taken in: a forked child's copy does not unlock.
+    forks: u32,
 }
 
 impl fmt::Debug for RwLockReadGuard<'_> {
@@ -567,6 +576,10 @@ impl fmt::Debug for RwLockReadGuard<'_> {
 
 impl Drop for RwLockReadGuard<'_> {
     fn drop(&mut self) {
+        // A forked child's copy of its parent's guard: the read lock stays the parent's.
+        if crate::raw::fork_generation() != self.forks {
+            return;
+        }
         if let Some(hold) = &self.hold {
             hold.release();
         }
@@ -596,6 +609,10 @@ impl fmt::Debug for RwLockWriteGuard<'_> {
 
 impl Drop for RwLockWriteGuard<'_> {
     fn drop(&mut self) {
+        // A forked child's copy of its parent's guard: the write lock stays the parent's.
+        if self.writer.as_ref().is_some_and(MutexGuard::inherited) {
+            return;
+        }
         // As the reference: the flag first, then the writer mutex.
         self.lock.withdraw();
         drop(self.writer.take());
