@@ -100,9 +100,12 @@ fn dump_takes_a_range_and_streams_a_large_array_in_bounded_memory() {
     let values: Vec<u64> = (0..N as u64).map(|i| i * 3).collect();
     big.copy_from_slice(0, &values).unwrap();
     // A range, in both forms; the range is clamped at the end.
-    let (out, text) = cli(&[
-        "dump", &name, "big", "--dtype", "<u8", "--start", "5", "--count", "3", "--json",
-    ]);
+    let dump = |extra: &[&str]| {
+        let mut args = vec!["dump", name.as_str(), "big", "--dtype", "<u8"];
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+    let (out, text) = dump(&["--start", "5", "--count", "3", "--json"]);
     assert!(out.status.success(), "{text}");
     let v = json_of(&out, &text);
     assert_eq!(v["values"], serde_json::json!([15, 18, 21]));
@@ -112,34 +115,15 @@ fn dump_takes_a_range_and_streams_a_large_array_in_bounded_memory() {
     );
     assert_eq!(v["capacity"].as_u64(), Some(N as u64));
     let last = (N - 1).to_string();
-    let (out, text) = cli(&[
-        "dump", &name, "big", "--dtype", "<u8", "--start", &last, "--count", "10",
-    ]);
+    let (out, text) = dump(&["--start", &last, "--count", "10"]);
     assert!(out.status.success(), "{text}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!("{last}\t{}\n", (N as u64 - 1) * 3)
     );
-    let (out, text) = cli(&[
-        "dump",
-        &name,
-        "big",
-        "--dtype",
-        "<u8",
-        "--start",
-        &(N + 1).to_string(),
-    ]);
+    let (out, text) = dump(&["--start", &(N + 1).to_string()]);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    let (out, text) = cli(&[
-        "dump",
-        &name,
-        "big",
-        "--dtype",
-        "<u8",
-        "--start",
-        &N.to_string(),
-        "--json",
-    ]);
+    let (out, text) = dump(&["--start", &N.to_string(), "--json"]);
     assert!(out.status.success(), "{text}");
     assert_eq!(json_of(&out, &text)["values"], serde_json::json!([]));
     // The whole array as JSON: every value, in a child whose peak memory stays far below what
