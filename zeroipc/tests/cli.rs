@@ -666,3 +666,91 @@ fn check_shows_each_primitives_state_by_name_and_its_holder() {
         "{text}"
     );
 }
+
+/// Validates `json` (the stdout of `zeroipc COMMAND ... --json`) against
+/// `zeroipc/cli-schemas/COMMAND.json` with Python's `jsonschema`; the first error, if any.
+fn schema_error(command: &str, json: &[u8]) -> Option<String> {
+    use std::io::Write;
+    let dir = zeroipc_tests::workspace_root().join("zeroipc/cli-schemas");
+    let mut child = std::process::Command::new("python3")
+        .arg(dir.join("validate.py"))
+        .arg(&dir)
+        .arg(command)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (CI installs jsonschema from tests/requirements.txt)");
+    child.stdin.take().unwrap().write_all(json).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (!out.status.success()).then(|| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn g1_the_json_of_every_command_matches_its_schema_and_diagnostics_go_to_stderr() {
+    let (name, _g) = guarded("g1");
+    let seg = Segment::create(&name, 1 << 20).unwrap();
+    Array::<f64>::create(&seg, "floats", 3)
+        .unwrap()
+        .copy_from_slice(0, &[0.5, f64::NAN, -2.0])
+        .unwrap();
+    let q = Queue::<u64>::create(&seg, "q", 8).unwrap();
+    q.push(7).unwrap();
+    let m = zeroipc::Mutex::create(&seg, "m").unwrap();
+    let _held = m.lock().unwrap();
+    zeroipc::Signal::<u32>::create(&seg, "sig", 3).unwrap();
+    let (doomed, _g2) = guarded("g1-rm");
+    drop(Segment::create(&doomed, 1 << 16).unwrap());
+    let prefix = name.trim_start_matches('/').to_owned();
+    let commands: Vec<(&str, Vec<&str>)> = vec![
+        ("ls", vec!["ls"]),
+        ("show", vec!["show", &name]),
+        ("dump", vec!["dump", &name, "floats", "--dtype", "<f8"]),
+        (
+            "check",
+            vec![
+                "check",
+                &name,
+                "--structure",
+                "queue:q",
+                "--structure",
+                "mutex:m",
+                "--structure",
+                "signal:sig",
+            ],
+        ),
+        ("repair", vec!["repair", &name, "--structure", "queue:q"]),
+        (
+            "gc",
+            vec!["gc", "--dry-run", "--unrecorded", "--prefix", &prefix],
+        ),
+        ("rm", vec!["rm", &doomed]),
+    ];
+    for (command, mut args) in commands {
+        args.push("--json");
+        let (out, text) = cli(&args);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{command}: exit {:?}: {text}",
+            out.status.code()
+        );
+        if let Some(error) = schema_error(command, &out.stdout) {
+            panic!("{command}: the output does not match its schema: {error}\n{text}");
+        }
+        // Diagnostics only on stderr: stdout is one JSON document.
+        json_of(&out, &text);
+    }
+    // The schemas are not vacuous: a document missing a required field fails.
+    assert!(schema_error("show", b"{}").is_some());
+    assert!(schema_error("rm", br#"{"removed": 3}"#).is_some());
+    // A usage error: exit 2, nothing on stdout, the reason on stderr.
+    let (out, text) = cli(&["dump", &name, "floats", "--dtype", ">f8", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(out.stdout.is_empty() && !out.stderr.is_empty(), "{text}");
+}
