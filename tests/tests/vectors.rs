@@ -50,7 +50,7 @@ macro_rules! int_from_json {
         }
     )*};
 }
-int_from_json!(u8, i32, i64, u64);
+int_from_json!(u8, i8, u16, i16, u32, i32, i64, u64);
 
 impl FromJson for f32 {
     #[allow(clippy::cast_possible_truncation)]
@@ -91,13 +91,34 @@ macro_rules! with_dtype {
             Value::Array(_) => "rec",
             _ => "",
         };
+        // Every fixed-width scalar of the format (FORMAT.md §4), not only those the vectors use.
         match code {
             "u8" => {
                 type $T = u8;
                 $body
             }
+            "i8" => {
+                type $T = i8;
+                $body
+            }
+            "u16" => {
+                type $T = u16;
+                $body
+            }
+            "i16" => {
+                type $T = i16;
+                $body
+            }
+            "u32" => {
+                type $T = u32;
+                $body
+            }
             "i32" => {
                 type $T = i32;
+                $body
+            }
+            "u64" => {
+                type $T = u64;
                 $body
             }
             "i64" => {

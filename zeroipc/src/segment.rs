@@ -1376,6 +1376,17 @@ impl Report {
         self.defects.is_empty()
     }
 
+    /// How many defects were found, also those only counted ([`Defect::Omitted`]).
+    pub fn defect_count(&self) -> u64 {
+        self.defects
+            .iter()
+            .map(|d| match d {
+                Defect::Omitted { count } => *count,
+                _ => 1,
+            })
+            .fold(0, u64::saturating_add)
+    }
+
     /// Whether the header carries the ZeroIPC magic (the file is meant to be a segment).
     pub fn is_zeroipc(&self) -> bool {
         self.header.is_some_and(|h| h.magic == table::MAGIC)

@@ -128,11 +128,10 @@ fn dump_takes_a_range_and_streams_a_large_array_in_bounded_memory() {
     assert_eq!(json_of(&out, &text)["values"], serde_json::json!([]));
     // The whole array as JSON: every value, in a child whose peak memory stays far below what
     // holding the values as a JSON tree would take (about 600 MiB for this array).
-    let mut cmd = zeroipc();
-    cmd.args(["dump", &name, "big", "--dtype", "<u8", "--json"]);
-    let out = run(&mut cmd);
-    assert!(out.status.success(), "{}", describe(&cmd, &out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (status, stdout, peak_kib) =
+        run_measured(zeroipc().args(["dump", &name, "big", "--dtype", "<u8", "--json"]));
+    assert!(status == 0, "dump exited with wait status {status}");
+    let v: Value = serde_json::from_slice(&stdout).unwrap();
     let got = v["values"].as_array().unwrap();
     assert_eq!(got.len(), N);
     assert!(
@@ -140,22 +139,37 @@ fn dump_takes_a_range_and_streams_a_large_array_in_bounded_memory() {
             .enumerate()
             .all(|(i, x)| x.as_u64() == Some(i as u64 * 3))
     );
-    let peak_kib = max_rss_of_children_kib();
     assert!(
         peak_kib < 64 * 1024,
-        "a child of this test peaked at {peak_kib} KiB (the array is 8 MiB)"
+        "the dump peaked at {peak_kib} KiB (the array is 8 MiB)"
     );
 }
 
-/// The largest peak resident set of any waited-for child of this process, in KiB.
-fn max_rss_of_children_kib() -> i64 {
+/// Runs `cmd` with its stdout piped and read whole, and waits for exactly that child with
+/// `wait4`: its wait status, its stdout, and its own peak resident set in KiB (not that of any
+/// other child the parallel tests started).
+// The child is reaped by `wait4`, which std does not know of.
+#[allow(clippy::zombie_processes)]
+fn run_measured(cmd: &mut Command) -> (i32, Vec<u8>, i64) {
+    use std::io::Read;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stdout = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut status = 0;
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `usage` is writable storage for the `rusage` that `getrusage` fills in.
-    let r = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
-    assert_eq!(r, 0, "getrusage failed");
-    // SAFETY: initialised by the successful call above (and zeroed before).
+    // SAFETY: `pid` is our child, not waited for yet (std only waits when asked); `status` and
+    // `usage` are writable storage for what `wait4` fills in.
+    let waited = unsafe { libc::wait4(pid, &raw mut status, 0, usage.as_mut_ptr()) };
+    assert_eq!(waited, pid, "wait4 failed");
+    // SAFETY: filled in by the successful `wait4` above (and zeroed before).
     let usage = unsafe { usage.assume_init() };
-    usage.ru_maxrss
+    (status, stdout, usage.ru_maxrss)
 }
 
 #[test]

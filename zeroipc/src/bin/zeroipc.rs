@@ -232,24 +232,34 @@ fn report_json(r: &Report) -> Value {
 /// Prints `head` (a report's JSON object) with its `entries`, written one at a time: the JSON
 /// of a table of a million entries is never held whole.
 fn print_report_json(head: &Value, r: &Report) -> Result<(), Failure> {
-    let failed = |e: std::io::Error| Failure::other(format!("cannot write the output: {e}"));
-    let json_err = |e: serde_json::Error| std::io::Error::other(e.to_string());
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let write = |out: &mut std::io::BufWriter<std::io::StdoutLock<'_>>| -> std::io::Result<()> {
-        use std::io::Write;
-        let head = serde_json::to_string_pretty(head).map_err(json_err)?;
-        let head = head.strip_suffix("\n}").unwrap_or(&head);
-        write!(out, "{head},\n  \"entries\": [")?;
-        for (i, e) in r.entries.iter().enumerate() {
-            let sep = if i == 0 { "" } else { "," };
-            write!(out, "{sep}\n    ")?;
-            serde_json::to_writer(&mut *out, &entry_json(e)).map_err(json_err)?;
-        }
-        let close = if r.entries.is_empty() { "" } else { "\n  " };
-        writeln!(out, "{close}]\n}}")?;
-        out.flush()
-    };
-    write(&mut out).map_err(failed)
+    write_with_array(&mut out, head, "entries", |item| {
+        r.entries.iter().try_for_each(|e| item(&entry_json(e)))
+    })
+    .map_err(|e| Failure::other(format!("cannot write the output: {e}")))
+}
+
+/// Writes the JSON object `head` (not empty) with one more field, `key`: an array whose items
+/// `items` hands to the writer it is given one at a time, so that the array is never held
+/// whole. Flushes `out`.
+fn write_with_array<W: std::io::Write>(
+    out: &mut W,
+    head: &Value,
+    key: &str,
+    items: impl FnOnce(&mut dyn FnMut(&Value) -> std::io::Result<()>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let json_err = |e: serde_json::Error| std::io::Error::other(e.to_string());
+    let head = serde_json::to_string_pretty(head).map_err(json_err)?;
+    let head = head.strip_suffix("\n}").unwrap_or(&head);
+    write!(out, "{head},\n  {}: [", Value::from(key))?;
+    let mut first = true;
+    items(&mut |v| {
+        write!(out, "{}\n    ", if first { "" } else { "," })?;
+        first = false;
+        serde_json::to_writer(&mut *out, v).map_err(json_err)
+    })?;
+    writeln!(out, "{}]\n}}", if first { "" } else { "\n  " })?;
+    out.flush()
 }
 
 /// The regular files in /dev/shm, sorted, whose names start with `prefix` (a leading `/`
@@ -288,7 +298,7 @@ fn ls(as_json: bool) -> Result<ExitCode, Failure> {
                     "size": r.file_size,
                     "entry_count": r.header.map(|h| h.entry_count),
                     "max_entries": r.header.map(|h| h.max_entries),
-                    "defects": r.defects.len(),
+                    "defects": r.defect_count(),
                 })
             })
             .collect();
@@ -305,7 +315,7 @@ fn ls(as_json: bool) -> Result<ExitCode, Failure> {
                 r.segment,
                 r.file_size,
                 format!("{count}/{max}"),
-                r.defects.len()
+                r.defect_count()
             );
         }
     }
@@ -463,52 +473,48 @@ impl Dump<'_> {
         range: std::ops::Range<usize>,
         out: &mut impl std::io::Write,
     ) -> std::io::Result<()> {
-        let json_err = |e: serde_json::Error| std::io::Error::other(e.to_string());
-        if self.as_json {
-            let format = match array.format() {
-                ArrayFormat::CHeader => "c",
-                _ => "reference",
-            };
-            let head = json!({
-                "segment": self.seg.name(),
-                "name": self.name,
-                "dtype": self.scalar.numpy(),
-                "capacity": array.len(),
-                "header": format,
-                "start": range.start,
-                "count": range.len(),
-            });
-            // The header's fields, then the values as they are read.
-            let head = serde_json::to_string_pretty(&head).map_err(json_err)?;
-            let head = head.strip_suffix("\n}").unwrap_or(&head);
-            write!(out, "{head},\n  \"values\": [")?;
+        if !self.as_json {
+            return each_value(array, range.clone(), |i, v| writeln!(out, "{i}\t{v}"));
         }
-        let mut buf = vec![T::zeroed(); DUMP_CHUNK.min(range.len())];
-        let mut at = range.start;
-        while at < range.end {
-            let n = (range.end - at).min(buf.len());
-            let chunk = &mut buf[..n];
-            array
-                .copy_to_slice(at, chunk)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            for (i, v) in chunk.iter().enumerate() {
-                let v: Value = (*v).into();
-                if self.as_json {
-                    let sep = if at + i == range.start { "" } else { "," };
-                    write!(out, "{sep}\n    ")?;
-                    serde_json::to_writer(&mut *out, &v).map_err(json_err)?;
-                } else {
-                    writeln!(out, "{}\t{v}", at + i)?;
-                }
-            }
-            at += n;
-        }
-        if self.as_json {
-            let close = if range.is_empty() { "" } else { "\n  " };
-            writeln!(out, "{close}]\n}}")?;
-        }
-        Ok(())
+        let format = match array.format() {
+            ArrayFormat::CHeader => "c",
+            _ => "reference",
+        };
+        let head = json!({
+            "segment": self.seg.name(),
+            "name": self.name,
+            "dtype": self.scalar.numpy(),
+            "capacity": array.len(),
+            "header": format,
+            "start": range.start,
+            "count": range.len(),
+        });
+        write_with_array(out, &head, "values", |item| {
+            each_value(array, range, |_, v| item(&v))
+        })
     }
+}
+
+/// Calls `f` with the index and value of every element of `range`, read `DUMP_CHUNK` at a time.
+fn each_value<T: ShmLayout + Into<Value>>(
+    array: &Array<T>,
+    range: std::ops::Range<usize>,
+    mut f: impl FnMut(usize, Value) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut buf = vec![T::zeroed(); DUMP_CHUNK.min(range.len())];
+    let mut at = range.start;
+    while at < range.end {
+        let n = (range.end - at).min(buf.len());
+        let chunk = &mut buf[..n];
+        array
+            .copy_to_slice(at, chunk)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        for (i, v) in (at..).zip(chunk.iter()) {
+            f(i, (*v).into())?;
+        }
+        at += n;
+    }
+    Ok(())
 }
 
 /// `KIND:ENTRY` of `--structure`; the entry may itself contain `:`.

@@ -129,6 +129,7 @@ fn value_bytes(state: &Region<'_>, elem: Option<u32>) -> std::result::Result<usi
             "the state entry has `{len}` bytes: no room for a value after the version"
         ))
     })?;
+    // Relaxed: only a probe that the version is in bounds and aligned; its value is not used.
     state
         .load_u64(VERSION, Ordering::Relaxed)
         .map_err(|_| Invalid::Corrupt("the version is misaligned".into()))?;
