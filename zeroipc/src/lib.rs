@@ -136,8 +136,13 @@ compile_error!(
      targets only"
 );
 
+// The unit tests derive `ShmLayout`, whose expansion names `::zeroipc`.
+#[cfg(test)]
+extern crate self as zeroipc;
+
 mod algo;
 mod container;
+mod dynamic;
 mod error;
 mod failpoint;
 mod journal;
@@ -156,6 +161,10 @@ mod wait;
 pub use container::array::{Array, ArrayFormat, Iter};
 pub use container::queue::Queue;
 pub use container::stack::{DEFAULT_STALL_TIMEOUT, Stack};
+pub use dynamic::{
+    DynField, DynLayout, LayoutError, MAX_LAYOUT_DEPTH, MAX_LAYOUT_FIELDS, MAX_LAYOUT_NAME_LEN,
+    MAX_LAYOUT_SIZE, Shape, Value,
+};
 pub use error::{EntryDefect, Error, HeaderDefect, LockError, LockResult, PushError, Result};
 pub use kind::{Recovery, StructureDefect, StructureKind, StructureReport};
 pub use layout::{Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout};
