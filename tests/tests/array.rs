@@ -52,11 +52,19 @@ fn elements_round_trip_through_every_accessor() {
     assert_eq!((&a).into_iter().sum::<f64>(), 3.5);
     a.fill(7.0).unwrap();
     assert_eq!(a.to_vec(), [7.0; 5]);
-    // Another handle (and another type of handle) sees the same bytes.
+    // Another handle sees the same bytes; one of another type of the same size is refused,
+    // since the segment records that the array holds `f64`.
     let b = Array::<f64>::open(&seg, "f").unwrap();
     assert_eq!(b.to_vec(), [7.0; 5]);
-    let words = Array::<u64>::open(&seg, "f").unwrap();
-    assert_eq!(words.get(0).unwrap(), 7.0f64.to_bits());
+    match Array::<u64>::open(&seg, "f") {
+        Err(Error::LayoutMismatch { difference: d, .. }) => {
+            assert_eq!(
+                (d.expected_type.as_str(), d.found_type.as_str()),
+                ("u64", "f64")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -87,8 +95,12 @@ fn the_bytes_are_the_reference_layout() {
 
 #[test]
 fn opening_with_the_wrong_type_is_a_type_mismatch() {
+    // Undescribed, as another implementation writes it: only the size is known.
     let (name, _g) = guarded("mismatch");
-    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let seg = SegmentOptions::new()
+        .descriptions(false)
+        .create(&name, 1 << 16)
+        .unwrap();
     Array::<i32>::create(&seg, "i", 10).unwrap();
     let e = Array::<u64>::open(&seg, "i").unwrap_err();
     match &e {
@@ -116,6 +128,19 @@ fn opening_with_the_wrong_type_is_a_type_mismatch() {
         Array::<[u8; 4]>::open(&seg, "i").is_ok(),
         "same element size is the same bytes"
     );
+    // Described, every other type is refused by name, whatever its size.
+    let (name, _g) = guarded("mismatch-described");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    Array::<i32>::create(&seg, "i", 10).unwrap();
+    for e in [
+        Array::<u64>::open(&seg, "i").unwrap_err(),
+        Array::<[u8; 4]>::open(&seg, "i").unwrap_err(),
+        Array::<u32>::open_or_create(&seg, "i", 10).unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
+        assert!(e.to_string().contains("holds `i32`"), "{e}");
+    }
+    assert_eq!(Array::<i32>::open(&seg, "i").unwrap().len(), 10);
 }
 
 #[test]
@@ -134,7 +159,12 @@ fn open_or_create_creates_once_and_checks_capacity() {
             ..
         })
     ));
-    assert_eq!(seg.entries().unwrap().len(), 1);
+    let names: Vec<_> = seg.entries().unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(
+        names,
+        ["x", "zeroipc.layouts"],
+        "one array and its description"
+    );
     assert!(matches!(
         Array::<u16>::create(&seg, "zero", 0),
         Err(Error::InvalidArgument {

@@ -6,11 +6,13 @@
 use zeroipc::{Array, Defect, EntryDefect, Error, HeaderDefect, Segment, SegmentOptions};
 use zeroipc_tests::{ShmGuard, guarded, read_raw, unique_name, write_raw};
 
-/// A sound segment of 4096 bytes, 4 entries: `a` (u32 x 4 at 224) and `b` (u64 x 2 at 248).
+/// A sound segment of 4096 bytes, 4 entries: `a` (u32 x 4 at 224) and `b` (u64 x 2 at 248),
+/// undescribed (descriptions have their own corruption test).
 fn valid_bytes() -> Vec<u8> {
     let (name, _g) = guarded("src");
     let seg = SegmentOptions::new()
         .max_entries(4)
+        .descriptions(false)
         .create(&name, 4096)
         .unwrap();
     Array::<u32>::create(&seg, "a", 4)

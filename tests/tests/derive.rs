@@ -6,7 +6,7 @@
 use std::mem::{align_of, offset_of, size_of};
 use std::process::Command;
 
-use zeroipc::{Array, Error, Layout, LayoutKind, Segment, ShmLayout, StructLayout};
+use zeroipc::{Array, Error, Layout, LayoutKind, Segment, SegmentOptions, ShmLayout, StructLayout};
 use zeroipc_tests::types::{SensorReading, TaggedReading};
 use zeroipc_tests::{guarded, run_ok};
 
@@ -356,12 +356,30 @@ fn derived_records_cross_processes() {
     for (i, r) in a.iter().enumerate() {
         assert_eq!(r, SensorReading::nth(i + 100));
     }
-    // Another derived type of another size is refused.
+    // The segment describes the array: another derived type is refused by name, of another
+    // size or of the same (TESTPLAN F6).
+    let e = Array::<TaggedReading>::open(&seg, "readings").unwrap_err();
+    assert!(
+        matches!(&e, Error::LayoutMismatch { difference: d, .. }
+            if d.expected_type == "TaggedReading" && d.found_type == "SensorReading"),
+        "{e:?}"
+    );
+    assert!(matches!(
+        Array::<[u64; 2]>::open(&seg, "readings"),
+        Err(Error::LayoutMismatch { .. })
+    ));
+    // Undescribed (as another implementation writes it), only sizes are checked: another size
+    // is refused, the same size is the caller's responsibility.
+    let (name, _g) = guarded("readings-bare");
+    let seg = SegmentOptions::new()
+        .descriptions(false)
+        .create(&name, 1 << 16)
+        .unwrap();
+    Array::<SensorReading>::create(&seg, "readings", 50).unwrap();
     let e = Array::<TaggedReading>::open(&seg, "readings").unwrap_err();
     assert!(
         matches!(&e, Error::TypeMismatch { expected: 24, found, .. } if found.contains("`16`-byte")),
         "{e:?}"
     );
-    // A type of the same size is the caller's responsibility: sizes match, so it opens.
     assert!(Array::<[u64; 2]>::open(&seg, "readings").is_ok());
 }

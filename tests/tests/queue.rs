@@ -60,9 +60,16 @@ fn queue_basics() {
     // Opening with another element type, or as another kind, fails.
     let e = Queue::<u64>::open(&seg, "q").unwrap_err();
     assert!(
-        matches!(e, Error::TypeMismatch { expected: 8, .. }),
+        matches!(&e, Error::LayoutMismatch { difference: d, .. }
+            if d.expected_type == "u64" && d.found_type == "i32"),
         "{e:?}"
     );
+    let e = Stack::<i32>::open(&seg, "q").unwrap_err();
+    assert!(
+        matches!(&e, Error::KindMismatch { requested: "stack", found, .. } if found == "queue"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("is a `queue`, not a `stack`"), "{e}");
     assert!(
         Queue::<i32>::open_or_create(&seg, "q", 7).is_ok(),
         "7 rounds to the stored 8"
@@ -162,6 +169,7 @@ fn a3_corrupt_queue_and_stack_headers_are_refused() {
         let seg = SegmentOptions::new()
             .max_entries(4)
             .runtime_entry(false)
+            .descriptions(false)
             .create(&src, 4096)
             .unwrap();
         Queue::<u32>::create(&seg, "q", 4).unwrap(); // 16 + 16 + 16 = 48 bytes at 224
@@ -487,7 +495,11 @@ fn stack_basics() {
     ));
     assert!(matches!(
         Stack::<u32>::open(&seg, "s"),
-        Err(Error::TypeMismatch { .. })
+        Err(Error::LayoutMismatch { .. })
+    ));
+    assert!(matches!(
+        Queue::<u64>::open(&seg, "s"),
+        Err(Error::KindMismatch { .. })
     ));
     assert!(matches!(
         Stack::<u64>::open_or_create(&seg, "s", 4),
@@ -645,8 +657,12 @@ fn handles_are_owned_live_beside_their_segment_and_move_into_threads() {
         .into_iter()
         .map(|e| e.name)
         .collect();
-    // The queue's first handle added the runtime entry (waiter counts) right after it.
-    assert_eq!(names, ["readings", "zeroipc.runtime", "hits"]);
+    // The queue's creation added its description, its first handle the runtime entry (waiter
+    // counts), both right after it.
+    assert_eq!(
+        names,
+        ["readings", "zeroipc.layouts", "zeroipc.runtime", "hits"]
+    );
     let Telemetry {
         seg,
         readings,

@@ -295,6 +295,7 @@ fn b6_read_only_open_and_inspect_change_nothing() {
             .unwrap()
             .copy_from_slice(0, &[1.0, 2.0, 3.0])
             .unwrap();
+        Array::<u64>::create(&seg, "n", 2).unwrap();
     }
     std::fs::set_permissions(shm_path(&name), std::fs::Permissions::from_mode(0o400)).unwrap();
     let before = read_raw(&name);
@@ -311,14 +312,23 @@ fn b6_read_only_open_and_inspect_change_nothing() {
         Array::<u8>::create(&seg, "y", 1),
         Err(Error::ReadOnly { .. })
     ));
-    let counts = Array::<u64>::open(&seg, "x").unwrap();
+    // Descriptions are read on a read-only segment too.
+    assert!(matches!(
+        Array::<u64>::open(&seg, "x"),
+        Err(Error::LayoutMismatch { .. })
+    ));
+    let counts = Array::<u64>::open(&seg, "n").unwrap();
     assert!(counts.load(0, Ordering::Relaxed).is_ok());
     assert!(matches!(
         counts.fetch_add(0, 1, Ordering::Relaxed),
         Err(Error::ReadOnly { .. })
     ));
     assert!(Segment::inspect(&name).unwrap().is_sound());
-    assert_eq!(seg.entries().unwrap().len(), 1);
+    assert_eq!(
+        seg.entries().unwrap().len(),
+        3,
+        "x, n and the description entry"
+    );
     assert_eq!(read_raw(&name), before);
     assert!(matches!(
         SegmentOptions::new()
@@ -384,6 +394,7 @@ fn header_and_entries_follow_the_allocation_rule() {
     let (name, _g) = guarded("alloc");
     let seg = SegmentOptions::new()
         .max_entries(16)
+        .descriptions(false)
         .create(&name, 65536)
         .unwrap();
     assert_eq!(seg.max_entries(), 16);
@@ -481,7 +492,15 @@ fn concurrent_creators_in_several_processes_keep_the_table_sound() {
     }
     assert_eq!(winners, 1, "exactly one process may create `shared`");
     let entries = seg.entries().unwrap();
-    assert_eq!(entries.len(), CHILDREN * PER_CHILD + 1);
+    // Every structure, `shared`, and the one description entry they all share.
+    assert_eq!(entries.len(), CHILDREN * PER_CHILD + 2);
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.name == "zeroipc.layouts")
+            .count(),
+        1
+    );
     let report = seg.check();
     assert!(report.is_sound(), "{:?}", report.defects);
     for c in 0..CHILDREN {
@@ -519,7 +538,11 @@ fn concurrent_creators_in_threads_share_one_handle() {
             });
         }
     });
-    assert_eq!(seg.entries().unwrap().len(), 100);
+    assert_eq!(
+        seg.entries().unwrap().len(),
+        100 + 1,
+        "and the description entry"
+    );
     assert!(seg.check().is_sound());
     assert_eq!(
         Array::<u32>::open(&seg, "t3-24").unwrap().to_vec(),
@@ -642,7 +665,13 @@ fn a_read_only_view_sees_writes_and_refuses_its_own() {
     ));
     // Entries created through the writable handle appear in the view's table.
     Array::<u8>::create(&seg, "later", 1).unwrap();
-    assert_eq!(view.entries().unwrap().len(), 2);
+    let names: Vec<_> = view
+        .entries()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["hits", "zeroipc.layouts", "later"]);
 }
 
 /// Plants `name` as the other implementations create segments: `ftruncate` to `size` and the

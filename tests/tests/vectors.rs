@@ -830,6 +830,7 @@ fn replay(dir: &Path, file: &Value, files: &[Value], original: &[u8]) -> Outcome
     let seg = match SegmentOptions::new()
         .max_entries(max_entries)
         .runtime_entry(false)
+        .descriptions(false)
         .create(&name, u64_of(file, "segment_size"))
     {
         Ok(seg) => seg,

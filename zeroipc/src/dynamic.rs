@@ -268,6 +268,29 @@ impl DynLayout {
         }
     }
 
+    /// The widest unit (8, 4, 2 or 1 bytes) this layout's elements are copied in: that of its
+    /// narrowest scalar, as for typed elements, narrowed until it divides the size (a packed
+    /// NumPy record can have any size).
+    pub(crate) fn copy_unit(&self) -> usize {
+        let mut unit = self.narrowest();
+        while unit > 1 && self.size.checked_rem(unit) != Some(0) {
+            unit = unit.checked_div(2).unwrap_or(1);
+        }
+        unit
+    }
+
+    fn narrowest(&self) -> usize {
+        match &self.shape {
+            Shape::Scalar(s) => s.size(),
+            Shape::Array { elem, .. } => elem.narrowest(),
+            Shape::Struct { fields, .. } => fields
+                .iter()
+                .map(|f| f.layout.narrowest())
+                .min()
+                .unwrap_or(1),
+        }
+    }
+
     /// The byte encoding the fingerprint is computed over (see [`Layout::fingerprint`]); also
     /// the form a segment stores descriptions in (FORMAT.md appendix D).
     pub fn encode(&self) -> Vec<u8> {

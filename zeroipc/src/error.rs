@@ -199,6 +199,44 @@ pub enum Error {
         /// What the stored geometry says instead.
         found: String,
     },
+    /// The segment describes the structure as another kind than the one asked for.
+    #[error(
+        "entry `{name}` of segment `{segment}` is a `{found}`, not a `{requested}`; open it as \
+         the kind it is"
+    )]
+    KindMismatch {
+        /// The segment name.
+        segment: String,
+        /// The entry name.
+        name: String,
+        /// The kind asked for.
+        requested: &'static str,
+        /// The kind the segment records (possibly one this release does not know).
+        found: String,
+    },
+    /// The segment describes the structure's elements with another layout than the type it was
+    /// opened with (a stale binding, or another type of the same size).
+    #[error("entry `{name}` of segment `{segment}` {difference}")]
+    LayoutMismatch {
+        /// The segment name.
+        segment: String,
+        /// The entry name.
+        name: String,
+        /// The two types and where they first differ.
+        difference: Box<LayoutDifference>,
+    },
+    /// A structure opened without a layout is not described by the segment, so its element
+    /// type is unknown.
+    #[error(
+        "entry `{name}` of segment `{segment}` is not described (it was made by another \
+         implementation, or with descriptions off): give its layout"
+    )]
+    NotDescribed {
+        /// The segment name.
+        segment: String,
+        /// The entry name.
+        name: String,
+    },
     /// `open_or_create` found an existing structure with a different capacity.
     #[error(
         "entry `{name}` of segment `{segment}` exists with capacity `{found}`, not the requested \
@@ -730,4 +768,29 @@ pub(crate) fn printable(name: &str) -> String {
         }
     }
     out
+}
+
+/// How the element type a structure was opened with differs from the one the segment
+/// describes it with ([`Error::LayoutMismatch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LayoutDifference {
+    /// The type asked for.
+    pub expected_type: String,
+    /// The type the segment records.
+    pub found_type: String,
+    /// The first field (a path such as `reading.wind[]`) that differs, or `the element`.
+    pub field: String,
+    /// How it differs.
+    pub what: String,
+}
+
+impl fmt::Display for LayoutDifference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "holds `{}`, not `{}`: {}: {}",
+            self.found_type, self.expected_type, self.field, self.what
+        )
+    }
 }

@@ -18,8 +18,9 @@
 use std::fmt;
 use std::mem::size_of;
 
+use crate::dynamic::DynLayout;
 use crate::error::{Error, Result};
-use crate::layout::ShmLayout;
+use crate::layout::{Layout, ShmLayout};
 use crate::raw::{Access, Anchored, Region, Slots, Word, Words};
 use crate::segment::Segment;
 
@@ -199,8 +200,127 @@ pub(crate) trait Handle: Sized {
     ///
     /// [`Error::InvalidArgument`] for a type no structure can hold (zero-sized, over 4 GiB).
     fn elem() -> Result<u32>;
+    /// The layout of its element type, for kinds that hold elements: stored with the
+    /// structure at creation and compared with the stored one at open (`describe`).
+    fn layout() -> Option<&'static Layout> {
+        None
+    }
     /// Builds the handle from validated parts.
     fn from_parts(opened: Opened<'_, Self::Kind>) -> Result<Self>;
+}
+
+/// The element type a structure is created or opened with, as far as descriptions go.
+#[derive(Clone, Copy)]
+pub(crate) enum Want<'l> {
+    /// A kind without elements.
+    Nothing,
+    /// A Rust type.
+    Static(&'static Layout),
+    /// A layout known at run time.
+    Dyn(&'l DynLayout),
+}
+
+impl Want<'_> {
+    fn of<H: Handle>() -> Self {
+        H::layout().map_or(Self::Nothing, Self::Static)
+    }
+
+    fn fingerprint(&self) -> u64 {
+        match self {
+            Self::Nothing => 0,
+            Self::Static(l) => l.fingerprint(),
+            Self::Dyn(l) => l.fingerprint(),
+        }
+    }
+
+    fn owned(&self) -> Option<DynLayout> {
+        match self {
+            Self::Nothing => None,
+            Self::Static(l) => Some(DynLayout::from_static(l)),
+            Self::Dyn(l) => Some((*l).clone()),
+        }
+    }
+}
+
+/// The record describing a structure of kind `K` named `name` with elements `want`.
+fn pending<K: Kind>(name: &str, want: Want<'_>) -> Option<crate::describe::Pending> {
+    let part = K::PARTS.iter().position(|p| p.is_empty())?;
+    Some(crate::describe::Pending {
+        name: name.to_owned(),
+        kind: K::KIND,
+        layout: want.owned().map(|l| l.encode()).unwrap_or_default(),
+        part,
+    })
+}
+
+/// Whether a structure stored as `stored` opens as `requested`: the same kind, or a mutex and
+/// a semaphore (a mutex is a semaphore of one permit; the geometry check decides).
+fn kind_opens_as(stored: StructureKind, requested: StructureKind) -> bool {
+    use StructureKind::{Mutex, Semaphore};
+    stored == requested || matches!((stored, requested), (Mutex, Semaphore) | (Semaphore, Mutex))
+}
+
+/// What the segment's description of the structure `name` (parts `regions`, of kind `K`)
+/// says, checked against `want`: `Ok(Some(layout))` for a described structure with elements,
+/// `Ok(None)` for one without a description (or with one that cannot be read, which opening
+/// ignores and `check` reports) or without elements.
+///
+/// # Errors
+///
+/// [`Error::KindMismatch`] for a structure described as another kind, and
+/// [`Error::LayoutMismatch`] for one whose element layout differs from `want`.
+fn described<K: Kind>(
+    segment: &Segment,
+    name: &str,
+    regions: &[Region<'_>],
+    want: Want<'_>,
+) -> Result<Option<DynLayout>> {
+    let Some(entry) = K::PARTS
+        .iter()
+        .position(|p| p.is_empty())
+        .and_then(|i| regions.get(i))
+        .and_then(|r| segment.mapping().offset_of(r))
+    else {
+        return Ok(None);
+    };
+    let crate::describe::Described::Yes(found) = crate::describe::lookup(segment, name, entry)
+    else {
+        return Ok(None);
+    };
+    match found.structure_kind() {
+        Some(stored) if kind_opens_as(stored, K::KIND) => {}
+        _ => {
+            return Err(Error::KindMismatch {
+                segment: segment.name().to_owned(),
+                name: name.to_owned(),
+                requested: K::KIND.name(),
+                found: found.kind,
+            });
+        }
+    }
+    let Some(stored) = found.layout else {
+        return Ok(None);
+    };
+    if matches!(want, Want::Nothing) || want.fingerprint() == found.fingerprint {
+        return Ok(Some(stored));
+    }
+    let expected = want.owned().unwrap_or_else(|| stored.clone());
+    let (field, difference) = expected.first_difference(&stored, true).unwrap_or_else(|| {
+        (
+            "the element".to_owned(),
+            "the fingerprints differ".to_owned(),
+        )
+    });
+    Err(Error::LayoutMismatch {
+        segment: segment.name().to_owned(),
+        name: name.to_owned(),
+        difference: Box::new(crate::error::LayoutDifference {
+            expected_type: expected.type_name(),
+            found_type: stored.type_name(),
+            field,
+            what: difference,
+        }),
+    })
 }
 
 /// A validated structure, for [`Handle::from_parts`]: where it is, what it is, and views of its
@@ -212,7 +332,60 @@ pub(crate) struct Opened<'a, K: Kind> {
     parts: Vec<Region<'a>>,
 }
 
+/// A kind for [`Opened::erase`]: the parts of a validated structure, whatever its kind.
+pub(crate) enum Erased {}
+
+impl Kind for Erased {
+    const KIND: StructureKind = StructureKind::Array;
+    const PARTS: &'static [&'static str] = &[""];
+    type Params = ();
+    type Geometry = ();
+
+    fn plan(params: ()) -> Result<(), (&'static str, String)> {
+        Ok(params)
+    }
+    fn sizes(_: &()) -> Option<Vec<u64>> {
+        None
+    }
+    fn init(_: &(), _: &[Region<'_>]) -> Result<(), Access> {
+        Err(Access::ReadOnly)
+    }
+    fn validate(_: &[Region<'_>], _: Option<u32>) -> Result<(), Invalid> {
+        Err(Invalid::Corrupt("an erased kind validates nothing".into()))
+    }
+    fn mismatch(_: &(), _: &()) -> Option<Mismatch> {
+        None
+    }
+    fn describe(_: &()) -> String {
+        String::new()
+    }
+    fn len(_: &[Region<'_>], _: &()) -> Option<u64> {
+        None
+    }
+    fn audit(_: &[Region<'_>], _: &()) -> Vec<StructureDefect> {
+        Vec::new()
+    }
+}
+
+impl<'a, K: Kind> Opened<'a, K> {
+    /// The same validated parts, without the kind (for code shared by kinds, once the
+    /// geometry has been taken out).
+    pub(crate) fn erase(self) -> Opened<'a, Erased> {
+        Opened {
+            segment: self.segment,
+            name: self.name,
+            geometry: (),
+            parts: self.parts,
+        }
+    }
+}
+
 impl<K: Kind> Opened<'_, K> {
+    /// The length of part `part`.
+    pub(crate) fn part_len(&self, part: usize) -> Result<u64> {
+        Ok(self.part(part)?.len() as u64)
+    }
+
     fn part(&self, part: usize) -> Result<&Region<'_>> {
         self.parts
             .get(part)
@@ -313,20 +486,98 @@ pub(crate) fn create<H: Handle>(
     params: <H::Kind as Kind>::Params,
 ) -> Result<H> {
     let params = plan::<H::Kind>(params)?;
-    let sizes = <H::Kind>::sizes(&params).ok_or_else(|| Error::InvalidArgument {
+    let regions = create_parts::<H::Kind>(segment, name, params, Want::of::<H>())?;
+    from_regions::<H>(segment, name, regions)
+}
+
+/// Makes the parts of the structure `name` of kind `K` (with `params` as normalised by
+/// `plan`) and its description.
+fn create_parts<'s, K: Kind>(
+    segment: &'s Segment,
+    name: &str,
+    params: K::Params,
+    want: Want<'_>,
+) -> Result<Vec<Region<'s>>> {
+    let sizes = K::sizes(&params).ok_or_else(|| Error::InvalidArgument {
         what: "capacity",
         reason: format!("`{params:?}` overflows the size of a structure"),
     })?;
-    let names = part_names::<H::Kind>(name);
+    let names = part_names::<K>(name);
     let parts: Vec<(&str, u64)> = names.iter().map(String::as_str).zip(sizes).collect();
-    let regions = segment.create_entries(&parts, |regions| H::Kind::init(&params, regions))?;
-    from_regions::<H>(segment, name, regions)
+    let record = pending::<K>(name, want);
+    segment.create_described(&parts, |r| K::init(&params, r), record.as_ref())
 }
 
 /// Opens the structure `name` as kind `H::Kind`, checking every part.
 pub(crate) fn open<H: Handle>(segment: &Segment, name: &str) -> Result<H> {
     let regions = open_parts::<H::Kind>(segment, name)?;
     from_regions::<H>(segment, name, regions)
+}
+
+/// Creates the structure `name` of kind `K` with `params`, holding elements of the run-time
+/// layout `layout`, and returns it validated.
+pub(crate) fn create_dyn<'s, K: Kind>(
+    segment: &'s Segment,
+    name: &'s str,
+    params: K::Params,
+    layout: &DynLayout,
+) -> Result<Opened<'s, K>> {
+    let params = plan::<K>(params)?;
+    let elem = dyn_elem(layout)?;
+    let regions = create_parts::<K>(segment, name, params, Want::Dyn(layout))?;
+    let geometry = validate::<K>(segment, name, &regions, Some(elem))?;
+    Ok(Opened {
+        segment,
+        name,
+        geometry,
+        parts: regions,
+    })
+}
+
+/// Opens the structure `name` as kind `K` with elements of `layout`, or, when `layout` is
+/// `None`, of the layout the segment describes it with; returns it validated, with the layout.
+///
+/// # Errors
+///
+/// Those of opening, and [`Error::NotDescribed`] when `layout` is `None` and the segment does
+/// not describe the structure.
+pub(crate) fn open_dyn<'s, K: Kind>(
+    segment: &'s Segment,
+    name: &'s str,
+    layout: Option<&DynLayout>,
+) -> Result<(Opened<'s, K>, DynLayout)> {
+    let regions = open_parts::<K>(segment, name)?;
+    let want = layout.map_or(Want::Nothing, Want::Dyn);
+    let stored = described::<K>(segment, name, &regions, want)?;
+    let layout = match (layout, stored) {
+        (Some(layout), _) => layout.clone(),
+        (None, Some(stored)) => stored,
+        (None, None) => {
+            return Err(Error::NotDescribed {
+                segment: segment.name().to_owned(),
+                name: name.to_owned(),
+            });
+        }
+    };
+    let geometry = validate::<K>(segment, name, &regions, Some(dyn_elem(&layout)?))?;
+    let opened = Opened {
+        segment,
+        name,
+        geometry,
+        parts: regions,
+    };
+    Ok((opened, layout))
+}
+
+/// The format's element size for `layout`.
+fn dyn_elem(layout: &DynLayout) -> Result<u32> {
+    u32::try_from(layout.size())
+        .ok()
+        .filter(|&e| e > 0)
+        .ok_or_else(|| Error::InvalidArgument {
+            what: "layout",
+            reason: format!("elements of `{}` bytes cannot be stored", layout.size()),
+        })
 }
 
 /// Opens `name` if it exists (it must have been made with `params`), otherwise creates it;
@@ -344,6 +595,7 @@ pub(crate) fn open_or_create<H: Handle>(
         },
         opened => opened?,
     };
+    described::<H::Kind>(segment, name, &regions, Want::of::<H>())?;
     let geometry = validate::<H::Kind>(segment, name, &regions, Some(H::elem()?))?;
     match H::Kind::mismatch(&params, &geometry) {
         None => {}
@@ -490,6 +742,7 @@ fn validate<K: Kind>(
 }
 
 fn from_regions<H: Handle>(segment: &Segment, name: &str, regions: Vec<Region<'_>>) -> Result<H> {
+    described::<H::Kind>(segment, name, &regions, Want::of::<H>())?;
     let geometry = validate::<H::Kind>(segment, name, &regions, Some(H::elem()?))?;
     H::from_parts(Opened {
         segment,
@@ -779,6 +1032,7 @@ mod tests {
         let name = format!("/zipc-kind-{}-{n}", std::process::id());
         SegmentOptions::new()
             .max_entries(max_entries)
+            .descriptions(false)
             .unlink_on_drop(true)
             .create(&name, 4096)
             .unwrap()

@@ -142,6 +142,7 @@ extern crate self as zeroipc;
 
 mod algo;
 mod container;
+mod describe;
 mod dynamic;
 mod error;
 mod failpoint;
@@ -159,13 +160,17 @@ mod table;
 mod wait;
 
 pub use container::array::{Array, ArrayFormat, Iter};
+pub use container::dynamic::{DynArray, DynQueue, DynStack, Peek};
 pub use container::queue::Queue;
 pub use container::stack::{DEFAULT_STALL_TIMEOUT, Stack};
+pub use describe::Description;
 pub use dynamic::{
     DynField, DynLayout, LayoutError, MAX_LAYOUT_DEPTH, MAX_LAYOUT_FIELDS, MAX_LAYOUT_NAME_LEN,
     MAX_LAYOUT_SIZE, Shape, Value,
 };
-pub use error::{EntryDefect, Error, HeaderDefect, LockError, LockResult, PushError, Result};
+pub use error::{
+    EntryDefect, Error, HeaderDefect, LayoutDifference, LockError, LockResult, PushError, Result,
+};
 pub use kind::{Recovery, StructureDefect, StructureKind, StructureReport};
 pub use layout::{Field, Layout, LayoutKind, Scalar, ShmLayout, StructLayout};
 pub use name::{MAX_ENTRY_NAME_LEN, MAX_SEGMENT_NAME_LEN};

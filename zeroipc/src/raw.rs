@@ -317,7 +317,12 @@ impl<'a> Region<'a> {
     }
 
     /// Copies `out.len()` bytes starting at `offset` into `out`, in units of `unit` bytes.
-    fn read_bytes(&self, offset: usize, out: &mut [u8], unit: usize) -> Result<(), Access> {
+    pub(crate) fn read_bytes(
+        &self,
+        offset: usize,
+        out: &mut [u8],
+        unit: usize,
+    ) -> Result<(), Access> {
         match unit {
             8 => self.read_units::<u64>(offset, out),
             4 => self.read_units::<u32>(offset, out),
@@ -327,7 +332,12 @@ impl<'a> Region<'a> {
     }
 
     /// Copies `data` into the mapping at `offset`, in units of `unit` bytes.
-    fn write_bytes(&self, offset: usize, data: &[u8], unit: usize) -> Result<(), Access> {
+    pub(crate) fn write_bytes(
+        &self,
+        offset: usize,
+        data: &[u8],
+        unit: usize,
+    ) -> Result<(), Access> {
         match unit {
             8 => self.write_units::<u64>(offset, data),
             4 => self.write_units::<u32>(offset, data),

@@ -68,6 +68,7 @@ pub struct SegmentOptions {
     allow_foreign_owner: bool,
     lock_timeout: Duration,
     runtime_entry: bool,
+    descriptions: bool,
     poll_interval: Duration,
 }
 
@@ -89,6 +90,7 @@ impl SegmentOptions {
             allow_foreign_owner: false,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             runtime_entry: true,
+            descriptions: true,
             poll_interval: DEFAULT_POLL_INTERVAL,
         }
     }
@@ -125,6 +127,23 @@ impl SegmentOptions {
     /// changes as they notice another implementation's, within 1 ms once they have seen one.
     pub fn runtime_entry(&mut self, allow: bool) -> &mut Self {
         self.runtime_entry = allow;
+        self
+    }
+
+    /// Whether structures created through this handle are described in the segment (on by
+    /// default): their kind and element layout, with its fingerprint, are recorded in the entry
+    /// `zeroipc.layouts` (one table slot per segment, made with the first structure; 1 KiB, or
+    /// 1/64 of the segment up to 64 KiB; FORMAT.md appendix D). A described structure opened
+    /// with another element type fails with [`Error::LayoutMismatch`] naming the first field
+    /// that differs, opened as another kind with [`Error::KindMismatch`]; the inspector and
+    /// [`DynArray`](crate::DynArray) and its siblings decode it without being told its type.
+    /// The other implementations ignore the entry. Turn it off for segments that must be
+    /// byte-identical to what another implementation would write.
+    ///
+    /// [`Error::LayoutMismatch`]: crate::Error::LayoutMismatch
+    /// [`Error::KindMismatch`]: crate::Error::KindMismatch
+    pub fn descriptions(&mut self, describe: bool) -> &mut Self {
+        self.descriptions = describe;
         self
     }
 
@@ -302,6 +321,7 @@ impl SegmentOptions {
             lock: Arc::new(Mutex::new(())),
             lock_timeout: self.lock_timeout,
             runtime_entry: self.runtime_entry,
+            descriptions: self.descriptions,
             poll_interval: self.poll_interval,
             identity,
         })
@@ -385,6 +405,7 @@ impl SegmentOptions {
             lock: Arc::new(Mutex::new(())),
             lock_timeout: self.lock_timeout,
             runtime_entry: self.runtime_entry,
+            descriptions: self.descriptions,
             poll_interval: self.poll_interval,
             identity,
         })
@@ -739,6 +760,8 @@ pub struct Segment {
     identity: Identity,
     /// Whether handles may add the runtime entry.
     runtime_entry: bool,
+    /// Whether structures created through this handle are described.
+    descriptions: bool,
     /// The poll interval of blocked calls.
     poll_interval: Duration,
     /// Whether we created the file and unlink it when the last handle goes.
@@ -929,6 +952,7 @@ impl Segment {
                 entries: Vec::new(),
                 defects: vec![Defect::Header(HeaderDefect::TooShort { len: 0 })],
                 peers: Vec::new(),
+                descriptions: Vec::new(),
             });
         }
         // Inspecting changes nothing, so it reserves nothing either; it only refuses to touch
@@ -970,6 +994,7 @@ impl Segment {
             lock: Arc::clone(&self.lock),
             lock_timeout: self.lock_timeout,
             runtime_entry: self.runtime_entry,
+            descriptions: self.descriptions,
             poll_interval: self.poll_interval,
             identity: self.identity,
             owner: Arc::clone(&self.owner),
@@ -1109,6 +1134,52 @@ impl Segment {
         (self.identity.dev, self.identity.ino)
     }
 
+    /// What the segment records about the structure `name` (FORMAT.md appendix D): `None`
+    /// for a structure made by another implementation or with descriptions off, or for a
+    /// record that cannot be read (which [`check`](Self::check) reports).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEntryName`], [`Error::EntryNotFound`] and the errors of opening an
+    /// entry, for `name`.
+    pub fn description(&self, name: &str) -> Result<Option<crate::Description>> {
+        let entry = self.open_entry(name)?;
+        let offset = self
+            .mapping
+            .offset_of(&entry)
+            .ok_or_else(|| Error::Internal {
+                segment: self.name.clone(),
+                what: "look up a description",
+                problem: "the entry is outside the mapping",
+            })?;
+        Ok(match crate::describe::lookup(self, name, offset) {
+            crate::describe::Described::Yes(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// Reads up to `count` elements of the container `name` (an array, queue or stack) from
+    /// the `skip`-th on, in order and without changing anything (read-only segments too): an
+    /// array's by index, a queue's oldest first, a stack's bottom first. `kind` and `layout`
+    /// default to what the segment describes; a description that disagrees with them is an
+    /// error, as for opening.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotDescribed`] when a kind or layout is not given and not described; the
+    /// errors of opening the structure as `kind` with `layout`; [`Error::InvalidArgument`] for
+    /// a kind that holds no elements.
+    pub fn peek(
+        &self,
+        name: &str,
+        kind: Option<crate::StructureKind>,
+        layout: Option<&crate::DynLayout>,
+        skip: usize,
+        count: usize,
+    ) -> Result<crate::Peek> {
+        crate::container::dynamic::peek(self, name, kind, layout, (skip, count))
+    }
+
     /// The processes that use this segment through this crate, as its runtime entry records
     /// them: each process with a queue or stack handle on it (one record per process), until
     /// its last such handle goes. A process that died without letting go is listed
@@ -1180,6 +1251,18 @@ impl Segment {
         parts: &[(&str, u64)],
         init: impl FnOnce(&[Region<'_>]) -> Result<(), Access>,
     ) -> Result<Vec<Region<'_>>> {
+        self.create_described(parts, init, None)
+    }
+
+    /// [`create_entries`](Self::create_entries), then, in the same hold of the table lock (so
+    /// that no other process of this crate can open the structure undescribed), the record of
+    /// `describe` if descriptions are on (best effort: see `describe`).
+    pub(crate) fn create_described(
+        &self,
+        parts: &[(&str, u64)],
+        init: impl FnOnce(&[Region<'_>]) -> Result<(), Access>,
+        describe: Option<&crate::describe::Pending>,
+    ) -> Result<Vec<Region<'_>>> {
         for &(name, _) in parts {
             name::entry_name(name)?;
         }
@@ -1191,7 +1274,7 @@ impl Segment {
         let part_name = |part: usize| parts.get(part).map_or("", |&(n, _)| n).to_owned();
         let part_size = |part: usize| parts.get(part).map_or(0, |&(_, s)| s);
         let _lock = self.lock_table()?;
-        self.table().allocate_all(parts, init).map_err(|e| match e {
+        let made = self.table().allocate_all(parts, init).map_err(|e| match e {
             AllocError::Header(defect) => self.corrupt_header(defect),
             AllocError::Entry {
                 index,
@@ -1223,7 +1306,20 @@ impl Segment {
                 available,
             },
             AllocError::Access(a) => access_error(&self.name, "write the entry", a),
-        })
+        });
+        if let (Ok(regions), Some(pending)) = (&made, describe)
+            && self.descriptions
+        {
+            let allocate = |parts: &[(&str, u64)], init: crate::describe::Init| {
+                self.table()
+                    .allocate_all(parts, init)
+                    .ok()?
+                    .into_iter()
+                    .next()
+            };
+            crate::describe::append_locked(self, allocate, pending, regions);
+        }
+        made
     }
 
     /// Takes the table lock: a process-local mutex, then an exclusive `flock` on a fresh open
@@ -1319,6 +1415,12 @@ pub enum Defect {
         /// What is wrong.
         defect: EntryDefect,
     },
+    /// The description entry (`zeroipc.layouts`, FORMAT.md appendix D) or one of its records
+    /// cannot be read; the structures it concerns open undescribed.
+    Description {
+        /// What is wrong, and where.
+        problem: String,
+    },
     /// More entry defects than a report lists: the first [`MAX_LISTED_DEFECTS`] are listed,
     /// and this counts the others (each entry still carries its own, in [`Report::entries`]).
     Omitted {
@@ -1342,6 +1444,7 @@ impl std::fmt::Display for Defect {
             } => {
                 write!(f, "entry {index} (`{}`): {defect}", printable(name))
             }
+            Self::Description { problem } => write!(f, "descriptions: {problem}"),
             Self::Omitted { count } => write!(
                 f,
                 "{count} more entry defects are not listed (only the first \
@@ -1368,6 +1471,9 @@ pub struct Report {
     /// The processes the runtime entry records as using the segment (see
     /// [`Segment::peers`]).
     pub peers: Vec<crate::Peer>,
+    /// What the segment records about its structures, in the order they were described (see
+    /// [`SegmentOptions::descriptions`]); structures made by other implementations have none.
+    pub descriptions: Vec<crate::Description>,
 }
 
 impl Report {
@@ -1385,6 +1491,11 @@ impl Report {
                 _ => 1,
             })
             .fold(0, u64::saturating_add)
+    }
+
+    /// The description of the structure `name`, if the segment has one.
+    pub fn description(&self, name: &str) -> Option<&crate::Description> {
+        self.descriptions.iter().find(|d| d.name == name)
     }
 
     /// Whether the header carries the ZeroIPC magic (the file is meant to be a segment).
@@ -1457,6 +1568,34 @@ fn build_report(
         .find(|e| e.name == crate::runtime::NAME && e.is_sound())
         .and_then(|e| region.sub(e.offset, e.size))
         .map_or_else(Vec::new, |r| crate::runtime::peers_in(r, file));
+    let mut descriptions = Vec::new();
+    if let Some(area) = entries.iter().find(|e| e.name == crate::describe::NAME) {
+        let read = region
+            .sub(area.offset, area.size)
+            .filter(|_| area.is_sound())
+            .ok_or_else(|| "the entry is unsound".to_owned())
+            .and_then(|r| crate::describe::Records::read(&r));
+        let problems = match read {
+            Ok(records) => {
+                let (found, problems) = records.all(|name| {
+                    entries
+                        .iter()
+                        .find(|e| e.name == name && e.is_sound())
+                        .map(|e| e.offset)
+                });
+                descriptions = found;
+                problems
+            }
+            Err(why) => vec![why],
+        };
+        let room = MAX_LISTED_DEFECTS.saturating_sub(defects.len());
+        defects.extend(
+            problems
+                .into_iter()
+                .take(room)
+                .map(|problem| Defect::Description { problem }),
+        );
+    }
     Report {
         segment,
         file_size,
@@ -1464,6 +1603,7 @@ fn build_report(
         entries,
         defects,
         peers,
+        descriptions,
     }
 }
 

@@ -52,17 +52,38 @@ fn show_lists_header_and_entries() {
     assert!(out.status.success(), "{text}");
     let v = json_of(&out, &text);
     assert_eq!(v["header"]["max_entries"], 8);
-    assert_eq!(v["header"]["entry_count"], 2);
+    // The two arrays and the one entry that describes them.
+    assert_eq!(v["header"]["entry_count"], 3);
     assert_eq!(v["entries"][0]["name"], "ints");
     assert_eq!(v["entries"][0]["offset"], 32 + 48 * 8);
-    assert_eq!(v["entries"][1]["size"], 8 + 16);
+    assert_eq!(v["entries"][1]["name"], "zeroipc.layouts");
+    assert_eq!(v["entries"][2]["size"], 8 + 16);
+    let ints = &v["entries"][0]["structure"];
+    assert_eq!(
+        (
+            &ints["kind"],
+            &ints["type"],
+            &ints["elem_size"],
+            &ints["len"]
+        ),
+        (
+            &Value::from("array"),
+            &Value::from("i32"),
+            &Value::from(4),
+            &Value::from(3)
+        )
+    );
+    assert!(v["entries"][1].get("structure").is_none());
     let (out, text) = cli(&["show", &name]);
     assert!(out.status.success(), "{text}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("floats") && stdout.contains("entries      2 of 8"),
+        stdout.contains("floats") && stdout.contains("entries      3 of 8"),
         "{text}"
     );
+    let floats = stdout.lines().find(|l| l.contains("floats")).unwrap();
+    let columns: Vec<&str> = floats.split_whitespace().collect();
+    assert_eq!(columns[4..], ["array", "f64", "8", "2", "2"], "{floats}");
 }
 
 #[test]
@@ -73,21 +94,127 @@ fn dump_prints_array_values() {
     assert!(out.status.success(), "{text}");
     let v = json_of(&out, &text);
     assert_eq!(v["values"], serde_json::json!([-1, 0, 7]));
-    assert_eq!(v["header"], "reference");
+    assert_eq!(
+        (&v["kind"], &v["described"]),
+        (&Value::from("array"), &Value::from(true))
+    );
     let (out, text) = cli(&["dump", &name, "floats", "--dtype", "f8"]);
     assert!(out.status.success(), "{text}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "0\t0.5\n1\t-2.25\n");
-    // Wrong element size: a clear error and exit 1.
-    let (out, text) = cli(&["dump", &name, "ints", "--dtype", "<f8"]);
+    // Described, no dtype is needed.
+    let (out, text) = cli(&["dump", &name, "floats"]);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\t0.5\n1\t-2.25\n");
+    // Another type than the described one: a clear error and exit 1.
+    let (out, text) = cli(&["dump", &name, "ints", "--dtype", "<f4"]);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("does not hold `8`-byte elements"),
+        String::from_utf8_lossy(&out.stderr).contains("holds `i32`, not `f32`"),
         "{text}"
     );
     let (out, text) = cli(&["dump", &name, "nope", "--dtype", "<i4"]);
     assert_eq!(out.status.code(), Some(1), "{text}");
     // An unsupported dtype is a usage error.
     let (out, text) = cli(&["dump", &name, "ints", "--dtype", ">i4"]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+}
+
+#[test]
+fn dump_decodes_queues_and_stacks_by_field_without_popping() {
+    use zeroipc_tests::types::SensorReading;
+    let (name, _g) = guarded("dump-kinds");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let q = Queue::<SensorReading>::create(&seg, "readings", 8).unwrap();
+    for i in 0..4 {
+        q.push(SensorReading::nth(i)).unwrap();
+    }
+    q.pop().unwrap();
+    let s = zeroipc::Stack::<u16>::create(&seg, "depths", 4).unwrap();
+    for v in [10, 20, 30] {
+        s.push(v).unwrap();
+    }
+    let (out, text) = cli(&["dump", &name, "readings", "--json", "--start", "1"]);
+    assert!(out.status.success(), "{text}");
+    let v = json_of(&out, &text);
+    assert_eq!(
+        (&v["kind"], &v["type"]),
+        (&Value::from("queue"), &Value::from("SensorReading"))
+    );
+    assert_eq!(
+        (v["len"].as_u64(), v["capacity"].as_u64()),
+        (Some(3), Some(8))
+    );
+    let stamps: Vec<u64> = v["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["timestamp"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        stamps,
+        [
+            SensorReading::nth(2).timestamp,
+            SensorReading::nth(3).timestamp
+        ]
+    );
+    let (out, text) = cli(&["dump", &name, "depths"]);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "0\t10\n1\t20\n2\t30\n"
+    );
+    assert_eq!((q.len(), s.len()), (3, 3), "nothing was popped");
+    // Undescribed: the layout and kind are given, from a dtype or a schema file.
+    let (bare, _g2) = guarded("dump-bare");
+    let bare_seg = SegmentOptions::new()
+        .descriptions(false)
+        .create(&bare, 1 << 16)
+        .unwrap();
+    let bq = Queue::<SensorReading>::create(&bare_seg, "readings", 4).unwrap();
+    bq.push(SensorReading::nth(7)).unwrap();
+    let (out, text) = cli(&["dump", &bare, "readings"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not described"),
+        "{text}"
+    );
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/test_types.json");
+    let (out, text) = cli(&[
+        "dump",
+        &bare,
+        "readings",
+        "--kind",
+        "queue",
+        "--schema",
+        schema,
+        "--type",
+        "SensorReading",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{text}");
+    let v = json_of(&out, &text);
+    assert_eq!(v["described"], false);
+    assert_eq!(
+        v["values"][0]["timestamp"].as_u64(),
+        Some(SensorReading::nth(7).timestamp)
+    );
+    let (out, text) = cli(&[
+        "dump",
+        &bare,
+        "readings",
+        "--kind",
+        "queue",
+        "--dtype",
+        "[('t', '<f4'), ('h', '<f4'), ('ts', '<u8')]",
+    ]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("0\t{\"t\":23.5,"),
+        "{text}"
+    );
+    let (out, text) = cli(&[
+        "dump", &bare, "readings", "--kind", "mutex", "--dtype", "u1",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{text}");
 }
 
@@ -110,8 +237,8 @@ fn dump_takes_a_range_and_streams_a_large_array_in_bounded_memory() {
     let v = json_of(&out, &text);
     assert_eq!(v["values"], serde_json::json!([15, 18, 21]));
     assert_eq!(
-        (v["start"].as_u64(), v["count"].as_u64()),
-        (Some(5), Some(3))
+        (v["start"].as_u64(), v["len"].as_u64()),
+        (Some(5), Some(N as u64))
     );
     assert_eq!(v["capacity"].as_u64(), Some(N as u64));
     let last = (N - 1).to_string();
@@ -316,7 +443,7 @@ fn ls_lists_zeroipc_segments_only() {
         .unwrap();
     assert_eq!(
         (mine["entry_count"].as_u64(), mine["size"].as_u64()),
-        (Some(2), Some(8192))
+        (Some(3), Some(8192))
     );
     let (out, text) = cli(&["ls"]);
     assert!(
@@ -378,7 +505,7 @@ fn rm_without_force_removes_only_what_open_accepts() {
 fn usage_errors_exit_2_and_missing_segments_exit_1() {
     let (out, text) = cli(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    let (out, text) = cli(&["dump", "/x", "y"]);
+    let (out, text) = cli(&["dump", "/x", "y", "--dtype", "<u4", "--schema", "s.json"]);
     assert_eq!(out.status.code(), Some(2), "{text}");
     let (out, text) = cli(&["show", &unique_name("absent")]);
     assert_eq!(out.status.code(), Some(1), "{text}");

@@ -8,16 +8,17 @@
 //! 4. Rust prints what they wrote.
 //!
 //! ```text
-//! cargo run -p zeroipc-demo
+//! cargo run -p zeroipc-demo             # or, to keep the segment for `zeroipc show`:
+//! cargo run -p zeroipc-demo -- --keep
 //! ```
 //!
-//! Needs python3 (NumPy is installed with pip when missing) and gcc. The segment and the
-//! temporary directory are removed at the end, also on failure.
+//! Needs python3 (NumPy is installed with pip when missing) and gcc. The segment (unless
+//! `--keep` is given) and the temporary directory are removed at the end, also on failure.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use zeroipc::{Array, SegmentOptions};
+use zeroipc::{Array, DynArray, SegmentOptions};
 use zeroipc_demo_types::Reading;
 
 const PYTHON_BINDINGS: &str = include_str!(concat!(env!("OUT_DIR"), "/shared_types.py"));
@@ -83,6 +84,7 @@ fn write_files(dir: &Path) -> DemoResult {
 
 fn main() -> DemoResult {
     ensure_numpy()?;
+    let keep = std::env::args().skip(1).any(|a| a == "--keep");
     let pid = std::process::id();
     let name = format!("/zeroipc-demo-{pid}");
     let scratch = Scratch(std::env::temp_dir().join(format!("zeroipc-demo-{pid}")));
@@ -90,7 +92,7 @@ fn main() -> DemoResult {
 
     let seg = SegmentOptions::new()
         .max_entries(8)
-        .unlink_on_drop(true)
+        .unlink_on_drop(!keep)
         .create(&name, 1 << 16)?;
     let readings = Array::<Reading>::create(&seg, "readings", 4)?;
     for i in 0..readings.len() {
@@ -148,6 +150,18 @@ fn main() -> DemoResult {
     {
         return Err("the Python and C updates did not all arrive".into());
     }
-    println!("rust: every reading was acknowledged by Python and C; {name} is removed on exit");
+    // The segment describes its array: a reader that knows nothing of `Reading` decodes it.
+    let described = DynArray::open(&seg, "readings")?;
+    println!(
+        "rust: the segment describes `readings` as {} x `{}`; element 0 decoded from that alone:",
+        described.len(),
+        described.layout().type_name()
+    );
+    println!("rust:   {}", described.get(0)?);
+    if keep {
+        println!("rust: every reading was acknowledged by Python and C; {name} is kept");
+    } else {
+        println!("rust: every reading was acknowledged by Python and C; {name} is removed on exit");
+    }
     Ok(())
 }

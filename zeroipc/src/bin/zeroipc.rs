@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! zeroipc ls                          ZeroIPC segments in /dev/shm
-//! zeroipc show SEG                    header and every entry
-//! zeroipc dump SEG NAME --dtype <f8   the values of an array
+//! zeroipc show SEG                    header and every entry, with the kind, type and length
+//!                                     of each structure the segment describes
+//! zeroipc dump SEG NAME               the elements of an array, queue or stack, decoded by
+//!                                     field (--dtype or --schema/--type when undescribed)
 //! zeroipc check SEG                   every defect of the header and table, and recorded
 //!                                     processes that died (exit 1 if any)
 //! zeroipc check SEG --structure queue:jobs   ... and of the queue `jobs`
@@ -16,14 +18,16 @@
 //! Every command takes `--json`. Exit codes: 0 success, 1 a defect was found or something was
 //! not found or failed, 2 usage error. Read-only commands open segments read-only.
 
+use std::collections::HashMap;
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use zeroipc::{
-    Array, ArrayFormat, Entry, HeaderInfo, Liveness, Peer, Report, Scalar, Segment, SegmentOptions,
-    ShmLayout, Staleness, StructureKind, StructureReport,
+    Description, DynLayout, Entry, HeaderInfo, Liveness, Peer, Report, Segment, SegmentOptions,
+    Staleness, StructureKind, StructureReport,
 };
 
 /// Inspect ZeroIPC shared-memory segments (format v2).
@@ -59,16 +63,28 @@ enum Command {
         /// Segment name, with or without the leading `/`.
         segment: String,
     },
-    /// Print the values of an array entry, as they are read (memory stays bounded whatever
-    /// the array's size).
+    /// Print the elements of an array, queue (oldest first) or stack (bottom first) without
+    /// changing it, decoded by field name with the layout the segment describes it with, or
+    /// with the one given (memory stays bounded whatever the structure's size).
     Dump {
         /// Segment name.
         segment: String,
         /// Entry name.
         name: String,
-        /// NumPy element type: `<i4`, `<f8`, `|u1`, `u2`, ...
+        /// The element layout as a NumPy dtype: `<i4`, `<f8`, `|u1`, or a record such as
+        /// `[('x', '<f4'), ('n', '<u4')]`.
+        #[arg(long, conflicts_with = "schema")]
+        dtype: Option<String>,
+        /// A zeroipc schema file (`schemas/*.json`) whose type `--type` is the element.
+        #[arg(long, requires = "type_name", value_name = "FILE")]
+        schema: Option<std::path::PathBuf>,
+        /// The type of `--schema`.
+        #[arg(long = "type", value_name = "NAME", requires = "schema")]
+        type_name: Option<String>,
+        /// The structure's kind (`array`, `queue`, `stack`) when the segment does not describe
+        /// it; `array` by default then.
         #[arg(long)]
-        dtype: String,
+        kind: Option<String>,
         /// The first element to print.
         #[arg(long, default_value_t = 0)]
         start: u64,
@@ -161,9 +177,22 @@ fn main() -> ExitCode {
             segment,
             name,
             dtype,
+            schema,
+            type_name,
+            kind,
             start,
             count,
-        } => dump(segment, name, dtype, (*start, *count), cli.json),
+        } => dump(
+            &DumpArgs {
+                segment,
+                name,
+                dtype: dtype.as_deref(),
+                schema: schema.as_deref().zip(type_name.as_deref()),
+                kind: kind.as_deref(),
+                range: (*start, *count),
+            },
+            cli.json,
+        ),
         Command::Check {
             segment,
             structures,
@@ -207,14 +236,79 @@ fn header_json(h: &HeaderInfo) -> Value {
     })
 }
 
-fn entry_json(e: &Entry) -> Value {
-    json!({
+fn entry_json(e: &Entry, structure: Option<&Structure>) -> Value {
+    let mut v = json!({
         "index": e.index,
         "name": e.name,
         "offset": e.offset,
         "size": e.size,
         "defects": e.defects.iter().map(ToString::to_string).collect::<Vec<_>>(),
-    })
+    });
+    if let (Some(s), Some(map)) = (structure, v.as_object_mut()) {
+        map.insert("structure".into(), s.json());
+    }
+    v
+}
+
+/// What `show` and `check` say about a described structure: what the segment records, and
+/// its capacity and length as read now.
+struct Structure {
+    description: Description,
+    capacity: Option<u64>,
+    len: Option<u64>,
+}
+
+impl Structure {
+    fn type_name(&self) -> Option<String> {
+        self.description.layout.as_ref().map(DynLayout::type_name)
+    }
+
+    fn json(&self) -> Value {
+        let d = &self.description;
+        json!({
+            "kind": d.kind,
+            "type": self.type_name(),
+            "elem_size": d.layout.as_ref().map(DynLayout::size),
+            "dtype": d.layout.as_ref().map(DynLayout::numpy_dtype),
+            "fingerprint": format!("{:#018x}", d.fingerprint),
+            "capacity": self.capacity,
+            "len": self.len,
+        })
+    }
+}
+
+/// The described structures of the segment of `report`, by entry name, with their capacity
+/// and length read from `seg` (when it could be opened).
+fn structures_of(report: &Report, seg: Option<&Segment>) -> HashMap<String, Structure> {
+    report
+        .descriptions
+        .iter()
+        .map(|d| {
+            let kind = d.structure_kind();
+            let (mut capacity, mut len) = (None, None);
+            if let (Some(seg), Some(kind)) = (seg, kind) {
+                if let Ok(p) = seg.peek(&d.name, Some(kind), None, 0, 0) {
+                    (capacity, len) = (Some(p.capacity), Some(p.len));
+                } else if let Ok(r) = seg.check_structure(&d.name, kind) {
+                    len = r.len;
+                }
+            }
+            let s = Structure {
+                description: d.clone(),
+                capacity,
+                len,
+            };
+            (d.name.clone(), s)
+        })
+        .collect()
+}
+
+/// `segment` opened read-only for inspection (segments of other users too).
+fn inspect_open(segment: &str) -> zeroipc::Result<Segment> {
+    Segment::options()
+        .read_only(true)
+        .allow_foreign_owner(true)
+        .open(segment)
 }
 
 /// The report as JSON, without its entries (see [`print_report_json`]).
@@ -231,10 +325,16 @@ fn report_json(r: &Report) -> Value {
 
 /// Prints `head` (a report's JSON object) with its `entries`, written one at a time: the JSON
 /// of a table of a million entries is never held whole.
-fn print_report_json(head: &Value, r: &Report) -> Result<(), Failure> {
+fn print_report_json(
+    head: &Value,
+    r: &Report,
+    structures: &HashMap<String, Structure>,
+) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     write_with_array(&mut out, head, "entries", |item| {
-        r.entries.iter().try_for_each(|e| item(&entry_json(e)))
+        r.entries
+            .iter()
+            .try_for_each(|e| item(&entry_json(e, structures.get(&e.name))))
     })
     .map_err(|e| Failure::other(format!("cannot write the output: {e}")))
 }
@@ -330,9 +430,11 @@ fn show(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
             report.segment
         )));
     }
+    let seg = inspect_open(segment).ok();
+    let structures = structures_of(&report, seg.as_ref());
     let peers = &report.peers;
     if as_json {
-        print_report_json(&report_json(&report), &report)?;
+        print_report_json(&report_json(&report), &report, &structures)?;
         return Ok(ExitCode::SUCCESS);
     }
     println!("segment      {}", report.segment);
@@ -346,21 +448,29 @@ fn show(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
     }
     println!();
     println!(
-        "{:>5}  {:<32} {:>12} {:>12}",
-        "INDEX", "NAME", "OFFSET", "SIZE"
+        "{:>5}  {:<24} {:>10} {:>10}  {:<9} {:<20} {:>6} {:>10} {:>10}",
+        "INDEX", "NAME", "OFFSET", "SIZE", "KIND", "TYPE", "ELEM", "CAPACITY", "LEN"
     );
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     for e in &report.entries {
         let mark = if e.is_sound() {
             String::new()
         } else {
             format!("  ({} defect(s))", e.defects.len())
         };
+        let s = structures.get(&e.name);
+        let layout = s.and_then(|s| s.description.layout.as_ref());
         println!(
-            "{:>5}  {:<32} {:>12} {:>12}{mark}",
+            "{:>5}  {:<24} {:>10} {:>10}  {:<9} {:<20} {:>6} {:>10} {:>10}{mark}",
             e.index,
-            e.name.escape_debug(),
+            e.name.escape_debug().to_string(),
             e.offset,
-            e.size
+            e.size,
+            dash(s.map(|s| s.description.kind.clone())),
+            dash(s.and_then(Structure::type_name)),
+            dash(layout.map(|l| l.size().to_string())),
+            dash(s.and_then(|s| s.capacity).map(|c| c.to_string())),
+            dash(s.and_then(|s| s.len).map(|l| l.to_string())),
         );
     }
     for d in &report.defects {
@@ -387,134 +497,152 @@ fn peer_json(p: &Peer) -> Value {
     json!({ "pid": p.pid, "liveness": liveness_name(p.liveness) })
 }
 
-fn dump(
-    segment: &str,
-    name: &str,
-    dtype: &str,
+/// The arguments of `zeroipc dump`.
+struct DumpArgs<'a> {
+    segment: &'a str,
+    name: &'a str,
+    dtype: Option<&'a str>,
+    schema: Option<(&'a std::path::Path, &'a str)>,
+    kind: Option<&'a str>,
     range: (u64, Option<u64>),
-    as_json: bool,
-) -> Result<ExitCode, Failure> {
-    let scalar = Scalar::from_numpy(dtype).ok_or_else(|| {
-        Failure(
-            format!(
-                "unsupported dtype `{dtype}`: use a little-endian scalar such as <i4, <f8, |u1"
-            ),
-            USAGE,
-        )
-    })?;
-    // Read-only inspection: segments of other users may be dumped too.
-    let seg = Segment::options()
-        .read_only(true)
-        .allow_foreign_owner(true)
-        .open(segment)?;
-    let dump = Dump {
-        seg: &seg,
-        name,
-        scalar,
-        range,
-        as_json,
-    };
-    match scalar {
-        Scalar::U8 => dump.run::<u8>(),
-        Scalar::I8 => dump.run::<i8>(),
-        Scalar::U16 => dump.run::<u16>(),
-        Scalar::I16 => dump.run::<i16>(),
-        Scalar::U32 => dump.run::<u32>(),
-        Scalar::I32 => dump.run::<i32>(),
-        Scalar::U64 => dump.run::<u64>(),
-        Scalar::I64 => dump.run::<i64>(),
-        Scalar::F32 => dump.run::<f32>(),
-        Scalar::F64 => dump.run::<f64>(),
-        _ => Err(Failure(format!("unsupported dtype `{dtype}`"), USAGE)),
-    }
 }
 
 /// How many elements `dump` reads at a time.
 const DUMP_CHUNK: usize = 4096;
 
-/// One `zeroipc dump`.
-struct Dump<'a> {
-    seg: &'a Segment,
-    name: &'a str,
-    scalar: Scalar,
-    range: (u64, Option<u64>),
-    as_json: bool,
-}
-
-impl Dump<'_> {
-    /// Streams the elements of the range to stdout, `DUMP_CHUNK` at a time.
-    fn run<T: ShmLayout + Into<Value>>(&self) -> Result<ExitCode, Failure> {
-        let array = Array::<T>::open(self.seg, self.name)?;
-        let len = array.len();
-        let (start, count) = self.range;
-        let start = usize::try_from(start)
-            .ok()
-            .filter(|&s| s <= len)
-            .ok_or_else(|| {
-                Failure(
-                    format!("--start {start} is past the array's {len} elements"),
-                    USAGE,
-                )
+fn dump(args: &DumpArgs<'_>, as_json: bool) -> Result<ExitCode, Failure> {
+    let usage = |msg: String| Failure(msg, USAGE);
+    let layout = match (args.dtype, args.schema) {
+        (Some(dtype), _) => Some(
+            DynLayout::from_dtype(dtype).map_err(|e| usage(format!("--dtype `{dtype}`: {e}")))?,
+        ),
+        (None, Some((file, type_name))) => {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                Failure::other(format!("cannot read the schema `{}`: {e}", file.display()))
             })?;
-        let end = count.map_or(len, |c| {
-            usize::try_from(c).map_or(len, |c| start.saturating_add(c).min(len))
-        });
-        let out = std::io::stdout().lock();
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
-        self.write(&array, start..end, &mut out)
-            .and_then(|()| std::io::Write::flush(&mut out))
-            .map_err(|e| Failure::other(format!("cannot write the output: {e}")))?;
-        Ok(ExitCode::SUCCESS)
-    }
-
-    fn write<T: ShmLayout + Into<Value>>(
-        &self,
-        array: &Array<T>,
-        range: std::ops::Range<usize>,
-        out: &mut impl std::io::Write,
-    ) -> std::io::Result<()> {
-        if !self.as_json {
-            return each_value(array, range.clone(), |i, v| writeln!(out, "{i}\t{v}"));
+            Some(
+                DynLayout::from_schema(&text, type_name)
+                    .map_err(|e| usage(format!("--schema `{}`: {e}", file.display())))?,
+            )
         }
-        let format = match array.format() {
-            ArrayFormat::CHeader => "c",
-            _ => "reference",
-        };
-        let head = json!({
-            "segment": self.seg.name(),
-            "name": self.name,
-            "dtype": self.scalar.numpy(),
-            "capacity": array.len(),
-            "header": format,
-            "start": range.start,
-            "count": range.len(),
-        });
-        write_with_array(out, &head, "values", |item| {
-            each_value(array, range, |_, v| item(&v))
+        (None, None) => None,
+    };
+    let kind = args
+        .kind
+        .map(|k| match StructureKind::from_name(k) {
+            Some(kind @ (StructureKind::Array | StructureKind::Queue | StructureKind::Stack)) => {
+                Ok(kind)
+            }
+            _ => Err(usage(format!(
+                "--kind `{k}`: dump reads an `array`, `queue` or `stack`"
+            ))),
         })
+        .transpose()?;
+    let seg = inspect_open(args.segment)?;
+    let described = seg.description(args.name)?;
+    // Undescribed structures are arrays unless told otherwise.
+    let kind = kind.or_else(|| described.is_none().then_some(StructureKind::Array));
+    if described.is_none() && layout.is_none() {
+        return Err(Failure::other(format!(
+            "entry `{}` of segment `{}` is not described (it was made by another \
+             implementation, or with descriptions off): give its layout with --dtype or \
+             --schema FILE --type NAME",
+            args.name,
+            seg.name()
+        )));
     }
+    let first = seg.peek(args.name, kind, layout.as_ref(), 0, 0)?;
+    let len = usize::try_from(first.len).unwrap_or(usize::MAX);
+    let (start, count) = args.range;
+    let start = usize::try_from(start)
+        .ok()
+        .filter(|&s| s <= len)
+        .ok_or_else(|| {
+            usage(format!(
+                "--start {start} is past the {} elements of the {}",
+                first.len, first.kind
+            ))
+        })?;
+    let end = count.map_or(len, |c| {
+        usize::try_from(c).map_or(len, |c| start.saturating_add(c).min(len))
+    });
+    let kind = Some(first.kind);
+    let layout = first.layout;
+    let out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    // The elements, `DUMP_CHUNK` at a time; a queue or stack may change meanwhile, so each
+    // chunk is a snapshot of its own and the output ends where the structure does.
+    let each = |f: &mut dyn FnMut(usize, zeroipc::Value) -> std::io::Result<()>| {
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(DUMP_CHUNK);
+            let chunk = seg
+                .peek(args.name, kind, Some(&layout), at, n)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            for (i, bytes) in (at..).zip(&chunk.elements) {
+                let v = layout
+                    .read(bytes)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                f(i, v)?;
+            }
+            if chunk.elements.len() < n {
+                break;
+            }
+            at += n;
+        }
+        Ok(())
+    };
+    let written = if as_json {
+        let head = json!({
+            "segment": seg.name(),
+            "name": args.name,
+            "kind": first.kind.name(),
+            "type": layout.type_name(),
+            "dtype": layout.numpy_dtype(),
+            "elem_size": layout.size(),
+            "described": described.is_some(),
+            "capacity": first.capacity,
+            "len": first.len,
+            "start": start,
+        });
+        write_with_array(&mut out, &head, "values", |item| {
+            each(&mut |_, v| item(&value_json(&v)))
+        })
+    } else {
+        each(&mut |i, v| writeln!(out, "{i}\t{v}")).and_then(|()| out.flush())
+    };
+    written.map_err(|e| Failure::other(format!("cannot write the output: {e}")))?;
+    Ok(ExitCode::SUCCESS)
 }
 
-/// Calls `f` with the index and value of every element of `range`, read `DUMP_CHUNK` at a time.
-fn each_value<T: ShmLayout + Into<Value>>(
-    array: &Array<T>,
-    range: std::ops::Range<usize>,
-    mut f: impl FnMut(usize, Value) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let mut buf = vec![T::zeroed(); DUMP_CHUNK.min(range.len())];
-    let mut at = range.start;
-    while at < range.end {
-        let n = (range.end - at).min(buf.len());
-        let chunk = &mut buf[..n];
-        array
-            .copy_to_slice(at, chunk)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        for (i, v) in (at..).zip(chunk.iter()) {
-            f(i, (*v).into())?;
-        }
-        at += n;
+/// A decoded element as JSON: numbers, arrays, objects by field name; a float that is not a
+/// number as the string `"NaN"`, `"inf"` or `"-inf"`.
+fn value_json(v: &zeroipc::Value) -> Value {
+    use zeroipc::Value as V;
+    match v {
+        V::Unsigned(u) => json!(u),
+        V::Signed(i) => json!(i),
+        V::Float(f) => serde_json::Number::from_f64(*f).map_or_else(
+            || {
+                Value::from(if f.is_nan() {
+                    "NaN"
+                } else if *f > 0.0 {
+                    "inf"
+                } else {
+                    "-inf"
+                })
+            },
+            Value::Number,
+        ),
+        V::Array(items) => Value::Array(items.iter().map(value_json).collect()),
+        V::Struct(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), value_json(v)))
+                .collect(),
+        ),
+        _ => Value::Null,
     }
-    Ok(())
 }
 
 /// `KIND:ENTRY` of `--structure`; the entry may itself contain `:`.
@@ -560,12 +688,31 @@ fn check(
 ) -> Result<ExitCode, Failure> {
     let report = Segment::inspect(segment)?;
     let mut checked = Vec::new();
-    if !structures.is_empty() {
-        let seg = Segment::open_read_only(segment)?;
+    let seg = if structures.is_empty() {
+        inspect_open(segment).ok()
+    } else {
+        let seg = inspect_open(segment)?;
         for (kind, entry) in structures {
             checked.push(seg.check_structure(entry, *kind)?);
         }
+        Some(seg)
+    };
+    // Every structure the segment describes is checked as the kind it is, too.
+    if let Some(seg) = &seg {
+        for d in &report.descriptions {
+            let Some(kind) = d.structure_kind() else {
+                continue;
+            };
+            if structures.iter().any(|(_, e)| *e == d.name) {
+                continue;
+            }
+            match seg.check_structure(&d.name, kind) {
+                Ok(r) => checked.push(r),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
+    let described = structures_of(&report, seg.as_ref());
     let dead: Vec<&Peer> = report
         .peers
         .iter()
@@ -578,7 +725,7 @@ fn check(
         value["structures"] = checked.iter().map(structure_json).collect();
         value["dead_peers"] = dead.iter().map(|p| p.pid).collect();
         value["sound"] = sound.into();
-        print_report_json(&value, &report)?;
+        print_report_json(&value, &report, &described)?;
     } else {
         if report.is_sound() && dead.is_empty() {
             println!(

@@ -105,10 +105,10 @@ pub(crate) enum ArrayKind {}
 /// Where a stored array's elements lie.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ArrayGeometry {
-    capacity: u64,
-    elem: u32,
-    header: u64,
-    format: ArrayFormat,
+    pub(crate) capacity: u64,
+    pub(crate) elem: u32,
+    pub(crate) header: u64,
+    pub(crate) format: ArrayFormat,
 }
 
 impl Kind for ArrayKind {
@@ -233,6 +233,9 @@ impl<T: ShmLayout> Handle for Array<T> {
 
     fn elem() -> Result<u32> {
         kind::elem_size::<T>()
+    }
+    fn layout() -> Option<&'static crate::layout::Layout> {
+        Some(T::LAYOUT)
     }
 
     fn from_parts(opened: Opened<'_, ArrayKind>) -> Result<Self> {

@@ -2,6 +2,7 @@
 //! stack. Ring, Map, Set and Pool join them here, one file each.
 
 pub(crate) mod array;
+pub(crate) mod dynamic;
 pub(crate) mod queue;
 pub(crate) mod slotted;
 pub(crate) mod stack;

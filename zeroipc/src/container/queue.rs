@@ -49,8 +49,8 @@ use crate::runtime;
 use crate::segment::Segment;
 use crate::wait::{Bell, Chime, Rescue, Watch, pop_until, push_until, timeout_error};
 
-const OFF_HEAD: usize = 0;
-const OFF_TAIL: usize = 4;
+pub(crate) const OFF_HEAD: usize = 0;
+pub(crate) const OFF_TAIL: usize = 4;
 const OFF_CAPACITY: usize = 8;
 const OFF_ELEM_SIZE: usize = 12;
 /// The largest capacity accepted at open: differences of positions must fit in an `i32`.
@@ -365,6 +365,9 @@ impl<T: ShmLayout> Handle for Queue<T> {
 
     fn elem() -> Result<u32> {
         kind::elem_size::<T>()
+    }
+    fn layout() -> Option<&'static crate::layout::Layout> {
+        Some(T::LAYOUT)
     }
 
     fn from_parts(opened: Opened<'_, QueueKind>) -> Result<Self> {
@@ -707,29 +710,14 @@ impl<T: ShmLayout> Queue<T> {
 
     /// The store one operation runs on: the queue, with this thread's lane for its claims.
     #[inline]
-    fn claiming(&self) -> Claiming<'_, T> {
-        Claiming {
-            queue: self,
-            lane: self.journal.as_ref().and_then(Journal::lane),
-            intended: std::cell::Cell::new(false),
-        }
+    fn claiming(&self) -> Claiming<'_, Self> {
+        Claiming::new(self, self.journal.as_ref())
     }
 
     #[cold]
     #[inline(never)]
     fn anomaly(&self, anomaly: Anomaly) -> Error {
-        let reason = match anomaly {
-            Anomaly::SeqAhead { pos, seq } => format!(
-                "the sequence word of position `{pos}` reads `{seq}`, ahead of a counter that \
-                 has not moved"
-            ),
-            Anomaly::Livelock => format!(
-                "`{MAX_RETRIES}` attempts in a row found the counters and sequence words \
-                 inconsistent"
-            ),
-            Anomaly::NoSlot { slot } => format!("slot `{slot}` has no sequence word"),
-        };
-        kind::corrupt(&self.segment, &self.name, StructureKind::Queue, reason)
+        anomaly_error(&self.segment, &self.name, anomaly)
     }
 
     #[cold]
@@ -737,6 +725,22 @@ impl<T: ShmLayout> Queue<T> {
     fn timeout(&self, op: &'static str, condition: &'static str, waited: Duration) -> Error {
         timeout_error(self.segment.name(), &self.name, op, condition, waited)
     }
+}
+
+/// The error for an anomaly of the queue `name`'s words.
+pub(crate) fn anomaly_error(segment: &Segment, name: &str, anomaly: Anomaly) -> Error {
+    let reason = match anomaly {
+        Anomaly::SeqAhead { pos, seq } => format!(
+            "the sequence word of position `{pos}` reads `{seq}`, ahead of a counter that \
+             has not moved"
+        ),
+        Anomaly::Livelock => format!(
+            "`{MAX_RETRIES}` attempts in a row found the counters and sequence words \
+             inconsistent"
+        ),
+        Anomaly::NoSlot { slot } => format!("slot `{slot}` has no sequence word"),
+    };
+    kind::corrupt(segment, name, StructureKind::Queue, reason)
 }
 
 /// The words of a queue that recovery works on, however they were reached (a typed handle, or
@@ -971,19 +975,31 @@ impl<T: ShmLayout> vyukov::Store for Queue<T> {
     }
 }
 
-/// One operation's store: the queue and this thread's lane, resolved once per operation.
-struct Claiming<'a, T: ShmLayout> {
-    queue: &'a Queue<T>,
+/// One operation's store: the queue (typed or run-time typed) and this thread's lane,
+/// resolved once per operation.
+pub(crate) struct Claiming<'a, Q> {
+    queue: &'a Q,
     lane: Option<Lane<'a>>,
     /// Whether the operation recorded an intent (a poll of an empty queue records none, and
     /// then writes nothing to the lane either).
     intended: std::cell::Cell<bool>,
 }
 
-impl<T: ShmLayout> Claiming<'_, T> {
+impl<'a, Q: vyukov::Store> Claiming<'a, Q> {
+    /// The store of one operation on `queue`, recording its claims in this thread's lane of
+    /// `journal`, if any.
+    #[inline]
+    pub(crate) fn new(queue: &'a Q, journal: Option<&'a Journal>) -> Self {
+        Self {
+            queue,
+            lane: journal.and_then(Journal::lane),
+            intended: std::cell::Cell::new(false),
+        }
+    }
+
     /// Clears this thread's claim: the operation is over.
     #[inline]
-    fn settle(&self) {
+    pub(crate) fn settle(&self) {
         if let Some(lane) = &self.lane
             && self.intended.get()
         {
@@ -992,9 +1008,9 @@ impl<T: ShmLayout> Claiming<'_, T> {
     }
 }
 
-impl<T: ShmLayout> vyukov::Store for Claiming<'_, T> {
+impl<Q: vyukov::Store<W = AtomicU32>> vyukov::Store for Claiming<'_, Q> {
     type W = AtomicU32;
-    type Item = T;
+    type Item = Q::Item;
 
     #[inline]
     fn head(&self) -> &AtomicU32 {
@@ -1017,12 +1033,12 @@ impl<T: ShmLayout> vyukov::Store for Claiming<'_, T> {
     }
 
     #[inline]
-    fn write(&self, slot: u32, item: T) {
+    fn write(&self, slot: u32, item: Q::Item) {
         vyukov::Store::write(self.queue, slot, item);
     }
 
     #[inline]
-    fn read(&self, slot: u32) -> T {
+    fn read(&self, slot: u32) -> Q::Item {
         vyukov::Store::read(self.queue, slot)
     }
 

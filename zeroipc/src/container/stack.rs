@@ -44,7 +44,7 @@ use crate::runtime;
 use crate::segment::Segment;
 use crate::wait::{Backoff, Bell, Chime, Watch, deadline, pop_until, push_until, timeout_error};
 
-const OFF_TOP: usize = 0;
+pub(crate) const OFF_TOP: usize = 0;
 const OFF_CAPACITY: usize = 4;
 const OFF_ELEM_SIZE: usize = 8;
 const OFF_RESERVED: usize = 12;
@@ -303,6 +303,9 @@ impl<T: ShmLayout> Handle for Stack<T> {
     fn elem() -> Result<u32> {
         kind::elem_size::<T>()
     }
+    fn layout() -> Option<&'static crate::layout::Layout> {
+        Some(T::LAYOUT)
+    }
 
     fn from_parts(opened: Opened<'_, StackKind>) -> Result<Self> {
         let g = opened.geometry;
@@ -528,37 +531,14 @@ impl<T: ShmLayout> Stack<T> {
         )
     }
 
-    fn failure(&self, failure: Failure, op: &Op<'_, T>) -> Error {
-        match failure {
-            Failure::Stalled { slot, state } => Error::PeerStalled {
-                segment: self.segment.name().to_owned(),
-                name: self.name.clone(),
-                slot,
-                state,
-                waited_ms: u64::try_from(op.bound.get().as_millis()).unwrap_or(u64::MAX),
-            },
-            Failure::Corrupt { top } => Error::CorruptStructure {
-                segment: self.segment.name().to_owned(),
-                name: self.name.clone(),
-                kind: StructureKind::Stack.name(),
-                reason: format!("top `{top}` is outside `-1..{}`", self.capacity),
-            },
-            Failure::BadState { slot, state } => Error::CorruptStructure {
-                segment: self.segment.name().to_owned(),
-                name: self.name.clone(),
-                kind: StructureKind::Stack.name(),
-                reason: format!("slot `{slot}` has state `{state}`, not 0 ..= 3"),
-            },
-            Failure::Abandoned => Error::Internal {
-                segment: self.segment.name().to_owned(),
-                what: "pop a stack",
-                problem: "an abandoned slot escaped the pop loop",
-            },
-            Failure::Full => Error::InvalidArgument {
-                what: "value",
-                reason: "the stack is full".into(),
-            },
-        }
+    fn failure<S: StackCells>(&self, failure: Failure, op: &Op<'_, S>) -> Error {
+        failure_error(
+            &self.segment,
+            &self.name,
+            self.capacity,
+            failure,
+            op.bound(),
+        )
     }
 
     /// Blocking calls wait on `top`: every push and pop changes it. A slot a peer holds mid-
@@ -603,22 +583,111 @@ impl<T: ShmLayout> Stack<T> {
         }
     }
 
-    fn op(&self, limit: Option<Instant>) -> Op<'_, T> {
-        Op {
-            stack: self,
-            limit,
-            deadline: Cell::new(None),
-            bound: Cell::new(self.stall_timeout),
-            backoff: Cell::new(Backoff::new()),
-            lane: self.journal.as_ref().and_then(Journal::lane),
-            intended: Cell::new(false),
-        }
+    fn op(&self, limit: Option<Instant>) -> Op<'_, Self> {
+        Op::new(self, self.journal.as_ref(), limit)
+    }
+}
+
+/// The error for a stack operation that did not complete, `waited` being how long its last
+/// wait was allowed to last.
+pub(crate) fn failure_error(
+    segment: &Segment,
+    name: &str,
+    capacity: u32,
+    failure: Failure,
+    waited: Duration,
+) -> Error {
+    match failure {
+        Failure::Stalled { slot, state } => Error::PeerStalled {
+            segment: segment.name().to_owned(),
+            name: name.to_owned(),
+            slot,
+            state,
+            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+        },
+        Failure::Corrupt { top } => Error::CorruptStructure {
+            segment: segment.name().to_owned(),
+            name: name.to_owned(),
+            kind: StructureKind::Stack.name(),
+            reason: format!("top `{top}` is outside `-1..{}`", capacity),
+        },
+        Failure::BadState { slot, state } => Error::CorruptStructure {
+            segment: segment.name().to_owned(),
+            name: name.to_owned(),
+            kind: StructureKind::Stack.name(),
+            reason: format!("slot `{slot}` has state `{state}`, not 0 ..= 3"),
+        },
+        Failure::Abandoned => Error::Internal {
+            segment: segment.name().to_owned(),
+            what: "pop a stack",
+            problem: "an abandoned slot escaped the pop loop",
+        },
+        Failure::Full => Error::InvalidArgument {
+            what: "value",
+            reason: "the stack is full".into(),
+        },
+    }
+}
+
+/// What an operation needs of a stack handle, typed or run-time typed.
+pub(crate) trait StackCells {
+    /// The element.
+    type Item;
+    /// The `top` word.
+    fn top_word(&self) -> &AtomicU32;
+    /// The slot state words.
+    fn states(&self) -> Words<'_>;
+    /// Number of slots.
+    fn capacity(&self) -> u32;
+    /// How long a busy slot is waited for.
+    fn stall_timeout(&self) -> Duration;
+    /// The words recovery works on.
+    fn claimed(&self) -> Claimed<'_>;
+    /// Writes the element of slot `slot < capacity`.
+    fn write(&self, slot: u32, item: Self::Item);
+    /// Reads the element of slot `slot < capacity`.
+    fn read(&self, slot: u32) -> Self::Item;
+}
+
+impl<T: ShmLayout> StackCells for Stack<T> {
+    type Item = T;
+
+    fn top_word(&self) -> &AtomicU32 {
+        self.top.get().atomic()
+    }
+
+    fn states(&self) -> Words<'_> {
+        self.states.get()
+    }
+
+    fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    fn stall_timeout(&self) -> Duration {
+        self.stall_timeout
+    }
+
+    fn claimed(&self) -> Claimed<'_> {
+        Stack::claimed(self)
+    }
+
+    fn write(&self, slot: u32, item: T) {
+        // `slot < capacity`, inside the validated slots, so this cannot fail.
+        let _ = self.slots.get().write(slot as usize, item);
+    }
+
+    fn read(&self, slot: u32) -> T {
+        self.slots
+            .get()
+            .read(slot as usize)
+            .unwrap_or_else(T::zeroed)
     }
 }
 
 /// One operation's view of the stack: the algorithm's store plus its wait state.
-struct Op<'a, T: ShmLayout> {
-    stack: &'a Stack<T>,
+pub(crate) struct Op<'a, S> {
+    stack: &'a S,
     /// The caller's deadline (`*_timeout`), which bounds an uncommitted wait too.
     limit: Option<Instant>,
     deadline: Cell<Option<Instant>>,
@@ -631,9 +700,28 @@ struct Op<'a, T: ShmLayout> {
     intended: Cell<bool>,
 }
 
-impl<T: ShmLayout> Op<'_, T> {
+impl<'a, S: StackCells> Op<'a, S> {
+    /// One operation on `stack`, recording its claims in this thread's lane of `journal`, if
+    /// any, and waiting for busy slots no later than `limit` (besides the stall timeout).
+    pub(crate) fn new(stack: &'a S, journal: Option<&'a Journal>, limit: Option<Instant>) -> Self {
+        Op {
+            stack,
+            limit,
+            deadline: Cell::new(None),
+            bound: Cell::new(stack.stall_timeout()),
+            backoff: Cell::new(Backoff::new()),
+            lane: journal.and_then(Journal::lane),
+            intended: Cell::new(false),
+        }
+    }
+
+    /// How long the last wait was allowed to last.
+    pub(crate) fn bound(&self) -> Duration {
+        self.bound.get()
+    }
+
     /// Clears this thread's claim: the operation is over.
-    fn settle(&self) {
+    pub(crate) fn settle(&self) {
         if let Some(lane) = &self.lane
             && self.intended.get()
         {
@@ -652,7 +740,21 @@ pub(crate) struct Claimed<'a> {
     states: Words<'a>,
 }
 
-impl Claimed<'_> {
+impl<'a> Claimed<'a> {
+    /// The words of the stack at segment offset `offset`.
+    pub(crate) fn new(
+        segment: &'a Segment,
+        offset: u64,
+        top: &'a AtomicU32,
+        states: Words<'a>,
+    ) -> Self {
+        Self {
+            segment,
+            offset,
+            top,
+            states,
+        }
+    }
     /// One pass of recovery over every dead claim on the stack; a claim not known to be held
     /// is undone only once it has been found stuck for `uncertain`. Also returns how many such
     /// claims were left stuck.
@@ -792,33 +894,28 @@ fn claim_op(side: Side) -> ClaimOp {
     }
 }
 
-impl<T: ShmLayout> algo::Store for Op<'_, T> {
+impl<S: StackCells> algo::Store for Op<'_, S> {
     type W = AtomicU32;
-    type Item = T;
+    type Item = S::Item;
 
     fn top(&self) -> &AtomicU32 {
-        self.stack.top.get().atomic()
+        self.stack.top_word()
     }
 
     fn state(&self, slot: u32) -> Option<&AtomicU32> {
-        self.stack.states.get().get(slot as usize)
+        self.stack.states().get(slot as usize)
     }
 
     fn capacity(&self) -> u32 {
-        self.stack.capacity
+        self.stack.capacity()
     }
 
-    fn write(&self, slot: u32, item: T) {
-        // `slot < capacity`, inside the validated slots, so this cannot fail.
-        let _ = self.stack.slots.get().write(slot as usize, item);
+    fn write(&self, slot: u32, item: S::Item) {
+        self.stack.write(slot, item);
     }
 
-    fn read(&self, slot: u32) -> T {
-        self.stack
-            .slots
-            .get()
-            .read(slot as usize)
-            .unwrap_or_else(T::zeroed)
+    fn read(&self, slot: u32) -> S::Item {
+        self.stack.read(slot)
     }
 
     fn keep_waiting(&self, attempt: u32, committed: bool) -> bool {
@@ -827,11 +924,11 @@ impl<T: ShmLayout> algo::Store for Op<'_, T> {
             // not be undone) gets ten times the bound, at least a second.
             let bound = if committed {
                 self.stack
-                    .stall_timeout
+                    .stall_timeout()
                     .saturating_mul(10)
                     .max(Duration::from_secs(1))
             } else {
-                self.stack.stall_timeout
+                self.stack.stall_timeout()
             };
             let mut until = deadline(bound);
             if let Some(limit) = self.limit.filter(|&l| !committed && l < until) {
@@ -895,7 +992,7 @@ impl<T: ShmLayout> algo::Store for Op<'_, T> {
             .collect();
         let uncertain = self
             .stack
-            .stall_timeout
+            .stall_timeout()
             .saturating_mul(crate::journal::UNCERTAIN_STALLS);
         let Some(claim) = dead.iter().find(|c| {
             c.op == other

@@ -227,6 +227,9 @@ impl<T: ShmLayout> Handle for Signal<T> {
     fn elem() -> Result<u32> {
         kind::elem_size::<T>()
     }
+    fn layout() -> Option<&'static crate::layout::Layout> {
+        Some(T::LAYOUT)
+    }
     fn from_parts(opened: Opened<'_, SignalKind<T>>) -> Result<Self> {
         let mutex = Mutex::from_part(&opened, 1)?;
         let state_len = opened.geometry.0.saturating_add(VALUE);

@@ -1,0 +1,328 @@
+//! Stored descriptions and run-time typed access: structures made by typed handles open and
+//! decode without their Rust type, run-time typed handles interoperate with typed ones, and
+//! every mismatch of kind or layout is a typed error (TESTPLAN F6).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::thread;
+
+use zeroipc::{
+    Array, DynArray, DynLayout, DynQueue, DynStack, Error, Mutex, Queue, Segment, SegmentOptions,
+    ShmLayout, Stack, Value,
+};
+use zeroipc_tests::guarded;
+use zeroipc_tests::types::{SensorReading, TaggedReading};
+
+fn reading_value(r: &SensorReading) -> Value {
+    Value::parse(&format!(
+        r#"{{"temperature": {:?}, "humidity": {:?}, "timestamp": {}}}"#,
+        r.temperature, r.humidity, r.timestamp
+    ))
+    .unwrap()
+}
+
+fn bytes_of(r: &SensorReading) -> Vec<u8> {
+    let mut out = r.temperature.to_le_bytes().to_vec();
+    out.extend(r.humidity.to_le_bytes());
+    out.extend(r.timestamp.to_le_bytes());
+    out
+}
+
+#[test]
+fn typed_structures_open_from_their_description_alone() {
+    let (name, _g) = guarded("dyn-described");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let a = Array::<TaggedReading>::create(&seg, "tagged", 3).unwrap();
+    a.set(
+        2,
+        TaggedReading {
+            reading: SensorReading::nth(2),
+            sensor: 9,
+            _pad: [0; 4],
+        },
+    )
+    .unwrap();
+    let q = Queue::<SensorReading>::create(&seg, "q", 8).unwrap();
+    let s = Stack::<i16>::create(&seg, "s", 4).unwrap();
+    for i in 0..5 {
+        q.push(SensorReading::nth(i)).unwrap();
+    }
+    for v in [-1i16, 2, -3] {
+        s.push(v).unwrap();
+    }
+
+    let da = DynArray::open(&seg, "tagged").unwrap();
+    assert_eq!(da.layout(), &DynLayout::of::<TaggedReading>());
+    let e = da.get(2).unwrap();
+    assert_eq!(e.field("sensor").and_then(Value::as_f64), Some(9.0));
+    let inner = e.field("reading").unwrap();
+    assert_eq!(
+        inner.field("timestamp").and_then(Value::as_f64),
+        Some(SensorReading::nth(2).timestamp as f64)
+    );
+
+    let dq = DynQueue::open(&seg, "q").unwrap();
+    assert_eq!((dq.len(), dq.capacity()), (5, 8));
+    // A snapshot in order, without popping.
+    let seen: Vec<Vec<u8>> = dq.peek(1, 3);
+    let expected: Vec<Vec<u8>> = (1..4).map(|i| bytes_of(&SensorReading::nth(i))).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(q.len(), 5);
+    // Decoded pops, then a decoded push the typed handle pops.
+    assert_eq!(
+        dq.pop().unwrap().unwrap(),
+        reading_value(&SensorReading::nth(0))
+    );
+    assert!(dq.push(&reading_value(&SensorReading::nth(40))).unwrap());
+    let rest: Vec<_> = std::iter::from_fn(|| q.pop().unwrap()).collect();
+    let want: Vec<_> = [1, 2, 3, 4, 40].map(SensorReading::nth).to_vec();
+    assert_eq!(rest, want);
+
+    let ds = DynStack::open(&seg, "s").unwrap();
+    let bottom_up: Vec<String> = ds
+        .peek(0, usize::MAX)
+        .iter()
+        .map(|b| ds.layout().read(b).unwrap().to_string())
+        .collect();
+    assert_eq!(bottom_up, ["-1", "2", "-3"]);
+    assert_eq!(ds.pop().unwrap().unwrap().to_string(), "-3");
+    assert!(ds.push_bytes(&7i16.to_le_bytes()).unwrap());
+    assert_eq!(s.pop().unwrap(), Some(7));
+    assert_eq!(s.len(), 2);
+}
+
+#[test]
+fn run_time_layouts_create_structures_typed_handles_open() {
+    let (name, _g) = guarded("dyn-create");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let layout = DynLayout::from_dtype(
+        "[('temperature', '<f4'), ('humidity', '<f4'), ('timestamp', '<u8')]",
+    )
+    .unwrap();
+    let a = DynArray::create(&seg, "readings", &layout, 4).unwrap();
+    a.set(1, &reading_value(&SensorReading::nth(1))).unwrap();
+    // A partial value keeps the other fields.
+    a.set(1, &Value::parse(r#"{"humidity": 99.5}"#).unwrap())
+        .unwrap();
+    // The record from the dtype has no type name, so the typed open that names one is
+    // refused; the fields and offsets agree, which the message says.
+    let e = Array::<SensorReading>::open(&seg, "readings").unwrap_err();
+    assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("type `SensorReading` here, `record` stored"),
+        "{e}"
+    );
+    // Made with the Rust type's own layout, the typed handle opens it.
+    let typed = DynLayout::of::<SensorReading>();
+    let q = DynQueue::create(&seg, "q", &typed, 4).unwrap();
+    assert!(q.push(&reading_value(&SensorReading::nth(5))).unwrap());
+    let tq = Queue::<SensorReading>::open(&seg, "q").unwrap();
+    assert_eq!(tq.pop().unwrap(), Some(SensorReading::nth(5)));
+    let v = a.get(1).unwrap();
+    assert_eq!(v.field("humidity").and_then(Value::as_f64), Some(99.5));
+    assert_eq!(
+        v.field("timestamp").and_then(Value::as_f64),
+        Some(SensorReading::nth(1).timestamp as f64)
+    );
+    // Values that do not fit are refused and nothing changes.
+    let before = a.get_bytes(1).unwrap();
+    for bad in [
+        r#"{"nope": 1}"#,
+        r#"{"timestamp": -1}"#,
+        r#"{"temperature": [1.5]}"#,
+    ] {
+        let e = a.set(1, &Value::parse(bad).unwrap()).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidArgument { what: "value", .. }),
+            "{bad}: {e:?}"
+        );
+    }
+    assert_eq!(a.get_bytes(1).unwrap(), before);
+    assert!(matches!(
+        a.set_bytes(0, &[0; 15]),
+        Err(Error::InvalidArgument { what: "bytes", .. })
+    ));
+    assert!(matches!(
+        a.get(4),
+        Err(Error::IndexOutOfBounds {
+            index: 4,
+            len: 4,
+            ..
+        })
+    ));
+    // A packed record of odd size is copied byte by byte.
+    let packed = DynLayout::from_dtype("[('tag', 'u1'), ('n', '<u4')]").unwrap();
+    let p = DynArray::create(&seg, "packed", &packed, 3).unwrap();
+    p.set(
+        2,
+        &Value::parse(r#"{"tag": 255, "n": 4000000000}"#).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(p.get_bytes(2).unwrap(), [255, 0, 0x28, 0x6b, 0xee]);
+    assert_eq!(
+        DynArray::open(&seg, "packed")
+            .unwrap()
+            .get(2)
+            .unwrap()
+            .to_string(),
+        r#"{"tag":255,"n":4000000000}"#
+    );
+}
+
+#[test]
+fn mismatches_of_kind_and_layout_are_named() {
+    let (name, _g) = guarded("dyn-mismatch");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    Array::<SensorReading>::create(&seg, "readings", 2).unwrap();
+    Mutex::create(&seg, "lock").unwrap();
+    let e = DynQueue::open(&seg, "readings").unwrap_err();
+    assert!(
+        matches!(&e, Error::KindMismatch { requested: "queue", found, .. } if found == "array"),
+        "{e:?}"
+    );
+    assert!(matches!(
+        DynArray::open(&seg, "lock"),
+        Err(Error::KindMismatch { .. })
+    ));
+    assert!(matches!(
+        Queue::<u8>::open(&seg, "lock"),
+        Err(Error::KindMismatch { .. })
+    ));
+    // A reordered field: the first field that differs is named, with both offsets.
+    let reordered = DynLayout::structure(
+        "SensorReading",
+        16,
+        8,
+        vec![
+            field("humidity", 0, zeroipc::Scalar::F32),
+            field("temperature", 4, zeroipc::Scalar::F32),
+            field("timestamp", 8, zeroipc::Scalar::U64),
+        ],
+    )
+    .unwrap();
+    match DynArray::open_as(&seg, "readings", &reordered).unwrap_err() {
+        Error::LayoutMismatch {
+            name, difference, ..
+        } => {
+            assert_eq!(name, "readings");
+            assert_eq!(difference.field, "humidity");
+            assert!(
+                difference
+                    .what
+                    .contains("`humidity` is stored at offset 4 (here 0)"),
+                "{}",
+                difference.what
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Undescribed: the layout must be given, and only its size is checked.
+    let (bare, _g2) = guarded("dyn-bare");
+    let bare_seg = SegmentOptions::new()
+        .descriptions(false)
+        .create(&bare, 1 << 16)
+        .unwrap();
+    Array::<u32>::create(&bare_seg, "n", 3).unwrap();
+    assert!(matches!(
+        DynArray::open(&bare_seg, "n"),
+        Err(Error::NotDescribed { .. })
+    ));
+    let as_f32 = DynLayout::from_dtype("<f4").unwrap();
+    assert_eq!(DynArray::open_as(&bare_seg, "n", &as_f32).unwrap().len(), 3);
+    let e = DynArray::open_as(&bare_seg, "n", &DynLayout::from_dtype("<u2").unwrap()).unwrap_err();
+    assert!(
+        matches!(e, Error::TypeMismatch { expected: 2, .. }),
+        "{e:?}"
+    );
+}
+
+fn field(name: &str, offset: usize, s: zeroipc::Scalar) -> zeroipc::DynField {
+    zeroipc::DynField {
+        name: name.into(),
+        offset,
+        layout: DynLayout::scalar(s),
+    }
+}
+
+#[test]
+fn read_only_segments_decode_and_refuse_writes() {
+    let (name, _g) = guarded("dyn-ro");
+    {
+        let seg = Segment::create(&name, 1 << 16).unwrap();
+        Array::<[f64; 2]>::create(&seg, "pairs", 2)
+            .unwrap()
+            .set(1, [0.5, -2.0])
+            .unwrap();
+    }
+    let seg = Segment::open_read_only(&name).unwrap();
+    let a = DynArray::open(&seg, "pairs").unwrap();
+    assert_eq!(a.layout().type_name(), "[f64; 2]");
+    assert_eq!(a.get(1).unwrap().to_string(), "[0.5,-2.0]");
+    assert!(matches!(
+        a.set_bytes(0, &[0; 16]),
+        Err(Error::ReadOnly { .. })
+    ));
+}
+
+/// Producers on run-time typed handles and consumers on typed ones (and the reverse) lose and
+/// duplicate nothing.
+#[test]
+fn dynamic_and_typed_handles_share_a_queue_and_a_stack_under_contention() {
+    const PER: u64 = 5_000;
+    let (name, _g) = guarded("dyn-contend");
+    let seg = Segment::create(&name, 1 << 20).unwrap();
+    let q = Queue::<u64>::create(&seg, "q", 64).unwrap();
+    let s = Stack::<u64>::create(&seg, "s", 64).unwrap();
+    let (dq, ds) = (
+        DynQueue::open(&seg, "q").unwrap(),
+        DynStack::open(&seg, "s").unwrap(),
+    );
+    let (queued, stacked) = thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..PER {
+                while !dq.push_bytes(&i.to_le_bytes()).unwrap() {
+                    thread::yield_now();
+                }
+            }
+        });
+        scope.spawn(|| {
+            for i in 0..PER {
+                while !ds.push_bytes(&i.to_le_bytes()).unwrap() {
+                    thread::yield_now();
+                }
+            }
+        });
+        let q_take = scope.spawn(|| {
+            let mut got = Vec::new();
+            while got.len() < PER as usize {
+                match q.pop().unwrap() {
+                    Some(v) => got.push(v),
+                    None => thread::yield_now(),
+                }
+            }
+            got
+        });
+        let s_take = scope.spawn(|| {
+            let mut got = Vec::new();
+            while got.len() < PER as usize {
+                match s.pop().unwrap() {
+                    Some(v) => got.push(v),
+                    None => thread::yield_now(),
+                }
+            }
+            got
+        });
+        (q_take.join().unwrap(), s_take.join().unwrap())
+    });
+    assert_eq!(queued, (0..PER).collect::<Vec<_>>(), "FIFO, nothing lost");
+    let mut stacked = stacked;
+    stacked.sort_unstable();
+    assert_eq!(
+        stacked,
+        (0..PER).collect::<Vec<_>>(),
+        "nothing lost or doubled"
+    );
+    assert!(dq.pop_bytes().unwrap().is_none() && ds.pop_bytes().unwrap().is_none());
+    assert_eq!(u64::LAYOUT.size(), 8);
+}
