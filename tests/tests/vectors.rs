@@ -10,6 +10,11 @@
 //! replay must instead equal the reference (C++) file of the same case, and every byte in which it
 //! differs from this file must lie inside the ranges the manifest lists for that pair.
 //!
+//! Containers are read and replayed through the run-time typed handles (`DynArray`,
+//! `DynQueue`, `DynStack`) with the layout `DynLayout::from_dtype` parses from the manifest's
+//! dtype: there is no table of element types here, so every fixed-width scalar and every record
+//! the manifest may describe is decoded the same way.
+//!
 //! One line is printed per file and kind: `PASS`, `FAIL` with the reason (the first differing
 //! offset for byte comparisons), or `SKIP kind not implemented`.
 
@@ -20,124 +25,115 @@ use std::path::Path;
 
 use serde_json::Value;
 use zeroipc::{
-    Array, Barrier, Event, EventMode, Latch, Monitor, Mutex, Once, PushError, Queue, RwLock,
-    Scalar, Segment, SegmentOptions, Semaphore, ShmLayout, Signal, Stack, StructureKind,
+    Barrier, DynArray, DynLayout, DynQueue, DynStack, Event, EventMode, Latch, Monitor, Mutex,
+    Once, RwLock, Scalar, Segment, SegmentOptions, Semaphore, Shape, Signal, StructureKind,
 };
 use zeroipc_tests::{guarded, read_raw, unique_name, vectors_dir, write_raw};
 
-/// The record type of the `records` case: `struct Rec { float temperature; float humidity;
-/// uint64_t timestamp; }`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, ShmLayout)]
-struct Rec {
-    temperature: f32,
-    humidity: f32,
-    timestamp: u64,
+/// The element layout of a manifest dtype: a NumPy scalar code (`"<i4"`, `"i4"`, `"|u1"`) or a
+/// record descr list, both parsed by [`DynLayout::from_dtype`] (no table of types here); a
+/// step's `"rec"` names the record dtype of the file's structure of the same name, or of its
+/// only record structure.
+fn layout_of(dtype: &Value, file: &Value, name: &str) -> Result<DynLayout, String> {
+    let text = match dtype {
+        Value::String(s) if s == "rec" => {
+            let structures = file["structures"].as_array().cloned().unwrap_or_default();
+            let record = structures
+                .iter()
+                .find(|s| s["name"] == name && s["dtype"].is_array())
+                .or_else(|| structures.iter().find(|s| s["dtype"].is_array()))
+                .ok_or_else(|| format!("`rec` with no record structure in {}", file["file"]))?;
+            record["dtype"].to_string()
+        }
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    DynLayout::from_dtype(&text).map_err(|e| format!("dtype {dtype}: {e}"))
 }
 
-/// Element types the manifest uses, parsed from its JSON values.
-trait FromJson: ShmLayout + PartialEq + std::fmt::Debug {
-    fn from_json(v: &Value) -> Option<Self>;
-}
-
-macro_rules! int_from_json {
-    ($($t:ty),*) => {$(
-        impl FromJson for $t {
-            fn from_json(v: &Value) -> Option<Self> {
-                v.as_i64().and_then(|i| <$t>::try_from(i).ok())
-                    .or_else(|| v.as_u64().and_then(|u| <$t>::try_from(u).ok()))
+/// A manifest value as a [`zeroipc::Value`] of `layout`: numbers as they are, lists as arrays
+/// or, for a record, as its fields in order.
+fn value_of(layout: &DynLayout, v: &Value) -> Result<zeroipc::Value, String> {
+    use zeroipc::Value as V;
+    let bad = || format!("manifest value {v} does not fit `{}`", layout.type_name());
+    Ok(match (layout.shape(), v) {
+        (Shape::Struct { fields, .. }, Value::Array(items)) if items.len() == fields.len() => {
+            V::Struct(
+                fields
+                    .iter()
+                    .zip(items)
+                    .map(|(f, item)| Ok((f.name.clone(), value_of(&f.layout, item)?)))
+                    .collect::<Result<_, String>>()?,
+            )
+        }
+        (Shape::Array { elem, .. }, Value::Array(items)) => V::Array(
+            items
+                .iter()
+                .map(|item| value_of(elem, item))
+                .collect::<Result<_, _>>()?,
+        ),
+        (Shape::Scalar(_), Value::Number(n)) => {
+            if let Some(u) = n.as_u64() {
+                V::Unsigned(u)
+            } else if let Some(i) = n.as_i64() {
+                V::Signed(i)
+            } else {
+                V::Float(n.as_f64().ok_or_else(bad)?)
             }
         }
-    )*};
-}
-int_from_json!(u8, i8, u16, i16, u32, i32, i64, u64);
-
-impl FromJson for f32 {
-    #[allow(clippy::cast_possible_truncation)]
-    fn from_json(v: &Value) -> Option<Self> {
-        // The manifest's floats are exactly representable in f32.
-        v.as_f64().map(|f| f as f32)
-    }
+        _ => return Err(bad()),
+    })
 }
 
-impl FromJson for f64 {
-    fn from_json(v: &Value) -> Option<Self> {
-        v.as_f64()
-    }
+/// The bytes of the manifest value `v` as an element of `layout` (floats in the manifest are
+/// exact, so bytes compare exactly).
+fn bytes_of(layout: &DynLayout, v: &Value) -> Result<Vec<u8>, String> {
+    let mut out = vec![0; layout.size()];
+    layout
+        .write(&value_of(layout, v)?, &mut out)
+        .map_err(|e| format!("manifest value {v}: {e}"))?;
+    Ok(out)
 }
 
-impl FromJson for Rec {
-    fn from_json(v: &Value) -> Option<Self> {
-        let [t, h, ts] = v.as_array()?.as_slice() else {
-            return None;
-        };
-        Some(Rec {
-            temperature: f32::from_json(t)?,
-            humidity: f32::from_json(h)?,
-            timestamp: u64::from_json(ts)?,
+/// Elements as decoded values, for messages.
+fn shown(layout: &DynLayout, elements: &[Vec<u8>]) -> String {
+    let shown: Vec<String> = elements
+        .iter()
+        .map(|b| {
+            layout
+                .read(b)
+                .map_or_else(|e| e.to_string(), |v| v.to_string())
         })
-    }
+        .collect();
+    format!("[{}]", shown.join(", "))
 }
 
-/// Runs `$body` with `$T` bound to the element type of a manifest dtype (`"<i4"`, `"i4"`,
-/// `"rec"`, or a record descr list).
-macro_rules! with_dtype {
-    ($dtype:expr, $T:ident => $body:expr, $unknown:expr) => {{
-        let dtype: &Value = $dtype;
-        let code = match dtype {
-            Value::String(s) => Scalar::from_numpy(s)
-                .map(|s| s.rust_name())
-                .unwrap_or(s.as_str()),
-            Value::Array(_) => "rec",
-            _ => "",
-        };
-        // Every fixed-width scalar of the format (FORMAT.md §4), not only those the vectors use.
-        match code {
-            "u8" => {
-                type $T = u8;
+/// Runs `$body` with `$T` bound to a byte array of `$size` bytes: a signal's value, whose
+/// bytes the run-time layout encodes and decodes (signals have no run-time typed handle).
+macro_rules! with_value_size {
+    ($size:expr, $T:ident => $body:expr) => {{
+        match $size {
+            1 => {
+                type $T = [u8; 1];
                 $body
             }
-            "i8" => {
-                type $T = i8;
+            2 => {
+                type $T = [u8; 2];
                 $body
             }
-            "u16" => {
-                type $T = u16;
+            4 => {
+                type $T = [u8; 4];
                 $body
             }
-            "i16" => {
-                type $T = i16;
+            8 => {
+                type $T = [u8; 8];
                 $body
             }
-            "u32" => {
-                type $T = u32;
+            16 => {
+                type $T = [u8; 16];
                 $body
             }
-            "i32" => {
-                type $T = i32;
-                $body
-            }
-            "u64" => {
-                type $T = u64;
-                $body
-            }
-            "i64" => {
-                type $T = i64;
-                $body
-            }
-            "f32" => {
-                type $T = f32;
-                $body
-            }
-            "f64" => {
-                type $T = f64;
-                $body
-            }
-            "rec" => {
-                type $T = Rec;
-                $body
-            }
-            _ => $unknown,
+            n => Err(format!("no signal of {n}-byte values in this test")),
         }
     }};
 }
@@ -225,10 +221,11 @@ fn check_table(seg: &Segment, table: &Value) -> Outcome {
     Outcome::Pass(String::new())
 }
 
-/// A signal: its version and mutex count as `check` reports them, and its value and version
-/// through a handle of the manifest's dtype.
-fn check_signal<T: FromJson>(seg: &Segment, s: &Value) -> Result<(), String> {
+/// A signal: its version and mutex count as `check` reports them, and its value, decoded with
+/// the manifest's dtype, and version through a handle.
+fn check_signal(seg: &Segment, file: &Value, s: &Value) -> Result<(), String> {
     let name = str_of(s, "name");
+    let layout = layout_of(&s["dtype"], file, name)?;
     let expected = &s["expected"];
     let report = seg
         .check_structure(name, StructureKind::Signal)
@@ -246,22 +243,27 @@ fn check_signal<T: FromJson>(seg: &Segment, s: &Value) -> Result<(), String> {
             return Err(format!("{name}: {field} {got:?} != {}", expected[field]));
         }
     }
-    let sig = Signal::<T>::open(seg, name).map_err(|e| format!("{name}: {e}"))?;
-    let want = T::from_json(&expected["value"]).ok_or("bad expected value")?;
-    let got = sig.get().map_err(|e| format!("{name}: {e}"))?;
-    if got != want || Some(sig.version()) != expected["version"].as_u64() {
+    let want = bytes_of(&layout, &expected["value"])?;
+    let (got, version) = with_value_size!(layout.size(), T => {
+        let sig = Signal::<T>::open(seg, name).map_err(|e| format!("{name}: {e}"))?;
+        let got: T = sig.get().map_err(|e| format!("{name}: {e}"))?;
+        Ok((got.to_vec(), sig.version()))
+    })?;
+    if got != want || Some(version) != expected["version"].as_u64() {
         return Err(format!(
-            "{name}: the handle reads {got:?} at version {}, expected {want:?} at {}",
-            sig.version(),
+            "{name}: the handle reads {} at version {version}, expected {} at {}",
+            shown(&layout, &[got]),
+            expected["value"],
             expected["version"]
         ));
     }
     Ok(())
 }
 
-fn check_array<T: FromJson>(seg: &Segment, s: &Value) -> Result<(), String> {
+fn check_array(seg: &Segment, file: &Value, s: &Value) -> Result<(), String> {
     let name = str_of(s, "name");
-    let array = Array::<T>::open(seg, name).map_err(|e| format!("{name}: {e}"))?;
+    let layout = layout_of(&s["dtype"], file, name)?;
+    let array = DynArray::open_as(seg, name, &layout).map_err(|e| format!("{name}: {e}"))?;
     let expected = &s["expected"];
     if array.len() as u64 != u64_of(expected, "capacity") {
         return Err(format!(
@@ -270,24 +272,26 @@ fn check_array<T: FromJson>(seg: &Segment, s: &Value) -> Result<(), String> {
             expected["capacity"]
         ));
     }
-    let want: Vec<T> = expected["values"]
-        .as_array()
-        .ok_or("no expected values")?
-        .iter()
-        .map(|v| T::from_json(v).ok_or_else(|| format!("{name}: bad manifest value {v}")))
+    let want = elements_of(&layout, &expected["values"])?;
+    let got: Vec<Vec<u8>> = (0..array.len())
+        .map(|i| array.get_bytes(i).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
-    let got = array.to_vec();
     if got != want {
-        return Err(format!("{name}: values {got:?} != {want:?}"));
+        return Err(format!(
+            "{name}: values {} != {}",
+            shown(&layout, &got),
+            expected["values"]
+        ));
     }
     Ok(())
 }
 
-fn parse_values<T: FromJson>(v: &Value, what: &str) -> Result<Vec<T>, String> {
+/// The manifest list `v` as elements of `layout`.
+fn elements_of(layout: &DynLayout, v: &Value) -> Result<Vec<Vec<u8>>, String> {
     v.as_array()
-        .ok_or_else(|| format!("no {what}"))?
+        .ok_or_else(|| format!("no list in {v}"))?
         .iter()
-        .map(|x| T::from_json(x).ok_or_else(|| format!("bad manifest value {x}")))
+        .map(|x| bytes_of(layout, x))
         .collect()
 }
 
@@ -302,16 +306,22 @@ fn words(bytes: &[u8], offset: u64, count: usize) -> Vec<u64> {
 }
 
 fn expect_words(what: &str, got: Vec<u64>, want: &Value) -> Result<(), String> {
-    let want: Vec<u64> = parse_values(want, what)?;
+    let want: Vec<u64> = want
+        .as_array()
+        .ok_or_else(|| format!("no {what}"))?
+        .iter()
+        .map(|x| x.as_u64().ok_or_else(|| format!("bad manifest word {x}")))
+        .collect::<Result<_, _>>()?;
     if got != want {
         return Err(format!("{what}: {got:?} != {want:?}"));
     }
     Ok(())
 }
 
-fn check_queue<T: FromJson>(seg: &Segment, bytes: &[u8], s: &Value) -> Result<(), String> {
+fn check_queue(seg: &Segment, file: &Value, bytes: &[u8], s: &Value) -> Result<(), String> {
     let name = str_of(s, "name");
-    let q = Queue::<T>::open(seg, name).map_err(|e| format!("{name}: {e}"))?;
+    let layout = layout_of(&s["dtype"], file, name)?;
+    let q = DynQueue::open_as(seg, name, &layout).map_err(|e| format!("{name}: {e}"))?;
     let expected = &s["expected"];
     let base = seg
         .entry(name)
@@ -332,27 +342,35 @@ fn check_queue<T: FromJson>(seg: &Segment, bytes: &[u8], s: &Value) -> Result<()
             expected["head"], expected["tail"]
         ));
     }
-    let seq_offset =
-        base + 16 + ((q.capacity() * std::mem::size_of::<T>()) as u64).next_multiple_of(8);
+    let seq_offset = base + 16 + ((q.capacity() * layout.size()) as u64).next_multiple_of(8);
     expect_words(
         "seq",
         words(bytes, seq_offset, q.capacity()),
         &s["layout_details"]["seq"],
     )?;
-    let want: Vec<T> = parse_values(&expected["items_in_dequeue_order"], "items")?;
+    let want = elements_of(&layout, &expected["items_in_dequeue_order"])?;
     if q.len() != want.len() {
         return Err(format!("{name}: len {} != {}", q.len(), want.len()));
     }
-    let got: Vec<T> = std::iter::from_fn(|| q.pop().ok().flatten()).collect();
-    if got != want {
-        return Err(format!("{name}: dequeued {got:?} != {want:?}"));
+    // In order without popping, then popped.
+    let peeked = q.peek(0, usize::MAX);
+    let popped: Vec<Vec<u8>> = std::iter::from_fn(|| q.pop_bytes().ok().flatten()).collect();
+    for (how, got) in [("peeked", peeked), ("dequeued", popped)] {
+        if got != want {
+            return Err(format!(
+                "{name}: {how} {} != {}",
+                shown(&layout, &got),
+                expected["items_in_dequeue_order"]
+            ));
+        }
     }
     Ok(())
 }
 
-fn check_stack<T: FromJson>(seg: &Segment, bytes: &[u8], s: &Value) -> Result<(), String> {
+fn check_stack(seg: &Segment, file: &Value, bytes: &[u8], s: &Value) -> Result<(), String> {
     let name = str_of(s, "name");
-    let st = Stack::<T>::open(seg, name).map_err(|e| format!("{name}: {e}"))?;
+    let layout = layout_of(&s["dtype"], file, name)?;
+    let st = DynStack::open_as(seg, name, &layout).map_err(|e| format!("{name}: {e}"))?;
     let expected = &s["expected"];
     let base = seg
         .entry(name)
@@ -370,20 +388,28 @@ fn check_stack<T: FromJson>(seg: &Segment, bytes: &[u8], s: &Value) -> Result<()
     if Some(top) != expected["top"].as_i64() {
         return Err(format!("{name}: top {top} != {}", expected["top"]));
     }
-    let state_offset =
-        base + 16 + ((st.capacity() * std::mem::size_of::<T>()) as u64).next_multiple_of(8);
+    let state_offset = base + 16 + ((st.capacity() * layout.size()) as u64).next_multiple_of(8);
     expect_words(
         "states",
         words(bytes, state_offset, st.capacity()),
         &s["layout_details"]["states"],
     )?;
-    let want: Vec<T> = parse_values(&expected["items_in_pop_order"], "items")?;
-    let mut got = Vec::new();
-    while let Some(v) = st.pop().map_err(|e| e.to_string())? {
-        got.push(v);
+    let want = elements_of(&layout, &expected["items_in_pop_order"])?;
+    // Bottom first without popping, then popped (top first).
+    let mut peeked = st.peek(0, usize::MAX);
+    peeked.reverse();
+    let mut popped = Vec::new();
+    while let Some(v) = st.pop_bytes().map_err(|e| e.to_string())? {
+        popped.push(v);
     }
-    if got != want {
-        return Err(format!("{name}: popped {got:?} != {want:?}"));
+    for (how, got) in [("peeked", peeked), ("popped", popped)] {
+        if got != want {
+            return Err(format!(
+                "{name}: {how} {} != {}",
+                shown(&layout, &got),
+                expected["items_in_pop_order"]
+            ));
+        }
     }
     Ok(())
 }
@@ -490,16 +516,21 @@ fn check_sync(seg: &Segment, kind: &str, s: &Value) -> Result<(), String> {
 }
 
 /// (a) Every structure of one kind against its expected contents.
-fn check_kind(seg: &Segment, bytes: &[u8], kind: &str, structures: &[&Value]) -> Outcome {
+fn check_kind(
+    seg: &Segment,
+    file: &Value,
+    bytes: &[u8],
+    kind: &str,
+    structures: &[&Value],
+) -> Outcome {
     for s in structures {
-        let unknown = || Err(format!("unknown dtype {}", s["dtype"]));
         let result = match kind {
-            "array" => with_dtype!(&s["dtype"], T => check_array::<T>(seg, s), unknown()),
-            "queue" => with_dtype!(&s["dtype"], T => check_queue::<T>(seg, bytes, s), unknown()),
-            "stack" => with_dtype!(&s["dtype"], T => check_stack::<T>(seg, bytes, s), unknown()),
+            "array" => check_array(seg, file, s),
+            "queue" => check_queue(seg, file, bytes, s),
+            "stack" => check_stack(seg, file, bytes, s),
             kind @ ("semaphore" | "mutex" | "barrier" | "latch" | "once" | "rwlock" | "event"
             | "monitor") => check_sync(seg, kind, s),
-            "signal" => with_dtype!(&s["dtype"], T => check_signal::<T>(seg, s), unknown()),
+            "signal" => check_signal(seg, file, s),
             _ => return Outcome::Skip("kind not implemented".into()),
         };
         if let Err(why) = result {
@@ -542,8 +573,9 @@ type Threads = Vec<std::thread::JoinHandle<Result<(), String>>>;
 
 fn replay_step(
     seg: &Segment,
+    file: &Value,
     step: &Value,
-    dtypes: &mut std::collections::HashMap<String, Value>,
+    layouts: &mut std::collections::HashMap<String, DynLayout>,
     threads: &mut Threads,
 ) -> Result<(), String> {
     let name = step["name"].as_str().unwrap_or_default().to_owned();
@@ -678,112 +710,107 @@ fn replay_step(
             Ok(())
         }
         "signal_create" => {
-            let dtype = step["dtype"].clone();
-            with_dtype!(&dtype, T => {
-                let initial = T::from_json(&step["initial"]).ok_or("bad initial value")?;
+            let layout = layout_of(&step["dtype"], file, &name)?;
+            let initial = bytes_of(&layout, &step["initial"])?;
+            with_value_size!(layout.size(), T => {
+                let initial = T::try_from(initial.as_slice()).map_err(|e| e.to_string())?;
                 Signal::<T>::create(seg, &name, initial).map(drop).map_err(e)
-            }, Err(format!("unknown dtype {dtype}")))?;
-            dtypes.insert(name, dtype);
+            })?;
+            layouts.insert(name, layout);
             Ok(())
         }
         "signal_set" => {
-            let dtype = dtypes.get(&name).cloned().ok_or("set before create")?;
-            with_dtype!(&dtype, T => {
-                let value = T::from_json(&step["value"]).ok_or("bad value")?;
+            let layout = layouts.get(&name).ok_or("set before create")?;
+            let value = bytes_of(layout, &step["value"])?;
+            with_value_size!(layout.size(), T => {
+                let value = T::try_from(value.as_slice()).map_err(|e| e.to_string())?;
                 Signal::<T>::open(seg, &name).map_err(e)?.set(value).map(drop).map_err(|e| e.to_string())
-            }, Err(format!("unknown dtype {dtype}")))
+            })
         }
         "array_create" => {
-            let dtype = step["dtype"].clone();
+            let layout = layout_of(&step["dtype"], file, &name)?;
             let cap = usize::try_from(u64_of(step, "capacity")).map_err(|e| e.to_string())?;
-            with_dtype!(&dtype, T => Array::<T>::create(seg, &name, cap).map(drop).map_err(|e| e.to_string()),
-                Err(format!("unknown dtype {dtype}")))?;
-            dtypes.insert(name, dtype);
+            DynArray::create(seg, &name, &layout, cap).map_err(e)?;
+            layouts.insert(name, layout);
             Ok(())
         }
         "array_write" => {
-            let dtype = dtypes.get(&name).cloned().ok_or("write before create")?;
+            let layout = layouts.get(&name).ok_or("write before create")?;
             let start = usize::try_from(u64_of(step, "start")).map_err(|e| e.to_string())?;
-            let values = step["values"].as_array().ok_or("no values")?;
-            with_dtype!(&dtype, T => {
-                let a = Array::<T>::open(seg, &name).map_err(|e| e.to_string())?;
-                let vals: Vec<T> = values.iter().map(|v| T::from_json(v).ok_or("bad value")).collect::<Result<_, _>>()?;
-                a.copy_from_slice(start, &vals).map_err(|e| e.to_string())
-            }, Err(format!("unknown dtype {dtype}")))
+            let a = DynArray::open_as(seg, &name, layout).map_err(e)?;
+            for (i, v) in step["values"]
+                .as_array()
+                .ok_or("no values")?
+                .iter()
+                .enumerate()
+            {
+                a.set_bytes(start + i, &bytes_of(layout, v)?).map_err(e)?;
+            }
+            Ok(())
         }
-        "queue_create" | "stack_create" => {
-            let dtype = step["dtype"].clone();
+        op @ ("queue_create" | "stack_create") => {
+            let layout = layout_of(&step["dtype"], file, &name)?;
             let cap = usize::try_from(u64_of(step, "capacity")).map_err(|e| e.to_string())?;
-            let created = if str_of(step, "op") == "queue_create" {
-                with_dtype!(&dtype, T => Queue::<T>::create(seg, &name, cap).map(drop), return Err(format!("unknown dtype {dtype}")))
+            if op == "queue_create" {
+                DynQueue::create(seg, &name, &layout, cap).map(drop)
             } else {
-                with_dtype!(&dtype, T => Stack::<T>::create(seg, &name, cap).map(drop), return Err(format!("unknown dtype {dtype}")))
-            };
-            created.map_err(|e| e.to_string())?;
-            dtypes.insert(name, dtype);
+                DynStack::create(seg, &name, &layout, cap).map(drop)
+            }
+            .map_err(e)?;
+            layouts.insert(name, layout);
             Ok(())
         }
         op @ ("queue_push" | "queue_pop" | "stack_push" | "stack_pop") => {
-            let dtype = dtypes
-                .get(&name)
-                .cloned()
-                .ok_or("operation before create")?;
-            with_dtype!(&dtype, T => replay_container::<T>(seg, &name, op, step), Err(format!("unknown dtype {dtype}")))
+            let layout = layouts.get(&name).ok_or("operation before create")?;
+            replay_container(seg, layout, &name, op, step)
         }
         op => Err(format!("op {op} not implemented")),
     }
 }
 
 /// One push or pop on a queue or stack, checked against the step's `expect`.
-fn replay_container<T: FromJson>(
+fn replay_container(
     seg: &Segment,
+    layout: &DynLayout,
     name: &str,
     op: &str,
     step: &Value,
 ) -> Result<(), String> {
+    let e = |e: zeroipc::Error| e.to_string();
     let expect = &step["expect"];
-    match op {
-        "queue_push" | "stack_push" => {
-            let value = T::from_json(&step["value"]).ok_or("bad value")?;
-            let pushed = if op == "queue_push" {
-                Queue::<T>::open(seg, name)
-                    .map_err(|e| e.to_string())?
-                    .push(value)
-                    .is_ok()
-            } else {
-                match Stack::<T>::open(seg, name)
-                    .map_err(|e| e.to_string())?
-                    .push(value)
-                {
-                    Ok(()) => true,
-                    Err(PushError::Full(_)) => false,
-                    Err(PushError::Failed(_, e)) => return Err(e.to_string()),
-                }
-            };
-            if Some(pushed) != expect.as_bool() {
-                return Err(format!("push returned {pushed}, expected {expect}"));
-            }
+    let queue = op.starts_with("queue");
+    if op.ends_with("push") {
+        let value = bytes_of(layout, &step["value"])?;
+        let pushed = if queue {
+            DynQueue::open_as(seg, name, layout)
+                .map_err(e)?
+                .push_bytes(&value)
+        } else {
+            DynStack::open_as(seg, name, layout)
+                .map_err(e)?
+                .push_bytes(&value)
         }
-        _ => {
-            let popped = if op == "queue_pop" {
-                Queue::<T>::open(seg, name)
-                    .map_err(|e| e.to_string())?
-                    .pop()
-                    .map_err(|e| e.to_string())?
-            } else {
-                Stack::<T>::open(seg, name)
-                    .map_err(|e| e.to_string())?
-                    .pop()
-                    .map_err(|e| e.to_string())?
-            };
-            let want = if expect.is_null() {
-                None
-            } else {
-                Some(T::from_json(expect).ok_or("bad expect")?)
-            };
-            if popped != want {
-                return Err(format!("pop returned {popped:?}, expected {want:?}"));
-            }
+        .map_err(e)?;
+        if Some(pushed) != expect.as_bool() {
+            return Err(format!("push returned {pushed}, expected {expect}"));
+        }
+    } else {
+        let popped = if queue {
+            DynQueue::open_as(seg, name, layout).map_err(e)?.pop_bytes()
+        } else {
+            DynStack::open_as(seg, name, layout).map_err(e)?.pop_bytes()
+        }
+        .map_err(e)?;
+        let want = if expect.is_null() {
+            None
+        } else {
+            Some(bytes_of(layout, expect)?)
+        };
+        if popped != want {
+            return Err(format!(
+                "pop returned {:?}, expected {expect}",
+                popped.map(|p| shown(layout, &[p]))
+            ));
         }
     }
     Ok(())
@@ -836,7 +863,7 @@ fn replay(dir: &Path, file: &Value, files: &[Value], original: &[u8]) -> Outcome
         Ok(seg) => seg,
         Err(e) => return Outcome::Fail(format!("create: {e}")),
     };
-    let mut dtypes = std::collections::HashMap::new();
+    let mut layouts = std::collections::HashMap::new();
     let mut threads = Threads::new();
     let mut snapshot = None;
     for step in &steps {
@@ -845,7 +872,7 @@ fn replay(dir: &Path, file: &Value, files: &[Value], original: &[u8]) -> Outcome
             continue;
         }
         // After the snapshot, the steps that let the writer's threads finish.
-        if let Err(why) = replay_step(&seg, step, &mut dtypes, &mut threads) {
+        if let Err(why) = replay_step(&seg, file, step, &mut layouts, &mut threads) {
             return Outcome::Fail(format!("step {step}: {why}"));
         }
     }
@@ -915,6 +942,23 @@ fn golden_vectors() {
         serde_json::from_slice(&std::fs::read(dir.join("MANIFEST.json")).unwrap()).unwrap();
     let files = manifest["files"].as_array().cloned().unwrap_or_default();
     assert!(!files.is_empty(), "the manifest lists no files");
+    // Every dtype the manifest names, each parsed by `DynLayout::from_dtype` alone.
+    let mut dtypes = BTreeSet::new();
+    for file in &files {
+        let structures = file["structures"].as_array().cloned().unwrap_or_default();
+        let steps = file["steps"].as_array().cloned().unwrap_or_default();
+        for item in structures.iter().chain(&steps) {
+            if !item["dtype"].is_null() {
+                let layout = layout_of(&item["dtype"], file, str_of(item, "name"))
+                    .unwrap_or_else(|e| panic!("{}: {e}", file["file"]));
+                dtypes.insert(format!("{} ({})", item["dtype"], layout.type_name()));
+            }
+        }
+    }
+    println!(
+        "dtypes decoded through DynLayout: {}",
+        dtypes.into_iter().collect::<Vec<_>>().join(", ")
+    );
     let mut failures = Vec::new();
     let mut passes = BTreeSet::new();
     for file in &files {
@@ -947,7 +991,7 @@ fn golden_vectors() {
                         .iter()
                         .filter(|s| str_of(s, "kind") == kind)
                         .collect();
-                    report(kind, check_kind(&seg, &bytes, kind, &of_kind));
+                    report(kind, check_kind(&seg, file, &bytes, kind, &of_kind));
                 }
             }
             Err(e) => report("table", Outcome::Fail(format!("open: {e}"))),
@@ -999,4 +1043,79 @@ fn first_difference_skips_only_the_given_ranges() {
     assert_eq!(first_difference(&a, &b, &[(3, 4)]), None);
     assert_eq!(first_difference(&a, &b, &[(0, 3), (4, 5)]), Some(3));
     assert_eq!(first_difference(&a, &a[..4], &[]), Some(4));
+}
+
+/// Every fixed-width NumPy scalar dtype, in each spelling, and records of any size, nesting and
+/// field order, written through the run-time typed array and read back byte for byte (the
+/// expected bytes computed independently, with `to_le_bytes`).
+#[test]
+fn every_fixed_width_dtype_and_record_shape_decodes() {
+    let (name, _g) = guarded("dtypes");
+    let seg = SegmentOptions::new()
+        .descriptions(false)
+        .create(&name, 1 << 16)
+        .unwrap();
+    let extremes: [(&str, Value, Vec<u8>); 10] = [
+        ("|i1", (-128).into(), (-128i8).to_le_bytes().to_vec()),
+        ("|u1", 255.into(), 255u8.to_le_bytes().to_vec()),
+        ("<i2", (-32768).into(), i16::MIN.to_le_bytes().to_vec()),
+        ("<u2", 65535.into(), u16::MAX.to_le_bytes().to_vec()),
+        ("<i4", i32::MIN.into(), i32::MIN.to_le_bytes().to_vec()),
+        ("<u4", u32::MAX.into(), u32::MAX.to_le_bytes().to_vec()),
+        ("<i8", i64::MIN.into(), i64::MIN.to_le_bytes().to_vec()),
+        ("<u8", u64::MAX.into(), u64::MAX.to_le_bytes().to_vec()),
+        ("<f4", (-0.375).into(), (-0.375f32).to_le_bytes().to_vec()),
+        ("<f8", 1e300.into(), 1e300f64.to_le_bytes().to_vec()),
+    ];
+    let file = Value::Null;
+    for (i, (code, value, want)) in extremes.iter().enumerate() {
+        // `<u2`, `u2`, `=u2` and the NumPy name are the same type.
+        let bare = code.trim_start_matches(['<', '|']);
+        let scalar = Scalar::from_numpy(code).unwrap();
+        for spelling in [code.to_string(), bare.to_owned(), format!("={bare}")] {
+            let layout = layout_of(&Value::from(spelling.as_str()), &file, "x").unwrap();
+            assert_eq!(layout, DynLayout::scalar(scalar), "{spelling}");
+        }
+        let layout = layout_of(&Value::from(*code), &file, "x").unwrap();
+        let a = DynArray::create(&seg, &format!("a{i}"), &layout, 3).unwrap();
+        a.set_bytes(2, &bytes_of(&layout, value).unwrap()).unwrap();
+        assert_eq!(&a.get_bytes(2).unwrap(), want, "{code}");
+        assert_eq!(a.get_bytes(0).unwrap(), vec![0; want.len()], "{code}");
+    }
+    // Records: odd sizes (packed, as NumPy's default), nesting, shapes and any field order.
+    let cases: [(&str, Value, Vec<u8>); 3] = [
+        (
+            r#"[["tag", "|u1"], ["n", "<u4"]]"#,
+            serde_json::json!([7, 65536]),
+            [vec![7], 65536u32.to_le_bytes().to_vec()].concat(),
+        ),
+        (
+            r#"[["ts", "<u8"], ["pos", [["x", "<f4"], ["y", "<f4"]]], ["id", "<i2", [3]]]"#,
+            serde_json::json!([9, [1.5, -2.0], [-1, 0, 1]]),
+            [
+                9u64.to_le_bytes().to_vec(),
+                1.5f32.to_le_bytes().to_vec(),
+                (-2.0f32).to_le_bytes().to_vec(),
+                (-1i16).to_le_bytes().to_vec(),
+                0i16.to_le_bytes().to_vec(),
+                1i16.to_le_bytes().to_vec(),
+            ]
+            .concat(),
+        ),
+        (
+            r#"{"names": ["b", "a"], "formats": ["<u2", "|i1"], "offsets": [2, 0], "itemsize": 4}"#,
+            serde_json::json!([513, -1]),
+            vec![0xff, 0, 1, 2],
+        ),
+    ];
+    for (i, (dtype, value, want)) in cases.iter().enumerate() {
+        let layout = DynLayout::from_dtype(dtype).unwrap();
+        assert_eq!(layout.size(), want.len(), "{dtype}");
+        let a = DynArray::create(&seg, &format!("r{i}"), &layout, 2).unwrap();
+        a.set_bytes(1, &bytes_of(&layout, value).unwrap()).unwrap();
+        assert_eq!(&a.get_bytes(1).unwrap(), want, "{dtype}");
+        let q = DynQueue::create(&seg, &format!("q{i}"), &layout, 2).unwrap();
+        assert!(q.push_bytes(want).unwrap());
+        assert_eq!(q.peek(0, 1), std::slice::from_ref(want), "{dtype}");
+    }
 }
