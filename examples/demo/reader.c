@@ -13,6 +13,7 @@ int main(int argc, char **argv) {
     char path[300];
     struct stat st;
     uint64_t count = 0, i;
+    zeroipc_status status;
     Reading *readings;
     void *base;
     int fd;
@@ -32,9 +33,12 @@ int main(int argc, char **argv) {
         perror("mmap");
         return 1;
     }
-    readings = (Reading *)zeroipc_find_array(base, (size_t)st.st_size, "readings", sizeof(Reading), &count);
+    /* Checks the segment's description of `readings` too: stale bindings are refused. */
+    readings = zeroipc_lookup_Reading(base, (size_t)st.st_size, "readings", &count, &status);
     if (readings == NULL) {
-        fprintf(stderr, "c: no array of Reading named `readings`\n");
+        char why[512];
+        zeroipc_explain_Reading(base, (size_t)st.st_size, "readings", why, sizeof why);
+        fprintf(stderr, "c: %s\n", why);
         return 1;
     }
     printf("c: %llu readings, sizeof(Reading) = %zu\n", (unsigned long long)count, sizeof(Reading));

@@ -171,5 +171,128 @@ fn python_refuses_a_wrong_element_type() {
         .arg(&bindings.0);
     let out = run(&mut cmd);
     assert!(out.status.success(), "{}", describe(&cmd, &out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("does not hold 16-byte elements"));
+    // The segment describes the array: the wrong type is named.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("holds Telemetry, not SensorReading"),
+        "{}",
+        describe(&cmd, &out)
+    );
+}
+
+/// `SensorReading` as an older version of the bindings saw it: the same size, its first two
+/// fields in the other order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, zeroipc::ShmLayout)]
+#[shm(rename = "SensorReading")]
+struct OldSensorReading {
+    humidity: f32,
+    temperature: f32,
+    timestamp: u64,
+}
+
+/// A described segment holding `readings` (3 `SensorReading`s) and a queue `jobs`.
+fn described_segment(name: &str) -> Segment {
+    let seg = Segment::create(name, 1 << 16).unwrap();
+    let a = Array::<SensorReading>::create(&seg, "readings", 3).unwrap();
+    for i in 0..3 {
+        a.set(i, SensorReading::nth(i)).unwrap();
+    }
+    zeroipc::Queue::<u32>::create(&seg, "jobs", 4).unwrap();
+    seg
+}
+
+fn generate_into(tag: &str, stale: bool) -> Bindings {
+    let dir = std::env::temp_dir().join(format!("zipc-interop-{}-{tag}", std::process::id()));
+    let builder = Builder::new();
+    let builder = if stale {
+        builder.add::<OldSensorReading>()
+    } else {
+        builder.add::<SensorReading>()
+    };
+    builder.generate().unwrap().write_to(&dir).unwrap();
+    Bindings(dir)
+}
+
+#[test]
+fn python_refuses_stale_bindings_after_a_field_reorder_and_opens_described_arrays() {
+    let (stale, fresh) = (
+        generate_into("stale-py", true),
+        generate_into("fresh-py", false),
+    );
+    let (name, _g) = guarded("interop-stale-py");
+    let seg = described_segment(&name);
+    // Rust itself refuses the old type the same way (TESTPLAN F6).
+    let e = Array::<OldSensorReading>::open(&seg, "readings").unwrap_err();
+    println!("rust: {e}");
+    assert!(
+        e.to_string().ends_with(
+            "holds `SensorReading`, not `SensorReading`: humidity: field 0 is `humidity` here, \
+             `temperature` stored; `humidity` is stored at offset 4 (here 0)"
+        ),
+        "{e}"
+    );
+    let mut cmd = python(
+        &interop_file("check_stale.py"),
+        &[&name, stale.0.to_str().unwrap(), fresh.0.to_str().unwrap()],
+    );
+    let out = run_ok(&mut cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    for expected in [
+        "holds SensorReading, not SensorReading: the bindings are stale (regenerate them): field \
+         'humidity': field 0 is humidity here (offset 0), temperature stored; humidity is \
+         stored at offset 4",
+        "hand-written refused:",
+        "is a queue, not an array",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected}: {}",
+            describe(&cmd, &out)
+        );
+    }
+}
+
+#[test]
+fn c_refuses_stale_bindings_after_a_field_reorder_and_says_why() {
+    let stale = generate_into("stale-c", true);
+    let (name, _g) = guarded("interop-stale-c");
+    let _seg = described_segment(&name);
+    let exe = stale.0.join("check_stale");
+    let mut gcc = Command::new("gcc");
+    gcc.args([
+        "-std=c11",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-Wpadded",
+        "-pedantic",
+        "-O1",
+        "-I",
+    ])
+    .arg(&stale.0)
+    .arg("-o")
+    .arg(&exe)
+    .arg(interop_file("check_stale.c"));
+    run_ok(&mut gcc);
+    let mut cmd = Command::new(&exe);
+    cmd.arg(&name);
+    let out = run_ok(&mut cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    for expected in [
+        "readings: refused (status 6: the segment describes the array with another layout \
+         (stale bindings?)): array `readings` holds `SensorReading`, not `SensorReading`: field \
+         `humidity`: field 0 is `humidity` at offset 0 (4 bytes) here, `temperature` at offset \
+         0 (4 bytes) stored",
+        "jobs: refused (status 5",
+        "entry `jobs` is a queue, not an array",
+        "nope: status 2",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected}: {}",
+            describe(&cmd, &out)
+        );
+    }
 }

@@ -5,14 +5,16 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#ifndef ZEROIPC_COMMON_V1
-#define ZEROIPC_COMMON_V1
+#ifndef ZEROIPC_COMMON_V2
+#define ZEROIPC_COMMON_V2
 #ifdef __cplusplus
 #define ZEROIPC_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
 #define ZEROIPC_ALIGNOF(type) alignof(type)
@@ -22,53 +24,329 @@ extern "C" {
 #endif
 
 #ifndef ZEROIPC_NO_READER
+/** Why a lookup failed (`zeroipc_status_text` says it in words). */
+typedef enum zeroipc_status {
+    ZEROIPC_OK = 0,
+    /** Not a ZeroIPC v2 segment, or its table header is corrupt. */
+    ZEROIPC_ERR_SEGMENT = 1,
+    /** No entry of that name (or an invalid name). */
+    ZEROIPC_ERR_NOT_FOUND = 2,
+    /** The entry lies outside the segment. */
+    ZEROIPC_ERR_ENTRY = 3,
+    /** The entry does not hold elements of that size. */
+    ZEROIPC_ERR_ELEM_SIZE = 4,
+    /** The segment describes the entry as another kind than an array. */
+    ZEROIPC_ERR_KIND = 5,
+    /** The segment describes the array with another layout: stale bindings, or another type. */
+    ZEROIPC_ERR_LAYOUT = 6
+} zeroipc_status;
+
+/** One field of a generated struct: name, offset and size in bytes. */
+typedef struct zeroipc_field {
+    const char *name;
+    uint64_t offset;
+    uint64_t size;
+} zeroipc_field;
+
+/** The meaning of `status`. */
+static inline const char *zeroipc_status_text(zeroipc_status status) {
+    switch (status) {
+    case ZEROIPC_OK: return "ok";
+    case ZEROIPC_ERR_SEGMENT: return "not a ZeroIPC v2 segment, or a corrupt table header";
+    case ZEROIPC_ERR_NOT_FOUND: return "no entry of that name";
+    case ZEROIPC_ERR_ENTRY: return "the entry lies outside the segment";
+    case ZEROIPC_ERR_ELEM_SIZE: return "the entry does not hold elements of that size";
+    case ZEROIPC_ERR_KIND: return "the segment describes the entry as another kind than an array";
+    case ZEROIPC_ERR_LAYOUT:
+        return "the segment describes the array with another layout (stale bindings?)";
+    }
+    return "unknown status";
+}
+
+static inline uint64_t zeroipc__u64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t zeroipc__u32(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* The entry `name` (a NUL-terminated string) of a mapped segment: its offset and size. */
+static inline zeroipc_status zeroipc__entry(const unsigned char *bytes, size_t len, const char *name,
+                                            uint64_t *offset, uint64_t *size) {
+    uint32_t entries, max_entries;
+    uint64_t i, table_end, name_len = strlen(name);
+    if (len < 32 || zeroipc__u32(bytes) != 0x5A49504Du || zeroipc__u32(bytes + 4) != 2) {
+        return ZEROIPC_ERR_SEGMENT;
+    }
+    entries = zeroipc__u32(bytes + 8);
+    max_entries = zeroipc__u32(bytes + 12);
+    table_end = 32 + 48 * (uint64_t)max_entries;
+    if (max_entries == 0 || table_end > len || entries > max_entries) return ZEROIPC_ERR_SEGMENT;
+    if (name_len == 0 || name_len > 31) return ZEROIPC_ERR_NOT_FOUND;
+    for (i = 0; i < entries; i++) {
+        const unsigned char *entry = bytes + 32 + 48 * i;
+        if (memcmp(entry, name, name_len + 1) != 0) continue;
+        *offset = zeroipc__u64(entry + 32);
+        *size = zeroipc__u64(entry + 40);
+        if (*offset % 8 != 0 || *offset < table_end || *offset > len || *size > len - *offset) {
+            return ZEROIPC_ERR_ENTRY;
+        }
+        return ZEROIPC_OK;
+    }
+    return ZEROIPC_ERR_NOT_FOUND;
+}
+
+/*
+ * The record of the structure `name` whose entry is at `entry` in the segment's description
+ * entry `zeroipc.layouts` (FORMAT.md appendix D, written by zeroipc for Rust): the last such
+ * record, or 0 when there is none. Every length is checked against the record and the area.
+ */
+static inline int zeroipc__described(const unsigned char *bytes, size_t len, const char *name,
+                                     uint64_t entry, const unsigned char **kind, size_t *kind_len,
+                                     uint64_t *fingerprint, const unsigned char **layout,
+                                     uint64_t *layout_len) {
+    uint64_t offset, size, used, at = 0;
+    size_t name_len = strlen(name);
+    int found = 0;
+    if (zeroipc__entry(bytes, len, "zeroipc.layouts", &offset, &size) != ZEROIPC_OK || size < 16) {
+        return 0;
+    }
+    if (zeroipc__u32(bytes + offset) != 0x444C495Au || zeroipc__u32(bytes + offset + 4) != 1) {
+        return 0;
+    }
+    used = zeroipc__u32(bytes + offset + 8);
+    if (used > size - 16) return 0;
+    bytes += offset + 16;
+    while (at + 28 <= used) {
+        const unsigned char *r = bytes + at;
+        uint64_t rsize = zeroipc__u32(r), lsize = zeroipc__u32(r + 4);
+        uint64_t nlen = r[24], klen = r[25], body = 28 + nlen + klen + lsize;
+        if (rsize < 32 || rsize % 8 != 0 || rsize > used - at || body > rsize) break;
+        if (nlen == name_len && memcmp(r + 28, name, name_len) == 0 &&
+            zeroipc__u64(r + 8) == entry) {
+            uint64_t h = UINT64_C(0xcbf29ce484222325), k;
+            const unsigned char *l = r + 28 + nlen + klen;
+            for (k = 0; k < lsize; k++) h = (h ^ l[k]) * UINT64_C(0x100000001b3);
+            if (lsize > 0 && h == zeroipc__u64(r + 16)) {
+                *kind = r + 28 + nlen;
+                *kind_len = (size_t)klen;
+                *fingerprint = h;
+                *layout = l;
+                *layout_len = lsize;
+                found = 1;
+            }
+        }
+        at += rsize;
+    }
+    return found;
+}
+
 /**
  * Finds the array `name` in a mapped ZeroIPC segment (`base`, `len` bytes) and returns a pointer
- * to its first element, or NULL when the segment or entry is malformed, missing, or does not
- * hold elements of `elem_size` bytes. Every offset read from the segment is checked against
- * `len`. Arrays with the 8-byte header and with the C implementation's 16-byte header are found.
+ * to its first element, setting `*count`; or NULL, setting `*status` to why. Every offset read
+ * from the segment is checked against `len`. Arrays with the 8-byte header and with the C
+ * implementation's 16-byte header are found. When the segment describes the array (zeroipc for
+ * Rust), it must be described as an array, and with the layout whose fingerprint is
+ * `fingerprint` (the generated `ZEROIPC_FINGERPRINT_<Type>`; 0 checks the size only):
+ * otherwise `ZEROIPC_ERR_KIND` or `ZEROIPC_ERR_LAYOUT` (`zeroipc_explain` names the field).
+ */
+static inline void *zeroipc_lookup_array(void *base, size_t len, const char *name, size_t elem_size,
+                                         uint64_t fingerprint, uint64_t *count,
+                                         zeroipc_status *status) {
+    unsigned char *bytes = (unsigned char *)base;
+    uint64_t offset, size, capacity, c_elem, stored, layout_len;
+    const unsigned char *kind, *layout;
+    size_t kind_len;
+    *status = zeroipc__entry(bytes, len, name, &offset, &size);
+    if (*status != ZEROIPC_OK) return NULL;
+    if (zeroipc__described(bytes, len, name, offset, &kind, &kind_len, &stored, &layout,
+                           &layout_len)) {
+        if (kind_len != 5 || memcmp(kind, "array", 5) != 0) {
+            *status = ZEROIPC_ERR_KIND;
+            return NULL;
+        }
+        if (fingerprint != 0 && stored != fingerprint) {
+            *status = ZEROIPC_ERR_LAYOUT;
+            return NULL;
+        }
+    }
+    *status = ZEROIPC_ERR_ELEM_SIZE;
+    if (elem_size == 0 || size < 8) return NULL;
+    capacity = zeroipc__u64(bytes + offset);
+    if (capacity == 0 || capacity > (size - 8) / elem_size) return NULL;
+    if (8 + capacity * elem_size == size) {
+        *status = ZEROIPC_OK;
+        *count = capacity;
+        return bytes + offset + 8;
+    }
+    if (size >= 16) {
+        c_elem = zeroipc__u64(bytes + offset + 8);
+        if (c_elem == elem_size && capacity <= (size - 16) / elem_size &&
+            16 + capacity * elem_size == size) {
+            *status = ZEROIPC_OK;
+            *count = capacity;
+            return bytes + offset + 16;
+        }
+    }
+    return NULL;
+}
+
+/**
+ * `zeroipc_lookup_array` without a layout check or a status: a pointer to the first element of
+ * the array `name` of `elem_size`-byte elements, or NULL.
  */
 static inline void *zeroipc_find_array(void *base, size_t len, const char *name, size_t elem_size,
                                        uint64_t *count) {
-    unsigned char *bytes = (unsigned char *)base;
-    uint32_t magic, version, entries, max_entries;
-    uint64_t i, table_end, name_len = strlen(name);
-    if (len < 32 || elem_size == 0 || name_len == 0 || name_len > 31) return NULL;
-    memcpy(&magic, bytes, 4);
-    memcpy(&version, bytes + 4, 4);
-    memcpy(&entries, bytes + 8, 4);
-    memcpy(&max_entries, bytes + 12, 4);
-    table_end = 32 + 48 * (uint64_t)max_entries;
-    if (magic != 0x5A49504Du || version != 2 || max_entries == 0 || table_end > len ||
-        entries > max_entries) {
+    zeroipc_status status;
+    return zeroipc_lookup_array(base, len, name, elem_size, 0, count, &status);
+}
+
+/* `snprintf` into `out`, truncating (explanations are messages, cut if `out` is short). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static inline void zeroipc__say(char *out, size_t out_len, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    (void)vsnprintf(out, out_len, format, args);
+    va_end(args);
+}
+
+/* Skips one encoded layout at `p` (before `end`), setting its size; NULL when malformed. */
+static inline const unsigned char *zeroipc__skip(const unsigned char *p, const unsigned char *end,
+                                                 int depth, uint64_t *size) {
+    uint64_t n, len, count, i, elem;
+    if (depth > 32 || p >= end) return NULL;
+    switch (*p++) {
+    case 'S':
+        if ((uint64_t)(end - p) < 8) return NULL;
+        n = zeroipc__u64(p);
+        p += 8;
+        if (n < 2 || n > (uint64_t)(end - p)) return NULL;
+        *size = (uint64_t)(p[n - 1] - '0');
+        return p + n;
+    case 'A':
+        if ((uint64_t)(end - p) < 8) return NULL;
+        len = zeroipc__u64(p);
+        p = zeroipc__skip(p + 8, end, depth + 1, &elem);
+        *size = len * elem;
+        return p;
+    case 'T':
+        if ((uint64_t)(end - p) < 8) return NULL;
+        n = zeroipc__u64(p);
+        if (n > (uint64_t)(end - p) - 8) return NULL;
+        p += 8 + n;
+        if ((uint64_t)(end - p) < 24) return NULL;
+        *size = zeroipc__u64(p);
+        count = zeroipc__u64(p + 16);
+        p += 24;
+        for (i = 0; i < count && p != NULL; i++) {
+            if ((uint64_t)(end - p) < 8) return NULL;
+            n = zeroipc__u64(p);
+            if (n > (uint64_t)(end - p) - 8) return NULL;
+            p += 8 + n;
+            if ((uint64_t)(end - p) < 8) return NULL;
+            p = zeroipc__skip(p + 8, end, depth + 1, &elem);
+        }
+        return p;
+    default:
         return NULL;
     }
-    for (i = 0; i < entries; i++) {
-        const unsigned char *entry = bytes + 32 + 48 * i;
-        uint64_t offset, size, capacity, c_elem;
-        if (memcmp(entry, name, name_len + 1) != 0) continue;
-        memcpy(&offset, entry + 32, 8);
-        memcpy(&size, entry + 40, 8);
-        if (offset % 8 != 0 || offset < table_end || offset > len || size > len - offset || size < 8) {
-            return NULL;
-        }
-        memcpy(&capacity, bytes + offset, 8);
-        if (capacity == 0 || capacity > (size - 8) / elem_size) return NULL;
-        if (8 + capacity * elem_size == size) {
-            *count = capacity;
-            return bytes + offset + 8;
-        }
-        if (size >= 16) {
-            memcpy(&c_elem, bytes + offset + 8, 8);
-            if (c_elem == elem_size && capacity <= (size - 16) / elem_size &&
-                16 + capacity * elem_size == size) {
-                *count = capacity;
-                return bytes + offset + 16;
-            }
-        }
-        return NULL;
+}
+
+/**
+ * Writes into `out` (`out_len` bytes, NUL-terminated) why the array `name` does not open with
+ * the generated type `type_name` of fields `fields` (`nfields` of them): its kind, or the
+ * stored type's name and the first field that differs, with both offsets or sizes. Returns the
+ * status `zeroipc_lookup_array` gives for that type's size and fingerprint `fingerprint`.
+ */
+static inline zeroipc_status zeroipc_explain(void *base, size_t len, const char *name,
+                                             const char *type_name, size_t elem_size,
+                                             uint64_t fingerprint, const zeroipc_field *fields,
+                                             size_t nfields, char *out, size_t out_len) {
+    uint64_t count, offset, size, stored, layout_len, n, i, f_offset, f_size;
+    const unsigned char *kind, *layout, *p, *end;
+    size_t kind_len;
+    char stored_name[256];
+    zeroipc_status status;
+    if (out_len == 0) return ZEROIPC_ERR_SEGMENT;
+    out[0] = '\0';
+    zeroipc_lookup_array(base, len, name, elem_size, fingerprint, &count, &status);
+    if (status != ZEROIPC_ERR_LAYOUT && status != ZEROIPC_ERR_KIND) {
+        zeroipc__say(out, out_len, "array `%s`: %s", name, zeroipc_status_text(status));
+        return status;
     }
-    return NULL;
+    if (zeroipc__entry((const unsigned char *)base, len, name, &offset, &size) != ZEROIPC_OK ||
+        !zeroipc__described((const unsigned char *)base, len, name, offset, &kind, &kind_len,
+                            &stored, &layout, &layout_len)) {
+        zeroipc__say(out, out_len, "array `%s`: %s", name, zeroipc_status_text(status));
+        return status;
+    }
+    if (status == ZEROIPC_ERR_KIND) {
+        zeroipc__say(out, out_len, "entry `%s` is a %.*s, not an array", name, (int)kind_len,
+                 (const char *)kind);
+        return status;
+    }
+    p = layout;
+    end = layout + layout_len;
+    if (*p != 'T' || layout_len < 9) {
+        zeroipc__say(out, out_len, "array `%s` holds a scalar or an array, not `%s`", name, type_name);
+        return status;
+    }
+    n = zeroipc__u64(p + 1);
+    if (n > 255 || n > (uint64_t)(end - p) - 9) return status;
+    memcpy(stored_name, p + 9, (size_t)n);
+    stored_name[n] = '\0';
+    p += 9 + n;
+    if ((uint64_t)(end - p) < 24) return status;
+    count = zeroipc__u64(p + 16);
+    p += 24;
+    for (i = 0; i < count || i < nfields; i++) {
+        const char *f_name;
+        char here[256];
+        if (i >= count) {
+            zeroipc__say(out, out_len,
+                     "array `%s` holds `%s`, not `%s`: field `%s`: the stored type has no "
+                     "such field", name, stored_name, type_name, fields[i].name);
+            return status;
+        }
+        if ((uint64_t)(end - p) < 8) return status;
+        n = zeroipc__u64(p);
+        if (n > 255 || n > (uint64_t)(end - p) - 8) return status;
+        memcpy(here, p + 8, (size_t)n);
+        here[n] = '\0';
+        f_name = here;
+        p += 8 + n;
+        if ((uint64_t)(end - p) < 8) return status;
+        f_offset = zeroipc__u64(p);
+        p = zeroipc__skip(p + 8, end, 1, &f_size);
+        if (p == NULL) return status;
+        if (i >= nfields) {
+            zeroipc__say(out, out_len,
+                     "array `%s` holds `%s`, not `%s`: field `%s`: the stored type has this "
+                     "field too", name, stored_name, type_name, f_name);
+            return status;
+        }
+        if (strcmp(f_name, fields[i].name) != 0 || f_offset != fields[i].offset ||
+            f_size != fields[i].size) {
+            zeroipc__say(out, out_len,
+                     "array `%s` holds `%s`, not `%s`: field `%s`: field %llu is `%s` at "
+                     "offset %llu (%llu bytes) here, `%s` at offset %llu (%llu bytes) stored",
+                     name, stored_name, type_name, fields[i].name, (unsigned long long)i,
+                     fields[i].name, (unsigned long long)fields[i].offset,
+                     (unsigned long long)fields[i].size, f_name, (unsigned long long)f_offset,
+                     (unsigned long long)f_size);
+            return status;
+        }
+    }
+    zeroipc__say(out, out_len, "array `%s` holds `%s`, not `%s`: a nested type or the type name differs",
+             name, stored_name, type_name);
+    return status;
 }
 #endif /* ZEROIPC_NO_READER */
 #endif /* ZEROIPC_COMMON_V1 */
@@ -93,6 +371,17 @@ ZEROIPC_STATIC_ASSERT(ZEROIPC_ALIGNOF(Vec3) == 4, "Vec3: alignment differs from 
 ZEROIPC_STATIC_ASSERT(offsetof(Vec3, x) == 0, "Vec3.x: offset differs from the Rust type (0)");
 ZEROIPC_STATIC_ASSERT(offsetof(Vec3, y) == 4, "Vec3.y: offset differs from the Rust type (4)");
 ZEROIPC_STATIC_ASSERT(offsetof(Vec3, z) == 8, "Vec3.z: offset differs from the Rust type (8)");
+#ifndef ZEROIPC_NO_READER
+/** The array `name` of `Vec3` in a mapped segment, as `zeroipc_lookup_array` finds it. */
+static inline Vec3 *zeroipc_lookup_Vec3(void *base, size_t len, const char *name, uint64_t *count, zeroipc_status *status) {
+    return (Vec3 *)zeroipc_lookup_array(base, len, name, sizeof(Vec3), ZEROIPC_FINGERPRINT_Vec3, count, status);
+}
+/** Why the array `name` does not open as `Vec3` (see `zeroipc_explain`). */
+static inline zeroipc_status zeroipc_explain_Vec3(void *base, size_t len, const char *name, char *out, size_t out_len) {
+    static const zeroipc_field fields[] = {{"x", 0, 4}, {"y", 4, 4}, {"z", 8, 4}};
+    return zeroipc_explain(base, len, name, "Vec3", sizeof(Vec3), ZEROIPC_FINGERPRINT_Vec3, fields, sizeof fields / sizeof fields[0], out, out_len);
+}
+#endif
 
 /**
  * A record with a nested struct, fixed arrays and every scalar type: the cross-language tests'
@@ -145,6 +434,17 @@ ZEROIPC_STATIC_ASSERT(offsetof(Telemetry, offset) == 40, "Telemetry.offset: offs
 ZEROIPC_STATIC_ASSERT(offsetof(Telemetry, value) == 48, "Telemetry.value: offset differs from the Rust type (48)");
 ZEROIPC_STATIC_ASSERT(offsetof(Telemetry, samples) == 56, "Telemetry.samples: offset differs from the Rust type (56)");
 ZEROIPC_STATIC_ASSERT(offsetof(Telemetry, label) == 72, "Telemetry.label: offset differs from the Rust type (72)");
+#ifndef ZEROIPC_NO_READER
+/** The array `name` of `Telemetry` in a mapped segment, as `zeroipc_lookup_array` finds it. */
+static inline Telemetry *zeroipc_lookup_Telemetry(void *base, size_t len, const char *name, uint64_t *count, zeroipc_status *status) {
+    return (Telemetry *)zeroipc_lookup_array(base, len, name, sizeof(Telemetry), ZEROIPC_FINGERPRINT_Telemetry, count, status);
+}
+/** Why the array `name` does not open as `Telemetry` (see `zeroipc_explain`). */
+static inline zeroipc_status zeroipc_explain_Telemetry(void *base, size_t len, const char *name, char *out, size_t out_len) {
+    static const zeroipc_field fields[] = {{"position", 0, 12}, {"flags", 12, 1}, {"level", 13, 1}, {"channel", 14, 2}, {"quality", 16, 2}, {"_pad", 18, 2}, {"count", 20, 4}, {"delta", 24, 4}, {"gain", 28, 4}, {"serial", 32, 8}, {"offset", 40, 8}, {"value", 48, 8}, {"samples", 56, 16}, {"label", 72, 8}};
+    return zeroipc_explain(base, len, name, "Telemetry", sizeof(Telemetry), ZEROIPC_FINGERPRINT_Telemetry, fields, sizeof fields / sizeof fields[0], out, out_len);
+}
+#endif
 
 /**
  * TESTPLAN F4's 64-byte struct: a hand-written packed NumPy dtype of it is 60 bytes.
@@ -175,6 +475,17 @@ ZEROIPC_STATIC_ASSERT(offsetof(Padded64, name) == 24, "Padded64.name: offset dif
 ZEROIPC_STATIC_ASSERT(offsetof(Padded64, flag) == 56, "Padded64.flag: offset differs from the Rust type (56)");
 ZEROIPC_STATIC_ASSERT(offsetof(Padded64, reserved) == 57, "Padded64.reserved: offset differs from the Rust type (57)");
 ZEROIPC_STATIC_ASSERT(offsetof(Padded64, _pad) == 60, "Padded64._pad: offset differs from the Rust type (60)");
+#ifndef ZEROIPC_NO_READER
+/** The array `name` of `Padded64` in a mapped segment, as `zeroipc_lookup_array` finds it. */
+static inline Padded64 *zeroipc_lookup_Padded64(void *base, size_t len, const char *name, uint64_t *count, zeroipc_status *status) {
+    return (Padded64 *)zeroipc_lookup_array(base, len, name, sizeof(Padded64), ZEROIPC_FINGERPRINT_Padded64, count, status);
+}
+/** Why the array `name` does not open as `Padded64` (see `zeroipc_explain`). */
+static inline zeroipc_status zeroipc_explain_Padded64(void *base, size_t len, const char *name, char *out, size_t out_len) {
+    static const zeroipc_field fields[] = {{"id", 0, 4}, {"xyz", 4, 12}, {"value", 16, 8}, {"name", 24, 32}, {"flag", 56, 1}, {"reserved", 57, 3}, {"_pad", 60, 4}};
+    return zeroipc_explain(base, len, name, "Padded64", sizeof(Padded64), ZEROIPC_FINGERPRINT_Padded64, fields, sizeof fields / sizeof fields[0], out, out_len);
+}
+#endif
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -186,7 +186,7 @@ def _compare(got, want, where):
         _compare(got_type, want_type, f"{where}.{name}")
 
 
-def open_array(segment, name, dtype, readonly=False, allow_foreign_owner=False):
+def open_array(segment, name, dtype=None, readonly=False, allow_foreign_owner=False):
     """Map the array ``name`` of the ZeroIPC segment ``segment`` as a zero-copy NumPy view.
 
     The segment name follows the Rust rules (one optional leading ``/``, no other ``/``, not
@@ -194,8 +194,14 @@ def open_array(segment, name, dtype, readonly=False, allow_foreign_owner=False):
     ``allow_foreign_owner``. The table and the array header are validated first; the view stays
     valid while it (or a view of it) is referenced. Arrays with the 8-byte header (C++, Python,
     Go, Rust) and the C implementation's 16-byte header are both read.
+
+    A segment written by zeroipc for Rust describes its structures (FORMAT.md appendix D):
+    then ``dtype`` may be left out (the stored layout is used), a structure of another kind is
+    refused, and so is a ``dtype`` of this module whose fingerprint differs from the stored one
+    (stale bindings), or any other ``dtype`` whose fields differ, with a ``ValueError`` naming
+    the type and the first field that differs. Undescribed arrays (of the other
+    implementations) need ``dtype`` and are checked by element size only.
     """
-    dtype = _np.dtype(dtype)
     bare = segment[1:] if segment.startswith("/") else segment
     if bare in ("", ".", "..") or "/" in bare or "\0" in bare or len(bare.encode()) > 255:
         raise ValueError(f"invalid segment name {segment!r}")
@@ -221,16 +227,44 @@ def open_array(segment, name, dtype, readonly=False, allow_foreign_owner=False):
     table_end = 32 + 48 * max_entries
     if max_entries == 0 or table_end > size or count > max_entries or memory_size != size:
         raise ValueError(f"{segment}: corrupt table header")
-    wanted = name.encode()
+    entries = {}
     for i in range(count):
         base = 32 + 48 * i
-        if bytes(mem[base : base + 32]).split(b"\0", 1)[0] == wanted:
-            offset, entry_size = _struct.unpack_from("<QQ", mem, base + 32)
-            break
-    else:
+        key = bytes(mem[base : base + 32]).split(b"\0", 1)[0]
+        entries.setdefault(key, _struct.unpack_from("<QQ", mem, base + 32))
+    if name.encode() not in entries:
         raise KeyError(f"{segment} has no entry {name!r}")
+    offset, entry_size = entries[name.encode()]
     if offset % 8 or offset < table_end or offset + entry_size > size or entry_size < 8:
         raise ValueError(f"{segment}: entry {name!r} lies outside the segment")
+    where = f"{segment}: entry {name!r}"
+    described = _description(mem, size, table_end, entries, name, offset)
+    if described is None:
+        if dtype is None:
+            raise ValueError(
+                f"{where} is not described (made by another implementation, or with"
+                " descriptions off): pass its dtype"
+            )
+        dtype = _np.dtype(dtype)
+    else:
+        kind, stored_fingerprint, layout = described
+        if kind != "array":
+            raise ValueError(f"{where} is a {kind}, not an array")
+        stored_name, stored, stored_fields = _decode(layout)
+        if dtype is None:
+            dtype = stored
+        else:
+            dtype = _np.dtype(dtype)
+            generated = _generated_name(dtype)
+            if generated is not None:
+                if LAYOUTS[generated]["fingerprint"] != stored_fingerprint:
+                    field, what = _first_difference(LAYOUTS[generated]["fields"], stored_fields)
+                    raise ValueError(
+                        f"{where} holds {stored_name}, not {generated}: the bindings are stale"
+                        f" (regenerate them): field {field!r}: {what}"
+                    )
+            else:
+                _compare(dtype, stored, f"{where} holds {stored_name}; dtype")
     (capacity,) = _struct.unpack_from("<Q", mem, offset)
     item = dtype.itemsize
     if capacity and 8 + capacity * item == entry_size:
@@ -244,10 +278,132 @@ def open_array(segment, name, dtype, readonly=False, allow_foreign_owner=False):
         data = offset + 16
     else:
         raise ValueError(
-            f"{segment}: entry {name!r} ({entry_size} bytes, capacity {capacity})"
+            f"{where} ({entry_size} bytes, capacity {capacity})"
             f" does not hold {item}-byte elements"
         )
     return _np.frombuffer(mem, dtype=dtype, count=capacity, offset=data)
+
+
+def _fnv1a(data):
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def _description(mem, size, table_end, entries, name, entry):
+    """(kind, fingerprint, layout bytes) of the structure ``name`` at offset ``entry``, from the
+    segment's description entry (FORMAT.md appendix D), or None. Records that cannot be read
+    are ignored, as zeroipc for Rust ignores them."""
+    if b"zeroipc.layouts" not in entries:
+        return None
+    offset, length = entries[b"zeroipc.layouts"]
+    if offset % 8 or offset < table_end or offset + length > size or length < 16:
+        return None
+    magic, version, used = _struct.unpack_from("<III", mem, offset)
+    if magic != 0x444C495A or version != 1 or used > length - 16 or used > (4 << 20):
+        return None
+    area = bytes(mem[offset + 16 : offset + 16 + used])
+    found, at = None, 0
+    while at + 28 <= len(area):
+        rsize, layout_len, rentry, fingerprint, name_len, kind_len = _struct.unpack_from(
+            "<IIQQBB", area, at
+        )
+        body = 28 + name_len + kind_len + layout_len
+        if rsize < 32 or rsize % 8 or at + rsize > len(area) or body > rsize:
+            break
+        start = at + 28
+        rname = area[start : start + name_len]
+        kind = area[start + name_len : start + name_len + kind_len]
+        layout = area[start + name_len + kind_len : at + body]
+        if rname == name.encode() and rentry == entry and layout and _fnv1a(layout) == fingerprint:
+            found = (kind.decode(errors="replace"), fingerprint, layout)
+        at += rsize
+    return found
+
+
+def _decode(layout):
+    """The stored layout as (type name, NumPy dtype, [(field, offset, size)])."""
+
+    def number(at):
+        if at + 8 > len(layout):
+            raise ValueError("truncated layout")
+        return _struct.unpack_from("<Q", layout, at)[0], at + 8
+
+    def text(at):
+        n, at = number(at)
+        if n > 255 or at + n > len(layout):
+            raise ValueError("bad name in the layout")
+        return layout[at : at + n].decode(), at + n
+
+    def one(at, depth):
+        if depth > 32 or at >= len(layout):
+            raise ValueError("truncated layout")
+        tag, at = layout[at : at + 1], at + 1
+        if tag == b"S":
+            code, at = text(at)
+            return code, _np.dtype(code), [], at
+        if tag == b"A":
+            n, at = number(at)
+            name, elem, _, at = one(at, depth + 1)
+            return f"[{name}; {n}]", _np.dtype((elem, (n,))), [], at
+        if tag == b"T":
+            name, at = text(at)
+            size, at = number(at)
+            _, at = number(at)
+            count, at = number(at)
+            if count > 4096:
+                raise ValueError("too many fields in the layout")
+            names, formats, offsets, fields = [], [], [], []
+            for _ in range(count):
+                field, at = text(at)
+                offset, at = number(at)
+                _, dtype, _, at = one(at, depth + 1)
+                names.append(field)
+                formats.append(dtype)
+                offsets.append(offset)
+                fields.append((field, offset, dtype.itemsize))
+            dtype = _np.dtype(
+                {"names": names, "formats": formats, "offsets": offsets, "itemsize": size}
+            )
+            return name, dtype, fields, at
+        raise ValueError(f"unknown tag {tag!r} in the layout")
+
+    name, dtype, fields, at = one(0, 0)
+    if at != len(layout):
+        raise ValueError("bytes follow the layout")
+    return name, dtype, fields
+
+
+def _generated_name(dtype):
+    """The name of the type of this module whose dtype is ``dtype``, if any."""
+    for type_name in LAYOUTS:
+        if globals()[type_name] is dtype:
+            return type_name
+    for type_name in LAYOUTS:
+        if globals()[type_name] == dtype:
+            return type_name
+    return None
+
+
+def _first_difference(ours, stored):
+    """The first field of ``ours`` that differs from ``stored`` (both [(name, offset, size)]),
+    and how."""
+    for i, (name, offset, size) in enumerate(ours):
+        if i >= len(stored):
+            return name, "the stored type has no such field"
+        s_name, s_offset, s_size = stored[i]
+        if name != s_name:
+            moved = [f for f in stored if f[0] == name]
+            where = f"; {name} is stored at offset {moved[0][1]}" if moved else ""
+            return name, f"field {i} is {name} here (offset {offset}), {s_name} stored{where}"
+        if offset != s_offset:
+            return name, f"offset {offset} here, {s_offset} stored"
+        if size != s_size:
+            return name, f"{size} bytes here, {s_size} stored"
+    if len(stored) > len(ours):
+        return stored[len(ours)][0], "the stored type has this field too"
+    return "", "a nested type or the type name differs"
 
 
 def _verify():
