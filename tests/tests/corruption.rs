@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use zeroipc::{Array, Defect, EntryDefect, Error, HeaderDefect, Segment, SegmentOptions};
+use zeroipc::{Array, Defect, DynArray, EntryDefect, Error, HeaderDefect, Segment, SegmentOptions};
 use zeroipc_tests::{ShmGuard, guarded, read_raw, unique_name, write_raw};
 
 /// A sound segment of 4096 bytes, 4 entries: `a` (u32 x 4 at 224) and `b` (u64 x 2 at 248),
@@ -305,4 +305,161 @@ fn a3_array_header_corruption() {
     // An entry shorter than the array header.
     let (short, _g5) = plant(|b| put_u64(b, 32 + 40, 4));
     assert!(matches!(structure(&short), Error::CorruptStructure { .. }));
+}
+
+/// FNV-1a 64, as FORMAT.md appendix D computes a layout's fingerprint.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Description records are untrusted input too (FORMAT.md appendix D): truncated, oversized,
+/// lying about their offset, carrying a fingerprint that does not match their bytes, or a
+/// layout that cannot describe a struct, each leaves the structure undescribed (it opens by
+/// size, as another implementation's) and is reported by `check`; a consistent record that
+/// lies about the type is caught by the size check. Never a panic.
+#[test]
+fn a2_description_records_that_lie_are_refused() {
+    let (src, _gs) = guarded("desc-src");
+    let (area, record) = {
+        let seg = SegmentOptions::new()
+            .max_entries(4)
+            .create(&src, 8192)
+            .unwrap();
+        Array::<u32>::create(&seg, "a", 4)
+            .unwrap()
+            .copy_from_slice(0, &[1, 2, 3, 4])
+            .unwrap();
+        let area = seg.entry("zeroipc.layouts").unwrap().unwrap().offset as usize;
+        (area, area + 16)
+    };
+    let base = read_raw(&src);
+    let layout_len = u32::from_le_bytes(base[record + 4..record + 8].try_into().unwrap()) as usize;
+    let layout_at = record + 28 + 1 + "array".len();
+    // The record as written: `a`, an array of `u32`, at the entry's offset.
+    assert_eq!(&base[record + 28..layout_at], b"aarray");
+    assert_eq!(
+        u64::from_le_bytes(base[record + 16..record + 24].try_into().unwrap()),
+        fnv1a(&base[layout_at..layout_at + layout_len])
+    );
+    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, Option<&str>)> = vec![
+        (
+            "a record longer than the bytes used",
+            Box::new(move |b| put_u32(b, record, 4096)),
+            Some("reaches past"),
+        ),
+        (
+            "a record size that is not a multiple of 8",
+            Box::new(move |b| put_u32(b, record, 41)),
+            Some("not a multiple of 8"),
+        ),
+        (
+            "`used` beyond the area",
+            Box::new(move |b| put_u32(b, area + 8, 1 << 30)),
+            Some("`used` is"),
+        ),
+        (
+            "another magic",
+            Box::new(move |b| put_u32(b, area, 0xdead_beef)),
+            Some("magic"),
+        ),
+        (
+            "a name longer than the record",
+            Box::new(move |b| b[record + 24] = 200),
+            Some("is not 1..=31"),
+        ),
+        (
+            "a layout longer than the record",
+            Box::new(move |b| put_u32(b, record + 4, 1 << 20)),
+            Some("reach past its size"),
+        ),
+        (
+            "a fingerprint that does not match the layout",
+            Box::new(move |b| b[record + 16] ^= 1),
+            Some("fingerprint"),
+        ),
+        (
+            "a layout that does not decode, its fingerprint made to match",
+            Box::new(move |b| {
+                b[layout_at] = b'Q';
+                let fp = fnv1a(&b[layout_at..layout_at + layout_len]);
+                put_u64(b, record + 16, fp);
+            }),
+            Some("the layout of `a`"),
+        ),
+        (
+            "a record naming another offset (a structure since removed)",
+            Box::new(move |b| put_u64(b, record + 8, 8)),
+            None,
+        ),
+    ];
+    for (what, mutate, defect) in cases {
+        let mut bytes = base.clone();
+        mutate(&mut bytes);
+        let name = unique_name("desc");
+        let _g = write_raw(&name, &bytes);
+        let seg = Segment::open(&name).unwrap_or_else(|e| panic!("{what}: {e}"));
+        // Undescribed: the size decides, as for another implementation's array.
+        assert_eq!(
+            Array::<u32>::open(&seg, "a").unwrap().to_vec(),
+            [1, 2, 3, 4],
+            "{what}"
+        );
+        assert_eq!(
+            Array::<[u8; 4]>::open(&seg, "a").unwrap().len(),
+            4,
+            "{what}"
+        );
+        assert!(
+            matches!(
+                Array::<u64>::open(&seg, "a"),
+                Err(Error::TypeMismatch { .. })
+            ),
+            "{what}"
+        );
+        assert!(
+            matches!(DynArray::open(&seg, "a"), Err(Error::NotDescribed { .. })),
+            "{what}"
+        );
+        assert_eq!(seg.description("a").unwrap(), None, "{what}");
+        let report = seg.check();
+        assert!(report.descriptions.is_empty(), "{what}");
+        match defect {
+            Some(text) => assert!(
+                report.defects.iter().any(
+                    |d| matches!(d, Defect::Description { problem } if problem.contains(text))
+                ),
+                "{what}: {:?}",
+                report.defects
+            ),
+            None => assert!(report.is_sound(), "{what}: {:?}", report.defects),
+        }
+        // Creating more structures never writes into a broken area, and still works.
+        let more = Array::<u8>::create(&seg, "more", 1);
+        assert!(more.is_ok(), "{what}: {more:?}");
+    }
+    // A consistent record that lies about the type (says `u64` for 4-byte elements): the
+    // layout check accepts the lie, the size check does not.
+    let mut bytes = base.clone();
+    let u64_layout: Vec<u8> = [b"S".as_slice(), &3u64.to_le_bytes(), b"<u8"].concat();
+    assert_eq!(u64_layout.len(), layout_len);
+    bytes[layout_at..layout_at + layout_len].copy_from_slice(&u64_layout);
+    put_u64(&mut bytes, record + 16, fnv1a(&u64_layout));
+    let name = unique_name("desc-lie");
+    let _g = write_raw(&name, &bytes);
+    let seg = Segment::open(&name).unwrap();
+    assert!(matches!(
+        Array::<u32>::open(&seg, "a"),
+        Err(Error::LayoutMismatch { .. })
+    ));
+    let e = Array::<u64>::open(&seg, "a").unwrap_err();
+    assert!(
+        matches!(e, Error::TypeMismatch { expected: 8, .. }),
+        "{e:?}"
+    );
+    assert!(matches!(
+        DynArray::open(&seg, "a"),
+        Err(Error::TypeMismatch { .. })
+    ));
 }

@@ -46,6 +46,23 @@ fn seeds() -> &'static [Vec<u8>] {
             zeroipc::Array::<[u8; 3]>::create(&seg, "c", 9).unwrap();
         }
         seeds.push(zeroipc_tests::read_raw(&name));
+        // Described containers of every kind with elements, for the description records and
+        // the run-time typed handles (the table, the area and the first records lie within the
+        // mutated prefix).
+        let (name, _g) = zeroipc_tests::guarded("seed-described");
+        {
+            let seg = zeroipc::SegmentOptions::new()
+                .max_entries(5)
+                .runtime_entry(false)
+                .create(&name, 2048)
+                .unwrap();
+            let q = zeroipc::Queue::<u32>::create(&seg, "q", 2).unwrap();
+            q.push(7).unwrap();
+            let s = zeroipc::Stack::<[u8; 3]>::create(&seg, "s", 2).unwrap();
+            s.push([1, 2, 3]).unwrap();
+            zeroipc::Array::<zeroipc_tests::types::SensorReading>::create(&seg, "r", 1).unwrap();
+        }
+        seeds.push(zeroipc_tests::read_raw(&name));
         seeds
     })
 }

@@ -869,6 +869,7 @@ macro_rules! kinds {
                     }
                 }
             )*
+            crate::container::dynamic::exercise(segment, name);
             opened
         }
     };

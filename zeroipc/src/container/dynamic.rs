@@ -989,3 +989,42 @@ pub(crate) fn peek(
         }),
     }
 }
+
+/// The fuzz body's run-time typed part: the description of `name`, a snapshot of it as each
+/// container kind, and the run-time typed handles built from the description, each with a few
+/// bounded operations. Whatever the bytes, nothing here may panic or reach outside the mapping.
+pub(crate) fn exercise(segment: &Segment, name: &str) {
+    let described = segment.description(name).ok().flatten();
+    let layout = described.as_ref().and_then(|d| d.layout.clone());
+    for kind in [
+        None,
+        Some(StructureKind::Array),
+        Some(StructureKind::Queue),
+        Some(StructureKind::Stack),
+    ] {
+        if let Ok(p) = peek(segment, name, kind, layout.as_ref(), (0, 4)) {
+            for e in &p.elements {
+                let _ = p.layout.read(e).map(|v| v.to_string());
+            }
+        }
+    }
+    if let Ok(a) = DynArray::open(segment, name) {
+        let last = a.len().saturating_sub(1);
+        if let Ok(v) = a.get(last) {
+            let _ = a.set(last, &v);
+        }
+        let _ = a.get(a.len());
+    }
+    if let Ok(q) = DynQueue::open(segment, name) {
+        let _ = (q.len(), q.peek(0, 4));
+        if let Ok(Some(v)) = q.pop_bytes() {
+            let _ = q.push_bytes(&v);
+        }
+    }
+    if let Ok(s) = DynStack::open(segment, name) {
+        let _ = (s.len(), s.peek(0, 4));
+        if let Ok(Some(v)) = s.pop_bytes() {
+            let _ = s.push_bytes(&v);
+        }
+    }
+}
