@@ -343,7 +343,8 @@ fn a2_description_records_that_lie_are_refused() {
         u64::from_le_bytes(base[record + 16..record + 24].try_into().unwrap()),
         fnv1a(&base[layout_at..layout_at + layout_len])
     );
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, Option<&str>)> = vec![
+    type Mutate = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Mutate, Option<&str>)> = vec![
         (
             "a record longer than the bytes used",
             Box::new(move |b| put_u32(b, record, 4096)),
