@@ -871,6 +871,7 @@ fn g1_the_json_of_every_command_matches_its_schema_and_diagnostics_go_to_stderr(
             "gc",
             vec!["gc", "--dry-run", "--unrecorded", "--prefix", &prefix],
         ),
+        ("watch", vec!["watch", &name, "--once"]),
         ("rm", vec!["rm", &doomed]),
     ];
     for (command, mut args) in commands {
@@ -894,4 +895,56 @@ fn g1_the_json_of_every_command_matches_its_schema_and_diagnostics_go_to_stderr(
     let (out, text) = cli(&["dump", &name, "floats", "--dtype", ">f8", "--json"]);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(out.stdout.is_empty() && !out.stderr.is_empty(), "{text}");
+}
+
+#[test]
+fn watch_shows_every_entry_with_lengths_states_and_array_statistics() {
+    let (name, _g) = guarded("watch");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    Array::<i16>::create(&seg, "levels", 4)
+        .unwrap()
+        .copy_from_slice(0, &[-4, 10, 2, 0])
+        .unwrap();
+    let q = Queue::<u32>::create(&seg, "jobs", 8).unwrap();
+    q.push(1).unwrap();
+    q.push(2).unwrap();
+    zeroipc::Semaphore::create(&seg, "slots", 3, 5).unwrap();
+    let (out, text) = cli(&["watch", &name, "--once", "--json"]);
+    assert!(out.status.success(), "{text}");
+    let v = json_of(&out, &text);
+    let entry = |n: &str| {
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {n}: {text}"))
+    };
+    let levels = entry("levels");
+    assert_eq!(levels["stats"]["min"], -4.0);
+    assert_eq!(levels["stats"]["max"], 10.0);
+    assert_eq!(levels["stats"]["mean"], 2.0);
+    assert_eq!(
+        (&levels["kind"], &levels["len"]),
+        (&Value::from("array"), &Value::from(4))
+    );
+    let jobs = entry("jobs");
+    assert_eq!(
+        (&jobs["len"], &jobs["capacity"]),
+        (&Value::from(2), &Value::from(8))
+    );
+    assert_eq!(entry("slots")["state"]["count"], 3);
+    assert!(entry("zeroipc.layouts")["kind"].is_null());
+    let (out, text) = cli(&["watch", &name, "--once"]);
+    assert!(out.status.success(), "{text}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with("levels")).unwrap();
+    assert!(line.contains("min -4 mean 2.000000 max 10"), "{line}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("slots") && l.contains("count 3")),
+        "{stdout}"
+    );
 }

@@ -11,6 +11,8 @@
 //! zeroipc check SEG --structure queue:jobs   ... and of the queue `jobs`
 //! zeroipc repair SEG --structure queue:jobs   undo the claims of processes that died
 //!                                     inside an operation on `jobs`
+//! zeroipc watch SEG [--once]          a live view of every entry: lengths, shared words,
+//!                                     min/mean/max of numeric arrays
 //! zeroipc gc [--dry-run]              remove the segments whose every recorded process is dead
 //! zeroipc rm SEG                      unlink a segment
 //! ```
@@ -131,6 +133,20 @@ enum Command {
         #[arg(long, value_name = "PREFIX")]
         prefix: Option<String>,
     },
+    /// A live view of every entry, refreshed until interrupted: the kind, type, capacity and
+    /// length of each described structure, the shared words of each primitive by name, and
+    /// for numeric arrays the minimum, mean and maximum.
+    Watch {
+        /// Segment name.
+        segment: String,
+        /// Milliseconds between refreshes.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Print one snapshot and exit (with --json: one JSON document; without --once,
+        /// --json prints one document per line per refresh).
+        #[arg(long)]
+        once: bool,
+    },
     /// Unlink a segment (refuses files that are not ZeroIPC segments).
     Rm {
         /// Segment name.
@@ -207,6 +223,11 @@ fn main() -> ExitCode {
             unrecorded,
             prefix,
         } => gc(*dry_run, *unrecorded, prefix.as_deref(), cli.json),
+        Command::Watch {
+            segment,
+            interval_ms,
+            once,
+        } => watch(segment, *interval_ms, *once, cli.json),
         Command::Rm { segment, force } => rm(segment, *force, cli.json),
     };
     match result {
@@ -904,4 +925,231 @@ fn rm(segment: &str, force: bool, as_json: bool) -> Result<ExitCode, Failure> {
         println!("removed {removed}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One entry as `watch` shows it.
+struct Watched {
+    name: String,
+    kind: Option<String>,
+    type_name: Option<String>,
+    capacity: Option<u64>,
+    len: Option<u64>,
+    state: Vec<(&'static str, i64)>,
+    stats: Option<Stats>,
+}
+
+/// The minimum, mean and maximum of the numbers of a numeric array (NaNs left out).
+#[derive(Clone, Copy)]
+struct Stats {
+    count: u64,
+    min: f64,
+    max: f64,
+    sum: f64,
+}
+
+impl Stats {
+    fn add(&mut self, x: f64) {
+        if x.is_nan() {
+            return;
+        }
+        self.count += 1;
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        self.sum += x;
+    }
+
+    fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+}
+
+/// Every number of `v`, in order.
+fn numbers(v: &zeroipc::Value, f: &mut impl FnMut(f64)) {
+    match v {
+        zeroipc::Value::Array(items) => items.iter().for_each(|i| numbers(i, f)),
+        zeroipc::Value::Struct(fields) => fields.iter().for_each(|(_, i)| numbers(i, f)),
+        other => {
+            if let Some(x) = other.as_f64() {
+                f(x);
+            }
+        }
+    }
+}
+
+/// The statistics of the numeric array `name` of `layout`, read `DUMP_CHUNK` elements at a time.
+fn array_stats(seg: &Segment, name: &str, layout: &DynLayout, len: u64) -> Option<Stats> {
+    layout.leaf_scalar()?;
+    let mut stats = Stats {
+        count: 0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+        sum: 0.0,
+    };
+    let len = usize::try_from(len).ok()?;
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(DUMP_CHUNK);
+        let chunk = seg
+            .peek(name, Some(StructureKind::Array), Some(layout), at, n)
+            .ok()?;
+        for bytes in &chunk.elements {
+            if let Ok(v) = layout.read(bytes) {
+                numbers(&v, &mut |x| stats.add(x));
+            }
+        }
+        at += n;
+    }
+    Some(stats)
+}
+
+/// What `watch` shows of every entry of `report`, read from `seg` now.
+fn watched(report: &Report, seg: &Segment) -> Vec<Watched> {
+    let described: HashMap<&str, &Description> = report
+        .descriptions
+        .iter()
+        .map(|d| (d.name.as_str(), d))
+        .collect();
+    report
+        .entries
+        .iter()
+        .map(|e| {
+            let mut w = Watched {
+                name: e.name.clone(),
+                kind: None,
+                type_name: None,
+                capacity: None,
+                len: None,
+                state: Vec::new(),
+                stats: None,
+            };
+            let Some(d) = described.get(e.name.as_str()) else {
+                return w;
+            };
+            w.kind = Some(d.kind.clone());
+            w.type_name = d.layout.as_ref().map(DynLayout::type_name);
+            let Some(kind) = d.structure_kind() else {
+                return w;
+            };
+            if let Ok(p) = seg.peek(&d.name, Some(kind), None, 0, 0) {
+                (w.capacity, w.len) = (Some(p.capacity), Some(p.len));
+                if kind == StructureKind::Array {
+                    w.stats = array_stats(seg, &d.name, &p.layout, p.len);
+                }
+            } else if let Ok(r) = seg.check_structure(&d.name, kind) {
+                w.len = r.len;
+                w.state = r.state;
+            }
+            w
+        })
+        .collect()
+}
+
+fn watched_json(w: &Watched) -> Value {
+    json!({
+        "name": w.name,
+        "kind": w.kind,
+        "type": w.type_name,
+        "capacity": w.capacity,
+        "len": w.len,
+        "state": w.state.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "stats": w.stats.map(|s| json!({
+            "count": s.count,
+            "min": (s.count > 0).then_some(s.min),
+            "mean": s.mean(),
+            "max": (s.count > 0).then_some(s.max),
+        })),
+    })
+}
+
+fn watch(segment: &str, interval_ms: u64, once: bool, as_json: bool) -> Result<ExitCode, Failure> {
+    let seg = inspect_open(segment)?;
+    loop {
+        let report = Segment::inspect(segment)?;
+        let entries = watched(&report, &seg);
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        let written = if as_json {
+            let head = json!({
+                "segment": report.segment,
+                "time_ms": millis,
+                "peers": report.peers.iter().map(peer_json).collect::<Vec<_>>(),
+                "defects": report.defect_count(),
+            });
+            let mut doc = Vec::new();
+            write_with_array(&mut doc, &head, "entries", |item| {
+                entries.iter().try_for_each(|w| item(&watched_json(w)))
+            })
+            .and_then(|()| {
+                if once {
+                    out.write_all(&doc)
+                } else {
+                    // One document per line.
+                    let v: Value = serde_json::from_slice(&doc).map_err(std::io::Error::other)?;
+                    serde_json::to_writer(&mut out, &v).map_err(std::io::Error::other)?;
+                    writeln!(out)
+                }
+            })
+            .and_then(|()| out.flush())
+        } else {
+            print_watch(&mut out, &report, &entries, once).and_then(|()| out.flush())
+        };
+        written.map_err(|e| Failure::other(format!("cannot write the output: {e}")))?;
+        if once {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(Duration::from_millis(interval_ms.max(10)));
+    }
+}
+
+fn print_watch(
+    out: &mut impl std::io::Write,
+    report: &Report,
+    entries: &[Watched],
+    once: bool,
+) -> std::io::Result<()> {
+    if !once {
+        // Clear the screen and go home, as `watch(1)` does.
+        write!(out, "\x1b[2J\x1b[H")?;
+    }
+    writeln!(
+        out,
+        "{}  ({} entries, {} peers, {} defects)",
+        report.segment,
+        entries.len(),
+        report.peers.len(),
+        report.defect_count()
+    )?;
+    writeln!(
+        out,
+        "{:<24} {:<9} {:<20} {:>10} {:>10}  DETAILS",
+        "NAME", "KIND", "TYPE", "CAPACITY", "LEN"
+    )?;
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    for w in entries {
+        let details = match (&w.stats, w.state.is_empty()) {
+            (Some(s), _) => match s.mean() {
+                Some(mean) => format!("min {} mean {mean:.6} max {}", s.min, s.max),
+                None => "no numbers".into(),
+            },
+            (None, false) => w
+                .state
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (None, true) => String::new(),
+        };
+        writeln!(
+            out,
+            "{:<24} {:<9} {:<20} {:>10} {:>10}  {details}",
+            w.name.escape_debug().to_string(),
+            dash(w.kind.clone()),
+            dash(w.type_name.clone()),
+            dash(w.capacity.map(|c| c.to_string())),
+            dash(w.len.map(|l| l.to_string())),
+        )?;
+    }
+    Ok(())
 }
