@@ -244,6 +244,18 @@ fn check_signal(seg: &Segment, file: &Value, s: &Value) -> Result<(), String> {
         }
     }
     let want = bytes_of(&layout, &expected["value"])?;
+    // The value read through the run-time layout, without the mutex...
+    let peeked = seg
+        .peek(name, Some(StructureKind::Signal), Some(&layout), 0, 1)
+        .map_err(|e| format!("{name}: {e}"))?;
+    if peeked.elements != [want.clone()] {
+        return Err(format!(
+            "{name}: peeked {}, expected {}",
+            shown(&layout, &peeked.elements),
+            expected["value"]
+        ));
+    }
+    // ... and through a handle, with it.
     let (got, version) = with_value_size!(layout.size(), T => {
         let sig = Signal::<T>::open(seg, name).map_err(|e| format!("{name}: {e}"))?;
         let got: T = sig.get().map_err(|e| format!("{name}: {e}"))?;

@@ -1158,9 +1158,10 @@ impl Segment {
         })
     }
 
-    /// Reads up to `count` elements of the container `name` (an array, queue or stack) from
-    /// the `skip`-th on, in order and without changing anything (read-only segments too): an
-    /// array's by index, a queue's oldest first, a stack's bottom first. `kind` and `layout`
+    /// Reads up to `count` elements of the container `name` (an array, queue or stack, or the
+    /// value of a signal) from the `skip`-th on, in order and without changing anything
+    /// (read-only segments too): an array's by index, a queue's oldest first, a stack's bottom
+    /// first. `kind` and `layout`
     /// default to what the segment describes; a description that disagrees with them is an
     /// error, as for opening.
     ///

@@ -909,6 +909,8 @@ fn watch_shows_every_entry_with_lengths_states_and_array_statistics() {
     q.push(1).unwrap();
     q.push(2).unwrap();
     zeroipc::Semaphore::create(&seg, "slots", 3, 5).unwrap();
+    let sig = zeroipc::Signal::<[i32; 2]>::create(&seg, "target", [4, -5]).unwrap();
+    sig.set([6, -7]).unwrap();
     let (out, text) = cli(&["watch", &name, "--once", "--json"]);
     assert!(out.status.success(), "{text}");
     let v = json_of(&out, &text);
@@ -936,6 +938,12 @@ fn watch_shows_every_entry_with_lengths_states_and_array_statistics() {
     );
     assert_eq!(entry("slots")["state"]["count"], 3);
     assert!(entry("zeroipc.layouts")["kind"].is_null());
+    let target = entry("target");
+    assert_eq!(target["value"], serde_json::json!([6, -7]));
+    assert_eq!(target["state"]["version"], 1);
+    let (out, text) = cli(&["dump", &name, "target", "--json"]);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(json_of(&out, &text)["values"], serde_json::json!([[6, -7]]));
     let (out, text) = cli(&["watch", &name, "--once"]);
     assert!(out.status.success(), "{text}");
     let stdout = String::from_utf8_lossy(&out.stdout);

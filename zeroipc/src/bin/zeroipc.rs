@@ -308,7 +308,14 @@ fn structures_of(report: &Report, seg: Option<&Segment>) -> HashMap<String, Stru
             let kind = d.structure_kind();
             let (mut capacity, mut len) = (None, None);
             if let (Some(seg), Some(kind)) = (seg, kind) {
-                if let Ok(p) = seg.peek(&d.name, Some(kind), None, 0, 0) {
+                let container = matches!(
+                    kind,
+                    StructureKind::Array | StructureKind::Queue | StructureKind::Stack
+                );
+                if let Some(p) = container
+                    .then(|| seg.peek(&d.name, Some(kind), None, 0, 0).ok())
+                    .flatten()
+                {
                     (capacity, len) = (Some(p.capacity), Some(p.len));
                 } else if let Ok(r) = seg.check_structure(&d.name, kind) {
                     len = r.len;
@@ -936,6 +943,8 @@ struct Watched {
     len: Option<u64>,
     state: Vec<(&'static str, i64)>,
     stats: Option<Stats>,
+    /// A signal's value, decoded.
+    value: Option<zeroipc::Value>,
 }
 
 /// The minimum, mean and maximum of the numbers of a numeric array (NaNs left out).
@@ -1021,6 +1030,7 @@ fn watched(report: &Report, seg: &Segment) -> Vec<Watched> {
                 len: None,
                 state: Vec::new(),
                 stats: None,
+                value: None,
             };
             let Some(d) = described.get(e.name.as_str()) else {
                 return w;
@@ -1030,7 +1040,11 @@ fn watched(report: &Report, seg: &Segment) -> Vec<Watched> {
             let Some(kind) = d.structure_kind() else {
                 return w;
             };
-            if let Ok(p) = seg.peek(&d.name, Some(kind), None, 0, 0) {
+            let container = matches!(
+                kind,
+                StructureKind::Array | StructureKind::Queue | StructureKind::Stack
+            );
+            if container && let Ok(p) = seg.peek(&d.name, Some(kind), None, 0, 0) {
                 (w.capacity, w.len) = (Some(p.capacity), Some(p.len));
                 if kind == StructureKind::Array {
                     w.stats = array_stats(seg, &d.name, &p.layout, p.len);
@@ -1038,6 +1052,11 @@ fn watched(report: &Report, seg: &Segment) -> Vec<Watched> {
             } else if let Ok(r) = seg.check_structure(&d.name, kind) {
                 w.len = r.len;
                 w.state = r.state;
+            }
+            if kind == StructureKind::Signal
+                && let Ok(p) = seg.peek(&d.name, Some(kind), None, 0, 1)
+            {
+                w.value = p.elements.first().and_then(|b| p.layout.read(b).ok());
             }
             w
         })
@@ -1052,6 +1071,7 @@ fn watched_json(w: &Watched) -> Value {
         "capacity": w.capacity,
         "len": w.len,
         "state": w.state.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "value": w.value.as_ref().map(value_json),
         "stats": w.stats.map(|s| json!({
             "count": s.count,
             "min": (s.count > 0).then_some(s.min),
@@ -1128,7 +1148,7 @@ fn print_watch(
     )?;
     let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     for w in entries {
-        let details = match (&w.stats, w.state.is_empty()) {
+        let mut details = match (&w.stats, w.state.is_empty()) {
             (Some(s), _) => match s.mean() {
                 Some(mean) => format!("min {} mean {mean:.6} max {}", s.min, s.max),
                 None => "no numbers".into(),
@@ -1141,6 +1161,9 @@ fn print_watch(
                 .join(", "),
             (None, true) => String::new(),
         };
+        if let Some(v) = &w.value {
+            details = format!("value {v}; {details}");
+        }
         writeln!(
             out,
             "{:<24} {:<9} {:<20} {:>10} {:>10}  {details}",

@@ -33,6 +33,7 @@ use crate::kind::{self, Opened, StructureKind};
 use crate::raw::{Access, Anchored, Region, Word, Words};
 use crate::runtime;
 use crate::segment::Segment;
+use crate::sync::signal::SignalKind;
 use crate::wait::{Bell, Chime};
 
 /// What the three handles share: where they are, the layout and the slot bytes.
@@ -913,7 +914,8 @@ pub struct Peek {
     /// The current length (an array's is its capacity) or depth, as read before the copy.
     pub len: u64,
     /// The elements read, from the `skip`-th on: an array's by index, a queue's oldest first,
-    /// a stack's bottom first.
+    /// a stack's bottom first, a signal's value (read without its mutex: torn only while a
+    /// `set` runs).
     pub elements: Vec<Vec<u8>>,
 }
 
@@ -979,6 +981,23 @@ pub(crate) fn peek(
                 kind,
                 capacity: u64::from(g.capacity),
                 len,
+                elements,
+                layout: cells.layout,
+            })
+        }
+        StructureKind::Signal => {
+            // The value, as a reader without the mutex sees it (torn only while a `set` runs).
+            let (opened, layout) = kind::open_dyn::<SignalKind<u8>>(segment, name, layout)?;
+            let cells = Cells::new(&opened, layout, crate::sync::signal::VALUE as u64, 1)?;
+            let elements = if skip == 0 && count > 0 {
+                vec![cells.read(0)]
+            } else {
+                Vec::new()
+            };
+            Ok(Peek {
+                kind,
+                capacity: 1,
+                len: 1,
                 elements,
                 layout: cells.layout,
             })

@@ -39,7 +39,7 @@ use crate::wait::{Chime, Futex};
 /// Where the version is in the state entry.
 const VERSION: usize = 0;
 /// Where the value is in the state entry.
-const VALUE: usize = 8;
+pub(crate) const VALUE: usize = 8;
 
 /// A value of type `T` in a [`Segment`] that processes set and watch: every change bumps a
 /// version, and [`wait_for_change`](Self::wait_for_change) blocks until it moves.
