@@ -326,3 +326,143 @@ fn dynamic_and_typed_handles_share_a_queue_and_a_stack_under_contention() {
     assert!(dq.pop_bytes().unwrap().is_none() && ds.pop_bytes().unwrap().is_none());
     assert_eq!(u64::LAYOUT.size(), 8);
 }
+
+/// A structure is never visible undescribed: its record is written before the table publishes
+/// it, so a reader that sees the entry finds the description (here, while another thread
+/// keeps creating).
+#[test]
+fn a_new_structure_is_described_as_soon_as_it_is_visible() {
+    const N: usize = 150;
+    let (name, _g) = guarded("dyn-visible");
+    let seg = SegmentOptions::new()
+        .max_entries(N as u32 + 2)
+        .create(&name, 1 << 20)
+        .unwrap();
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..N {
+                Array::<u32>::create(&seg, &format!("a{i}"), 1 + i % 3).unwrap();
+            }
+        });
+        let mut seen = 0;
+        while seen < N {
+            let entries = seg.entries().unwrap();
+            for e in entries.iter().filter(|e| e.name.starts_with('a')) {
+                let a = DynArray::open(&seg, &e.name)
+                    .unwrap_or_else(|err| panic!("{} visible undescribed: {err}", e.name));
+                assert_eq!(a.layout().type_name(), "u32");
+            }
+            seen = entries.iter().filter(|e| e.name.starts_with('a')).count();
+        }
+    });
+    // One description entry for all of them.
+    let areas = seg
+        .entries()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.name == "zeroipc.layouts")
+        .count();
+    assert_eq!(areas, 1);
+}
+
+/// A layout parsed from a dtype has no type names: the same fields at the same offsets open a
+/// described structure of a named type; other fields do not.
+#[test]
+fn dtype_layouts_open_described_records_by_their_fields() {
+    let (name, _g) = guarded("dyn-dtype-open");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    let a = Array::<SensorReading>::create(&seg, "r", 2).unwrap();
+    a.set(1, SensorReading::nth(3)).unwrap();
+    let same = DynLayout::from_dtype(
+        "[('temperature', '<f4'), ('humidity', '<f4'), ('timestamp', '<u8')]",
+    )
+    .unwrap();
+    let opened = DynArray::open_as(&seg, "r", &same).unwrap();
+    assert_eq!(
+        opened.get_bytes(1).unwrap(),
+        bytes_of(&SensorReading::nth(3))
+    );
+    let renamed =
+        DynLayout::from_dtype("[('t', '<f4'), ('humidity', '<f4'), ('timestamp', '<u8')]").unwrap();
+    let e = DynArray::open_as(&seg, "r", &renamed).unwrap_err();
+    assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
+}
+
+/// Layouts from dtype strings and schema files are bounded whatever the input: deep shapes,
+/// deep nesting and schemas whose types double at each step are refused quickly.
+#[test]
+fn hostile_dtypes_and_schemas_are_refused_without_exhausting_memory() {
+    let deep_shape = format!("('<u1', ({}))", "1,".repeat(40));
+    let e = DynLayout::from_dtype(&deep_shape).unwrap_err();
+    assert!(e.reason.contains("nested deeper than 32"), "{e}");
+    let huge_shape = format!("('<u1', ({}))", "1,".repeat(1_000_000));
+    assert!(DynLayout::from_dtype(&huge_shape).is_err());
+    let mut types = vec![r#"{"name": "T0", "size": 1, "align": 1, "fields": [{"name": "a", "offset": 0, "type": "u8"}]}"#.to_owned()];
+    for k in 1..40u64 {
+        let half = 1u64 << (k - 1);
+        types.push(format!(
+            r#"{{"name": "T{k}", "size": {}, "align": 1, "fields": [{{"name": "a", "offset": 0, "type": "T{}"}}, {{"name": "b", "offset": {half}, "type": "T{}"}}]}}"#,
+            2 * half,
+            k - 1,
+            k - 1
+        ));
+    }
+    let schema = format!(
+        r#"{{"format": "zeroipc-schema/1", "types": [{}]}}"#,
+        types.join(", ")
+    );
+    let e = DynLayout::from_schema(&schema, "T39").unwrap_err();
+    assert!(e.reason.contains("more than"), "{e}");
+    // A layout too large to decode into values is still read as bytes.
+    let wide = DynLayout::from_dtype("[('x', [('v', '<u1')], (4000000,))]").unwrap();
+    assert!(wide.read(&vec![0; wide.size()]).is_err());
+}
+
+/// With descriptions off, a handle neither writes nor checks them: the way in to a structure
+/// whose description is wrong.
+#[test]
+fn a_handle_with_descriptions_off_opens_by_size() {
+    let (name, _g) = guarded("dyn-off");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    Array::<u32>::create(&seg, "n", 2).unwrap();
+    assert!(matches!(
+        Array::<f32>::open(&seg, "n"),
+        Err(Error::LayoutMismatch { .. })
+    ));
+    let off = SegmentOptions::new()
+        .descriptions(false)
+        .open(&name)
+        .unwrap();
+    assert_eq!(Array::<f32>::open(&off, "n").unwrap().len(), 2);
+    assert!(matches!(
+        DynArray::open(&off, "n"),
+        Err(Error::NotDescribed { .. })
+    ));
+}
+
+/// On a small segment the description entry takes only what its first record needs; when
+/// not even that fits, the structure is made undescribed rather than refused.
+#[test]
+fn small_segments_get_a_small_description_entry_or_none() {
+    let (name, _g) = guarded("dyn-small");
+    let seg = SegmentOptions::new()
+        .max_entries(4)
+        .create(&name, 1024)
+        .unwrap();
+    Array::<u32>::create(&seg, "a", 4).unwrap();
+    let area = seg.entry("zeroipc.layouts").unwrap().unwrap();
+    assert!(area.size < 128, "{area:?}");
+    assert_eq!(DynArray::open(&seg, "a").unwrap().len(), 4);
+    let (tiny, _g2) = guarded("dyn-tiny");
+    let seg = SegmentOptions::new()
+        .max_entries(2)
+        .create(&tiny, 300)
+        .unwrap();
+    // 32 + 2 * 48 = 128 bytes of table, 8 + 4 * 40 = 168 of array: no room for a record.
+    Array::<u32>::create(&seg, "b", 40).unwrap();
+    assert!(seg.entry("zeroipc.layouts").unwrap().is_none());
+    assert!(matches!(
+        DynArray::open(&seg, "b"),
+        Err(Error::NotDescribed { .. })
+    ));
+}

@@ -417,6 +417,7 @@ fn failed_creations_change_no_byte() {
     let (name, _g) = guarded("nochange");
     let seg = SegmentOptions::new()
         .max_entries(3)
+        .descriptions(false)
         .create(&name, 1024)
         .unwrap();
     Array::<u32>::create(&seg, "a", 4).unwrap();
@@ -452,6 +453,27 @@ fn failed_creations_change_no_byte() {
         full.unwrap_err().to_string(),
         format!("segment `{name}` table is full (`3` entries)")
     );
+    // Described: a failed creation appends no record either.
+    let (name, _g) = guarded("nochange-described");
+    let seg = SegmentOptions::new()
+        .max_entries(3)
+        .create(&name, 4096)
+        .unwrap();
+    Array::<u32>::create(&seg, "a", 4).unwrap();
+    let before = read_raw(&name);
+    assert!(Array::<u64>::create(&seg, "a", 1).is_err());
+    assert!(Array::<u64>::create(&seg, "c", 1000).is_err());
+    assert_eq!(
+        read_raw(&name),
+        before,
+        "a failed create changed the segment"
+    );
+    // The description takes one slot: a, the description entry, and one more.
+    Array::<u8>::create(&seg, "b", 1).unwrap();
+    assert!(matches!(
+        Array::<u8>::create(&seg, "d", 1),
+        Err(Error::TableFull { .. })
+    ));
 }
 
 #[test]

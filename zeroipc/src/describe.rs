@@ -4,10 +4,11 @@
 //! The other ZeroIPC implementations look entries up by name and never open this one; to them
 //! it is one entry like any other. It is made by the first creation of a structure on a
 //! segment whose options allow descriptions
-//! ([`SegmentOptions::descriptions`](crate::SegmentOptions::descriptions)), in the same hold of
-//! the table lock as that structure, and each later creation appends a record to it. So a
-//! segment has at most one description entry however many structures it holds, and a
-//! structure's record is in place before any other process of this crate can open it.
+//! ([`SegmentOptions::descriptions`](crate::SegmentOptions::descriptions)), as one more part
+//! published with that structure, and each later creation appends a record to it before the
+//! table publishes the structure (`Segment::create_described`). So a segment has at most one
+//! description entry however many structures it holds, and a structure's record is in place
+//! before any other process can see the structure.
 //!
 //! ```text
 //! area:   +0  u32 magic    "ZILD" (5A 49 4C 44)
@@ -144,23 +145,32 @@ impl Pending {
     }
 }
 
-/// The area size made for a first record of `first` bytes on a segment of `memory_size`.
-fn area_size(first: usize, memory_size: u64) -> u64 {
-    let needed = (HEADER as u64).saturating_add(first as u64);
-    (memory_size / 64)
+/// The area sizes to try for a first record `pending` on a segment of `memory_size` bytes:
+/// 1/64 of the segment (1 KiB to 64 KiB), then exactly what the record needs.
+pub(crate) fn area_sizes(pending: &Pending, memory_size: u64) -> Vec<u64> {
+    let Some(first) = pending.record(0).map(|r| r.len() as u64) else {
+        return Vec::new();
+    };
+    let needed = (HEADER as u64).saturating_add(first);
+    let default = (memory_size / 64)
         .clamp(AREA_MIN, AREA_MAX)
         .max(needed)
-        .next_multiple_of(8)
+        .next_multiple_of(8);
+    let exact = needed.next_multiple_of(8);
+    if exact < default {
+        vec![default, exact]
+    } else {
+        vec![default]
+    }
 }
 
-/// Appends the record of `pending`, whose parts are `regions`, to the description area of
-/// `segment`, making the area if there is none. The caller holds the table lock (which orders
-/// every writer of the area). Best effort: a description that cannot be stored (the table is
-/// full, no space is left, the area is full or foreign) leaves the structure undescribed, which
-/// opens as the other implementations' structures do.
-pub(crate) fn append_locked<'s>(
-    segment: &'s Segment,
-    allocate: impl for<'p> Fn(&'p [(&'p str, u64)], Init) -> Option<Region<'s>>,
+/// Appends the record of `pending`, whose parts are `regions` (not yet published), to the
+/// description `area` of `segment`. The caller holds the table lock (which orders every writer
+/// of the area). Best effort: a record that does not fit (the area is full, or foreign) leaves
+/// the structure undescribed, which opens as the other implementations' structures do.
+pub(crate) fn append(
+    segment: &Segment,
+    area: &Region<'_>,
     pending: &Pending,
     regions: &[Region<'_>],
 ) {
@@ -170,41 +180,20 @@ pub(crate) fn append_locked<'s>(
     else {
         return;
     };
-    let Some(record) = pending.record(entry) else {
-        return;
-    };
-    let area = match segment.open_entry(NAME) {
-        Ok(area) => area,
-        Err(crate::Error::EntryNotFound { .. }) => {
-            let size = area_size(record.len(), segment.size());
-            let made = allocate(&[(NAME, size)], init).or_else(|| {
-                // Too little room for the default: exactly what this record needs.
-                let exact = area_size(record.len(), 0).min(size);
-                allocate(&[(NAME, exact)], init)
-            });
-            let Some(area) = made else {
-                return;
-            };
-            area
-        }
-        Err(_) => return,
-    };
-    let _ = append(&area, &record);
+    if let Some(record) = pending.record(entry) {
+        let _ = append_record(area, &record);
+    }
 }
 
-/// How fresh entry bytes are written.
-pub(crate) type Init = fn(&[Region<'_>]) -> Result<(), Access>;
-
 /// Writes fresh area bytes: the header, no records.
-fn init(regions: &[Region<'_>]) -> Result<(), Access> {
-    let area = regions.first().ok_or(Access::OutOfBounds)?;
+pub(crate) fn init_area(area: &Region<'_>) -> Result<(), Access> {
     area.zero(0, area.len())?;
     area.write::<u32>(0, MAGIC)?;
     area.write::<u32>(4, VERSION)
 }
 
 /// Appends `record` to `area` if it is an area of this version with room for it.
-fn append(area: &Region<'_>, record: &[u8]) -> Option<()> {
+fn append_record(area: &Region<'_>, record: &[u8]) -> Option<()> {
     if area.load_u32(0, Ordering::Relaxed).ok()? != MAGIC
         || area.load_u32(4, Ordering::Relaxed).ok()? != VERSION
     {

@@ -29,6 +29,13 @@ pub const MAX_LAYOUT_NAME_LEN: usize = 255;
 pub const MAX_LAYOUT_FIELDS: usize = 4096;
 /// The largest element a layout may describe, in bytes (the format's element sizes are `u32`).
 pub const MAX_LAYOUT_SIZE: usize = u32::MAX as usize;
+/// The most nodes (scalars, arrays and structs, counting each use of a type) a layout may
+/// have: what bounds the memory and time of building, encoding and comparing one, whatever
+/// the schema or dtype it comes from.
+pub const MAX_LAYOUT_NODES: usize = 1 << 16;
+/// The most memory [`DynLayout::read`] may take to decode one element into a [`Value`]; a
+/// larger element (a long array of records, say) is read as bytes instead.
+pub const MAX_DECODED_BYTES: u64 = 64 << 20;
 
 /// Why a layout could not be built, decoded or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +60,12 @@ pub struct DynLayout {
     size: usize,
     align: usize,
     shape: Shape,
+    /// Nesting depth: 1 for a scalar.
+    depth: usize,
+    /// Nodes of the tree, each use of a type counted.
+    nodes: usize,
+    /// About how many bytes a decoded [`Value`] of it takes.
+    cost: u64,
 }
 
 /// The shape of a [`DynLayout`].
@@ -115,27 +128,74 @@ impl DynLayout {
                     .collect(),
             },
         };
+        Self::measured(layout.size(), layout.align(), shape)
+    }
+
+    /// A layout of `shape`, with its depth, node count and decoding cost computed from its
+    /// parts (saturating: the constructors check the limits).
+    fn measured(size: usize, align: usize, shape: Shape) -> Self {
+        /// What a `Value` itself takes, without what it owns.
+        const VALUE: u64 = 32;
+        let (depth, nodes, cost) = match &shape {
+            Shape::Scalar(_) => (1, 1, VALUE),
+            Shape::Array { elem, len } => (
+                elem.depth.saturating_add(1),
+                elem.nodes.saturating_add(1),
+                (*len as u64)
+                    .saturating_mul(elem.cost)
+                    .saturating_add(VALUE),
+            ),
+            Shape::Struct { fields, .. } => {
+                fields.iter().fold((1usize, 1usize, VALUE), |(d, n, c), f| {
+                    (
+                        d.max(f.layout.depth.saturating_add(1)),
+                        n.saturating_add(f.layout.nodes),
+                        c.saturating_add(VALUE)
+                            .saturating_add(f.name.len() as u64)
+                            .saturating_add(f.layout.cost),
+                    )
+                })
+            }
+        };
         Self {
-            size: layout.size(),
-            align: layout.align(),
+            size,
+            align,
             shape,
+            depth,
+            nodes,
+            cost,
         }
+    }
+
+    /// Refuses a layout deeper than [`MAX_LAYOUT_DEPTH`] or with more than
+    /// [`MAX_LAYOUT_NODES`] nodes.
+    fn bounded(self) -> Result<Self, LayoutError> {
+        if self.depth > MAX_LAYOUT_DEPTH {
+            return err(
+                self.type_name(),
+                format!("nested deeper than {MAX_LAYOUT_DEPTH} levels"),
+            );
+        }
+        if self.nodes > MAX_LAYOUT_NODES {
+            return err(
+                self.type_name(),
+                format!("more than {MAX_LAYOUT_NODES} scalars, arrays and structs"),
+            );
+        }
+        Ok(self)
     }
 
     /// The layout of one scalar.
     pub fn scalar(scalar: Scalar) -> Self {
-        Self {
-            size: scalar.size(),
-            align: scalar.size(),
-            shape: Shape::Scalar(scalar),
-        }
+        Self::measured(scalar.size(), scalar.size(), Shape::Scalar(scalar))
     }
 
     /// The layout of `[elem; len]`.
     ///
     /// # Errors
     ///
-    /// A zero `len`, or a total size above [`MAX_LAYOUT_SIZE`].
+    /// A zero `len`, a total size above [`MAX_LAYOUT_SIZE`], or a layout deeper than
+    /// [`MAX_LAYOUT_DEPTH`] or larger than [`MAX_LAYOUT_NODES`].
     pub fn array(elem: DynLayout, len: usize) -> Result<Self, LayoutError> {
         if len == 0 {
             return err(
@@ -149,14 +209,12 @@ impl DynLayout {
                 format!("the array is larger than {MAX_LAYOUT_SIZE} bytes"),
             );
         };
-        Ok(Self {
-            size,
-            align: elem.align,
-            shape: Shape::Array {
-                elem: Box::new(elem),
-                len,
-            },
-        })
+        let align = elem.align;
+        let shape = Shape::Array {
+            elem: Box::new(elem),
+            len,
+        };
+        Self::measured(size, align, shape).bounded()
     }
 
     /// The layout of a record `name` of `size` bytes aligned to `align`, with `fields`.
@@ -168,7 +226,8 @@ impl DynLayout {
     ///
     /// An empty or overlong name, an alignment other than 1, 2, 4 or 8, a size of 0, above
     /// [`MAX_LAYOUT_SIZE`] or not a multiple of the alignment, more than
-    /// [`MAX_LAYOUT_FIELDS`] fields, or a field as described above.
+    /// [`MAX_LAYOUT_FIELDS`] fields, a field as described above, or a layout deeper than
+    /// [`MAX_LAYOUT_DEPTH`] or larger than [`MAX_LAYOUT_NODES`].
     pub fn structure(
         name: &str,
         size: usize,
@@ -224,14 +283,11 @@ impl DynLayout {
         }) {
             return err(format!("{name}.{dup}"), "two fields have this name");
         }
-        Ok(Self {
-            size,
-            align,
-            shape: Shape::Struct {
-                name: name.to_owned(),
-                fields,
-            },
-        })
+        let shape = Shape::Struct {
+            name: name.to_owned(),
+            fields,
+        };
+        Self::measured(size, align, shape).bounded()
     }
 
     /// Size in bytes.
@@ -469,8 +525,19 @@ impl DynLayout {
     ///
     /// # Errors
     ///
-    /// `bytes` of another length.
+    /// `bytes` of another length, or a layout whose decoded value would take more than
+    /// [`MAX_DECODED_BYTES`].
     pub fn read(&self, bytes: &[u8]) -> Result<Value, LayoutError> {
+        if self.cost > MAX_DECODED_BYTES {
+            return err(
+                self.type_name(),
+                format!(
+                    "decoding one element would take about {} bytes, more than {MAX_DECODED_BYTES}: \
+                     read its bytes instead",
+                    self.cost
+                ),
+            );
+        }
         if bytes.len() != self.size {
             return err(
                 self.type_name(),
@@ -633,6 +700,7 @@ impl DynLayout {
             return err("schema", "no `types` list");
         };
         let mut known: Vec<(String, DynLayout)> = Vec::new();
+        let mut built = 0usize;
         for t in types {
             let name = t
                 .get("name")
@@ -686,6 +754,17 @@ impl DynLayout {
             let layout = DynLayout::structure(&name, size, align, out)?;
             if name == type_name {
                 return Ok(layout);
+            }
+            // Types used by later ones are copied into them: bound the copies of all of them.
+            built = built.saturating_add(layout.nodes);
+            if built > MAX_LAYOUT_NODES.saturating_mul(4) {
+                return err(
+                    at(""),
+                    format!(
+                        "the types before it have more than {} nodes",
+                        MAX_LAYOUT_NODES * 4
+                    ),
+                );
             }
             known.push((name, layout));
         }

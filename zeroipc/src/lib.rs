@@ -165,8 +165,8 @@ pub use container::queue::Queue;
 pub use container::stack::{DEFAULT_STALL_TIMEOUT, Stack};
 pub use describe::Description;
 pub use dynamic::{
-    DynField, DynLayout, LayoutError, MAX_LAYOUT_DEPTH, MAX_LAYOUT_FIELDS, MAX_LAYOUT_NAME_LEN,
-    MAX_LAYOUT_SIZE, Shape, Value,
+    DynField, DynLayout, LayoutError, MAX_DECODED_BYTES, MAX_LAYOUT_DEPTH, MAX_LAYOUT_FIELDS,
+    MAX_LAYOUT_NAME_LEN, MAX_LAYOUT_NODES, MAX_LAYOUT_SIZE, Shape, Value,
 };
 pub use error::{
     EntryDefect, Error, HeaderDefect, LayoutDifference, LockError, LockResult, PushError, Result,

@@ -138,7 +138,10 @@ impl SegmentOptions {
     /// that differs, opened as another kind with [`Error::KindMismatch`]; the inspector and
     /// [`DynArray`](crate::DynArray) and its siblings decode it without being told its type.
     /// The other implementations ignore the entry. Turn it off for segments that must be
-    /// byte-identical to what another implementation would write.
+    /// byte-identical to what another implementation would write, or to open a structure
+    /// whose description is wrong: a handle with descriptions off neither writes them nor
+    /// checks them at open (sizes are still checked), and its run-time typed opens need a
+    /// layout.
     ///
     /// [`Error::LayoutMismatch`]: crate::Error::LayoutMismatch
     /// [`Error::KindMismatch`]: crate::Error::KindMismatch
@@ -1197,6 +1200,12 @@ impl Segment {
         self.poll_interval
     }
 
+    /// Whether structures are described and descriptions checked
+    /// ([`SegmentOptions::descriptions`]).
+    pub(crate) fn descriptions(&self) -> bool {
+        self.descriptions
+    }
+
     /// Whether handles may add the runtime entry ([`SegmentOptions::runtime_entry`]).
     pub(crate) fn runtime_entry(&self) -> bool {
         self.runtime_entry
@@ -1272,10 +1281,70 @@ impl Segment {
                 segment: self.name.clone(),
             });
         }
+        let _lock = self.lock_table()?;
+        let table = self.table();
+        let Some(pending) = describe.filter(|_| self.descriptions) else {
+            return table
+                .allocate_all(parts, init)
+                .map_err(|e| self.alloc_error(e, parts));
+        };
+        // The record is written before the table publishes the structure (inside `init`), so
+        // that no process sees the structure undescribed.
+        let mut init = Some(init);
+        let mut first = |regions: &[Region<'_>]| match init.take() {
+            Some(init) => init(regions),
+            None => Err(Access::OutOfBounds),
+        };
+        match self.open_entry(crate::describe::NAME) {
+            Ok(area) => table
+                .allocate_all(parts, |regions| {
+                    first(regions)?;
+                    crate::describe::append(self, &area, pending, regions);
+                    Ok(())
+                })
+                .map_err(|e| self.alloc_error(e, parts)),
+            Err(Error::EntryNotFound { .. }) => {
+                // The area is made with the first described structure, as one more part.
+                let own = parts.len();
+                for size in crate::describe::area_sizes(pending, self.geometry.memory_size) {
+                    let mut with_area = parts.to_vec();
+                    with_area.push((crate::describe::NAME, size));
+                    let made = table.allocate_all(&with_area, |regions| {
+                        let (mine, area) = regions.split_at(own.min(regions.len()));
+                        first(mine)?;
+                        if let Some(area) = area.first() {
+                            crate::describe::init_area(area)?;
+                            crate::describe::append(self, area, pending, mine);
+                        }
+                        Ok(())
+                    });
+                    match made {
+                        Ok(mut regions) => {
+                            regions.truncate(own);
+                            return Ok(regions);
+                        }
+                        // No room for the area: a smaller one, or none.
+                        Err(AllocError::TableFull) => break,
+                        Err(AllocError::OutOfSpace { part, .. }) if part == own => {}
+                        Err(e) => return Err(self.alloc_error(e, parts)),
+                    }
+                }
+                table
+                    .allocate_all(parts, first)
+                    .map_err(|e| self.alloc_error(e, parts))
+            }
+            // A broken description entry: the structure is made undescribed.
+            Err(_) => table
+                .allocate_all(parts, first)
+                .map_err(|e| self.alloc_error(e, parts)),
+        }
+    }
+
+    /// The error for a failed allocation of `parts`.
+    fn alloc_error(&self, e: AllocError, parts: &[(&str, u64)]) -> Error {
         let part_name = |part: usize| parts.get(part).map_or("", |&(n, _)| n).to_owned();
         let part_size = |part: usize| parts.get(part).map_or(0, |&(_, s)| s);
-        let _lock = self.lock_table()?;
-        let made = self.table().allocate_all(parts, init).map_err(|e| match e {
+        match e {
             AllocError::Header(defect) => self.corrupt_header(defect),
             AllocError::Entry {
                 index,
@@ -1307,20 +1376,7 @@ impl Segment {
                 available,
             },
             AllocError::Access(a) => access_error(&self.name, "write the entry", a),
-        });
-        if let (Ok(regions), Some(pending)) = (&made, describe)
-            && self.descriptions
-        {
-            let allocate = |parts: &[(&str, u64)], init: crate::describe::Init| {
-                self.table()
-                    .allocate_all(parts, init)
-                    .ok()?
-                    .into_iter()
-                    .next()
-            };
-            crate::describe::append_locked(self, allocate, pending, regions);
         }
-        made
     }
 
     /// Takes the table lock: a process-local mutex, then an exclusive `flock` on a fresh open

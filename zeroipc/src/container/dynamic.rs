@@ -17,7 +17,7 @@
 )]
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::Duration;
 
 use crate::algo::{stack as stack_algo, vyukov};
@@ -753,7 +753,9 @@ impl DynStack {
 
     /// Up to `count` elements from the `skip`-th from the bottom on, bottom first (the last
     /// is the next to pop), without popping them: a snapshot of a live stack. Slots a peer is
-    /// writing or taking at that moment are left out.
+    /// writing or taking at that moment are left out; an element popped and another pushed in
+    /// its slot while it is copied can come out torn (the slot's state word carries no
+    /// version), so a snapshot of a busy stack is a view, not a proof.
     pub fn peek(&self, skip: usize, count: usize) -> Vec<Vec<u8>> {
         peek_stack(
             &self.entry.get(),
@@ -827,7 +829,9 @@ fn peek_queue(
     // SYNC POINT (head, tail): Acquire, both: the positions read below were published before.
     let head = load(entry, OFF_HEAD);
     let tail = load(entry, OFF_TAIL);
-    let len = tail.wrapping_sub(head).min(capacity);
+    let len = u32::try_from(tail.wrapping_sub(head) as i32)
+        .unwrap_or(0)
+        .min(capacity);
     let skip = u32::try_from(skip).unwrap_or(u32::MAX).min(len);
     let take = u32::try_from(count)
         .unwrap_or(u32::MAX)
@@ -855,6 +859,8 @@ fn peek_queue(
             continue;
         }
         let bytes = cells.read(slot as usize);
+        // SYNC POINT (seqlock): the fence keeps the copy's loads before the check below.
+        fence(Ordering::Acquire);
         if load(entry, at) == pos.wrapping_add(1) {
             out.push(bytes);
         }
@@ -894,6 +900,8 @@ fn peek_stack(
             continue;
         }
         let bytes = cells.read(slot as usize);
+        // SYNC POINT (seqlock): the fence keeps the copy's loads before the check below.
+        fence(Ordering::Acquire);
         if load(entry, at) == stack_algo::READY {
             out.push(bytes);
         }
@@ -953,37 +961,13 @@ pub(crate) fn peek(
                 layout: cells.layout,
             })
         }
-        StructureKind::Queue | StructureKind::Stack => {
-            let queue = kind == StructureKind::Queue;
-            let (opened, layout, g) = if queue {
-                let (o, l) = kind::open_dyn::<QueueKind>(segment, name, layout)?;
-                let g = o.geometry;
-                (o.erase(), l, g)
-            } else {
-                let (o, l) = kind::open_dyn::<StackKind>(segment, name, layout)?;
-                let g = o.geometry;
-                (o.erase(), l, g)
-            };
-            let cells = Cells::new(&opened, layout, HEADER as u64, u64::from(g.capacity))?;
-            let entry = whole(&opened)?;
-            let entry = entry.get();
-            let (len, elements) = if queue {
-                let len = load(&entry, OFF_TAIL).wrapping_sub(load(&entry, OFF_HEAD));
-                let peeked = peek_queue(&entry, &cells, g.capacity, g.words_at, skip, count);
-                (u64::from(len.min(g.capacity)), peeked)
-            } else {
-                let depth = (load(&entry, OFF_TOP) as i32).saturating_add(1);
-                let depth = u32::try_from(depth).unwrap_or(0).min(g.capacity);
-                let peeked = peek_stack(&entry, &cells, g.capacity, g.words_at, skip, count);
-                (u64::from(depth), peeked)
-            };
-            Ok(Peek {
-                kind,
-                capacity: u64::from(g.capacity),
-                len,
-                elements,
-                layout: cells.layout,
-            })
+        StructureKind::Queue => {
+            let (opened, layout) = kind::open_dyn::<QueueKind>(segment, name, layout)?;
+            peek_slotted(&opened, layout, true, (skip, count))
+        }
+        StructureKind::Stack => {
+            let (opened, layout) = kind::open_dyn::<StackKind>(segment, name, layout)?;
+            peek_slotted(&opened, layout, false, (skip, count))
         }
         StructureKind::Signal => {
             // The value, as a reader without the mutex sees it (torn only while a `set` runs).
@@ -1046,4 +1030,37 @@ pub(crate) fn exercise(segment: &Segment, name: &str) {
             let _ = s.push_bytes(&v);
         }
     }
+}
+
+/// [`peek`] of a validated queue (`queue`) or stack.
+fn peek_slotted<K: kind::Kind<Geometry = Slotted>>(
+    opened: &Opened<'_, K>,
+    layout: DynLayout,
+    queue: bool,
+    (skip, count): (usize, usize),
+) -> Result<Peek> {
+    let g = opened.geometry;
+    let cells = Cells::new(opened, layout, HEADER as u64, u64::from(g.capacity))?;
+    let entry = whole(opened)?;
+    let entry = entry.get();
+    let (len, elements) = if queue {
+        // `head` first: `tail` read after it is never behind it.
+        let head = load(&entry, OFF_HEAD);
+        let tail = load(&entry, OFF_TAIL);
+        let len = u32::try_from(tail.wrapping_sub(head) as i32).unwrap_or(0);
+        let peeked = peek_queue(&entry, &cells, g.capacity, g.words_at, skip, count);
+        (u64::from(len.min(g.capacity)), peeked)
+    } else {
+        let depth = (load(&entry, OFF_TOP) as i32).saturating_add(1);
+        let depth = u32::try_from(depth).unwrap_or(0).min(g.capacity);
+        let peeked = peek_stack(&entry, &cells, g.capacity, g.words_at, skip, count);
+        (u64::from(depth), peeked)
+    };
+    Ok(Peek {
+        kind: K::KIND,
+        capacity: u64::from(g.capacity),
+        len,
+        elements,
+        layout: cells.layout,
+    })
 }
