@@ -55,6 +55,26 @@ fn telemetry_segment(name: &str) -> Segment {
     seg
 }
 
+/// Builds `tests/interop/<source>` into `exe` with gcc, strictly, against `bindings`.
+fn build_c(bindings: &Bindings, source: &str, exe: &Path) {
+    let mut gcc = Command::new("gcc");
+    gcc.args([
+        "-std=c11",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-Wpadded",
+        "-pedantic",
+        "-O1",
+        "-I",
+    ])
+    .arg(&bindings.0)
+    .arg("-o")
+    .arg(exe)
+    .arg(interop_file(source));
+    run_ok(&mut gcc);
+}
+
 fn python(script: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("python3");
     cmd.env("PYTHONDONTWRITEBYTECODE", "1")
@@ -93,22 +113,7 @@ fn rust_writes_c_reads_and_writes_back() {
     let (name, _g) = guarded("interop-c");
     let seg = telemetry_segment(&name);
     let exe = bindings.0.join("check_telemetry");
-    let mut gcc = Command::new("gcc");
-    gcc.args([
-        "-std=c11",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-Wpadded",
-        "-pedantic",
-        "-O1",
-        "-I",
-    ])
-    .arg(&bindings.0)
-    .arg("-o")
-    .arg(&exe)
-    .arg(interop_file("check_telemetry.c"));
-    run_ok(&mut gcc);
+    build_c(&bindings, "check_telemetry.c", &exe);
     let out = run_ok(Command::new(&exe).arg(&name));
     assert!(String::from_utf8_lossy(&out.stdout).contains("checked 5 records"));
     let recs = Array::<Telemetry>::open(&seg, "telemetry").unwrap();
@@ -259,22 +264,7 @@ fn c_refuses_stale_bindings_after_a_field_reorder_and_says_why() {
     let (name, _g) = guarded("interop-stale-c");
     let _seg = described_segment(&name);
     let exe = stale.0.join("check_stale");
-    let mut gcc = Command::new("gcc");
-    gcc.args([
-        "-std=c11",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-Wpadded",
-        "-pedantic",
-        "-O1",
-        "-I",
-    ])
-    .arg(&stale.0)
-    .arg("-o")
-    .arg(&exe)
-    .arg(interop_file("check_stale.c"));
-    run_ok(&mut gcc);
+    build_c(&stale, "check_stale.c", &exe);
     let mut cmd = Command::new(&exe);
     cmd.arg(&name);
     let out = run_ok(&mut cmd);
