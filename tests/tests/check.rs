@@ -124,8 +124,23 @@ fn stack_slots_left_mid_operation_or_out_of_place_are_reported() {
 
 #[test]
 fn checking_as_the_wrong_kind_says_what_does_not_fit() {
-    let (name, _g) = guarded("chk-kind");
+    // Described, the stored kind is named.
+    let (name, _g) = guarded("chk-kind-described");
     let seg = Segment::create(&name, 1 << 16).unwrap();
+    Array::<u8>::create(&seg, "bytes", 24).unwrap();
+    assert!(matches!(
+        seg.check_structure("bytes", StructureKind::Queue),
+        Err(Error::KindMismatch {
+            requested: "queue",
+            ..
+        })
+    ));
+    // Undescribed (as another implementation writes it), the geometry says what does not fit.
+    let (name, _g) = guarded("chk-kind");
+    let seg = SegmentOptions::new()
+        .descriptions(false)
+        .create(&name, 1 << 16)
+        .unwrap();
     Array::<u8>::create(&seg, "bytes", 24).unwrap();
     Queue::<u64>::create(&seg, "q", 4).unwrap();
     match seg.check_structure("bytes", StructureKind::Queue) {

@@ -466,3 +466,31 @@ fn small_segments_get_a_small_description_entry_or_none() {
         Err(Error::NotDescribed { .. })
     ));
 }
+
+/// Checking or repairing a described structure as another kind names the kind it is.
+#[test]
+fn checks_and_repairs_name_the_described_kind() {
+    let (name, _g) = guarded("dyn-check-kind");
+    let seg = Segment::create(&name, 1 << 16).unwrap();
+    Stack::<u32>::create(&seg, "s", 4).unwrap();
+    for e in [
+        seg.check_structure("s", zeroipc::StructureKind::Queue)
+            .unwrap_err(),
+        seg.recover_structure(
+            "s",
+            zeroipc::StructureKind::Queue,
+            std::time::Duration::from_millis(1),
+        )
+        .unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, Error::KindMismatch { found, .. } if found == "stack"),
+            "{e:?}"
+        );
+    }
+    assert!(
+        seg.check_structure("s", zeroipc::StructureKind::Stack)
+            .unwrap()
+            .is_sound()
+    );
+}

@@ -591,7 +591,10 @@ pub(crate) fn open_or_create<H: Handle>(
 
 /// Checks the stored structure `name` as kind `K`, on any segment (read-only too).
 pub(crate) fn check<K: Kind>(segment: &Segment, name: &str) -> Result<StructureReport> {
-    report::<K>(segment, name, &open_parts::<K>(segment, name)?)
+    let regions = open_parts::<K>(segment, name)?;
+    // A structure described as another kind is named as what it is.
+    described::<K>(segment, name, &regions, Want::Nothing)?;
+    report::<K>(segment, name, &regions)
 }
 
 /// [`Kind::recover`] of `name`, whose parts are checked as for opening it.
@@ -606,6 +609,7 @@ pub(crate) fn recover<K: Kind>(
         });
     }
     let regions = open_parts::<K>(segment, name)?;
+    described::<K>(segment, name, &regions, Want::Nothing)?;
     let geometry = validate::<K>(segment, name, &regions, None)?;
     let offset = regions
         .first()

@@ -1090,8 +1090,9 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// [`Error::EntryNotFound`], [`Error::CorruptEntry`], and [`Error::CorruptStructure`] when
-    /// the entry is not a `kind` at all (its header or geometry is inconsistent).
+    /// [`Error::EntryNotFound`], [`Error::CorruptEntry`], [`Error::KindMismatch`] when the
+    /// segment describes the entry as another kind, and [`Error::CorruptStructure`] when the
+    /// entry is not a `kind` at all (its header or geometry is inconsistent).
     pub fn check_structure(
         &self,
         name: &str,
@@ -1110,8 +1111,8 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// [`Error::ReadOnly`] on a read-only segment; [`Error::EntryNotFound`] and
-    /// [`Error::CorruptStructure`] as for opening the structure.
+    /// [`Error::ReadOnly`] on a read-only segment; [`Error::EntryNotFound`],
+    /// [`Error::KindMismatch`] and [`Error::CorruptStructure`] as for opening the structure.
     pub fn recover_structure(
         &self,
         name: &str,

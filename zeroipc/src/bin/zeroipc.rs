@@ -476,7 +476,7 @@ fn show(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
     }
     println!();
     println!(
-        "{:>5}  {:<24} {:>10} {:>10}  {:<9} {:<20} {:>6} {:>10} {:>10}",
+        "{:>5}  {:<31} {:>10} {:>10}  {:<9} {:<20} {:>6} {:>10} {:>10}",
         "INDEX", "NAME", "OFFSET", "SIZE", "KIND", "TYPE", "ELEM", "CAPACITY", "LEN"
     );
     let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
@@ -489,7 +489,7 @@ fn show(segment: &str, as_json: bool) -> Result<ExitCode, Failure> {
         let s = structures.get(&e.name);
         let layout = s.and_then(|s| s.description.layout.as_ref());
         println!(
-            "{:>5}  {:<24} {:>10} {:>10}  {:<9} {:<20} {:>6} {:>10} {:>10}{mark}",
+            "{:>5}  {:<31} {:>10} {:>10}  {:<9} {:<20} {:>6} {:>10} {:>10}{mark}",
             e.index,
             e.name.escape_debug().to_string(),
             e.offset,
@@ -1143,7 +1143,7 @@ fn print_watch(
     )?;
     writeln!(
         out,
-        "{:<24} {:<9} {:<20} {:>10} {:>10}  DETAILS",
+        "{:<31} {:<9} {:<20} {:>10} {:>10}  DETAILS",
         "NAME", "KIND", "TYPE", "CAPACITY", "LEN"
     )?;
     let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
@@ -1166,7 +1166,7 @@ fn print_watch(
         }
         writeln!(
             out,
-            "{:<24} {:<9} {:<20} {:>10} {:>10}  {details}",
+            "{:<31} {:<9} {:<20} {:>10} {:>10}  {details}",
             w.name.escape_debug().to_string(),
             dash(w.kind.clone()),
             dash(w.type_name.clone()),
