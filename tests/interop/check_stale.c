@@ -4,8 +4,8 @@
  *
  * Built with a shared_types.h generated from an older SensorReading (its first two fields
  * swapped). Looks up the array `readings` (refused: the segment describes the current type)
- * and the queue `jobs` (refused: not an array), printing each status and explanation. Exit 0
- * when both were refused for the right reason. */
+ * and the queue `jobs` and mutex `lock` (refused: not arrays), printing each status and
+ * explanation. Exit 0 when each was refused for the right reason. */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
 #include <stdio.h>
@@ -47,6 +47,12 @@ int main(int argc, char **argv) {
     readings = zeroipc_lookup_SensorReading(base, (size_t)st.st_size, "jobs", &count, &status);
     zeroipc_explain_SensorReading(base, (size_t)st.st_size, "jobs", why, sizeof why);
     printf("jobs: %s (status %d: %s): %s\n", readings ? "opened" : "refused", (int)status,
+           zeroipc_status_text(status), why);
+    ok &= readings == NULL && status == ZEROIPC_ERR_KIND;
+
+    readings = zeroipc_lookup_SensorReading(base, (size_t)st.st_size, "lock", &count, &status);
+    zeroipc_explain_SensorReading(base, (size_t)st.st_size, "lock", why, sizeof why);
+    printf("lock: %s (status %d: %s): %s\n", readings ? "opened" : "refused", (int)status,
            zeroipc_status_text(status), why);
     ok &= readings == NULL && status == ZEROIPC_ERR_KIND;
 

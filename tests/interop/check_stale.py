@@ -5,7 +5,8 @@ Usage: check_stale.py SEGMENT STALE_DIR FRESH_DIR
 STALE_DIR holds a shared_types.py generated from an older SensorReading (its first two fields
 swapped), FRESH_DIR one generated from the current type. The stale dtype is refused with a
 message naming the type and the field; the fresh one, and no dtype at all (the segment's
-description), open the array; the queue `jobs` is refused as not an array.
+description), open the array; the queue `jobs` and the mutex `lock` are refused as not
+arrays.
 """
 
 import importlib.util
@@ -49,9 +50,10 @@ except ValueError as e:
 else:
     sys.exit("the hand-written dtype was accepted")
 
-try:
-    fresh.open_array(segment, "jobs", readonly=True)
-except ValueError as e:
-    print("queue refused:", e)
-else:
-    sys.exit("the queue opened as an array")
+for other in ("jobs", "lock"):
+    try:
+        fresh.open_array(segment, other, fresh.SensorReading, readonly=True)
+    except ValueError as e:
+        print(f"{other} refused:", e)
+    else:
+        sys.exit(f"{other} opened as an array")

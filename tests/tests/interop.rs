@@ -203,6 +203,8 @@ fn described_segment(name: &str) -> Segment {
         a.set(i, SensorReading::nth(i)).unwrap();
     }
     zeroipc::Queue::<u32>::create(&seg, "jobs", 4).unwrap();
+    // A kind without elements: its record has no layout.
+    zeroipc::Mutex::create(&seg, "lock").unwrap();
     seg
 }
 
@@ -249,6 +251,7 @@ fn python_refuses_stale_bindings_after_a_field_reorder_and_opens_described_array
          stored at offset 4",
         "hand-written refused:",
         "is a queue, not an array",
+        "entry 'lock' is a mutex, not an array",
     ] {
         assert!(
             stdout.contains(expected),
@@ -277,6 +280,8 @@ fn c_refuses_stale_bindings_after_a_field_reorder_and_says_why() {
          0 (4 bytes) stored",
         "jobs: refused (status 5",
         "entry `jobs` is a queue, not an array",
+        "lock: refused (status 5",
+        "entry `lock` is a mutex, not an array",
         "nope: status 2",
     ] {
         assert!(

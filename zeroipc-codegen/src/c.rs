@@ -253,18 +253,24 @@ static inline zeroipc_status zeroipc__entry(const unsigned char *bytes, size_t l
     return ZEROIPC_ERR_NOT_FOUND;
 }
 
+/* Skips one encoded layout at `p` (before `end`), setting its size; NULL when malformed. */
+static inline const unsigned char *zeroipc__skip(const unsigned char *p, const unsigned char *end,
+                                                 int depth, uint64_t *size);
+
 /*
- * The record of the structure `name` whose entry is at `entry` in the segment's description
- * entry `zeroipc.layouts` (FORMAT.md appendix D, written by zeroipc for Rust): the last such
- * record, or 0 when there is none. Every length is checked against the record and the area.
+ * The description of the structure `name` whose entry is at `entry` in the segment's description
+ * entry `zeroipc.layouts` (FORMAT.md appendix D, written by zeroipc for Rust): as there, the last
+ * record with that name and offset counts, and one that cannot be read (lengths, fingerprint,
+ * layout) leaves the structure undescribed (0). A record without a layout (a kind without
+ * elements) sets `*layout_len` to 0. Every length is checked against the record and the area.
  */
 static inline int zeroipc__described(const unsigned char *bytes, size_t len, const char *name,
                                      uint64_t entry, const unsigned char **kind, size_t *kind_len,
                                      uint64_t *fingerprint, const unsigned char **layout,
                                      uint64_t *layout_len) {
-    uint64_t offset, size, used, at = 0;
+    uint64_t offset, size, used, at = 0, h = UINT64_C(0xcbf29ce484222325), k, layout_size;
     size_t name_len = strlen(name);
-    int found = 0;
+    const unsigned char *last = NULL, *l;
     if (zeroipc__entry(bytes, len, "zeroipc.layouts", &offset, &size) != ZEROIPC_OK || size < 16) {
         return 0;
     }
@@ -272,30 +278,30 @@ static inline int zeroipc__described(const unsigned char *bytes, size_t len, con
         return 0;
     }
     used = zeroipc__u32(bytes + offset + 8);
-    if (used > size - 16) return 0;
+    if (used > size - 16 || used > (UINT64_C(4) << 20)) return 0;
     bytes += offset + 16;
     while (at + 28 <= used) {
         const unsigned char *r = bytes + at;
         uint64_t rsize = zeroipc__u32(r), lsize = zeroipc__u32(r + 4);
         uint64_t nlen = r[24], klen = r[25], body = 28 + nlen + klen + lsize;
         if (rsize < 32 || rsize % 8 != 0 || rsize > used - at || body > rsize) break;
+        if (nlen == 0 || nlen > 31 || klen == 0 || klen > 31) break;
         if (nlen == name_len && memcmp(r + 28, name, name_len) == 0 &&
             zeroipc__u64(r + 8) == entry) {
-            uint64_t h = UINT64_C(0xcbf29ce484222325), k;
-            const unsigned char *l = r + 28 + nlen + klen;
-            for (k = 0; k < lsize; k++) h = (h ^ l[k]) * UINT64_C(0x100000001b3);
-            if (lsize > 0 && h == zeroipc__u64(r + 16)) {
-                *kind = r + 28 + nlen;
-                *kind_len = (size_t)klen;
-                *fingerprint = h;
-                *layout = l;
-                *layout_len = lsize;
-                found = 1;
-            }
+            last = r;
         }
         at += rsize;
     }
-    return found;
+    if (last == NULL) return 0;
+    *kind = last + 28 + last[24];
+    *kind_len = last[25];
+    *layout_len = zeroipc__u32(last + 4);
+    *fingerprint = zeroipc__u64(last + 16);
+    l = *kind + *kind_len;
+    *layout = l;
+    if (*layout_len == 0) return *fingerprint == 0;
+    for (k = 0; k < *layout_len; k++) h = (h ^ l[k]) * UINT64_C(0x100000001b3);
+    return h == *fingerprint && zeroipc__skip(l, l + *layout_len, 0, &layout_size) == l + *layout_len;
 }
 
 /**
@@ -322,7 +328,7 @@ static inline void *zeroipc_lookup_array(void *base, size_t len, const char *nam
             *status = ZEROIPC_ERR_KIND;
             return NULL;
         }
-        if (fingerprint != 0 && stored != fingerprint) {
+        if (fingerprint != 0 && layout_len != 0 && stored != fingerprint) {
             *status = ZEROIPC_ERR_LAYOUT;
             return NULL;
         }
@@ -379,31 +385,42 @@ static inline const unsigned char *zeroipc__skip(const unsigned char *p, const u
         if ((uint64_t)(end - p) < 8) return NULL;
         n = zeroipc__u64(p);
         p += 8;
-        if (n < 2 || n > (uint64_t)(end - p)) return NULL;
-        *size = (uint64_t)(p[n - 1] - '0');
+        if (n != 3 || n > (uint64_t)(end - p) || (p[0] != '<' && p[0] != '|') ||
+            strchr("uif", p[1]) == NULL || p[1] == '\0' || strchr("1248", p[2]) == NULL ||
+            p[2] == '\0' || (p[1] == 'f' && p[2] != '4' && p[2] != '8') ||
+            ((p[0] == '|') != (p[2] == '1'))) {
+            return NULL;
+        }
+        *size = (uint64_t)(p[2] - '0');
         return p + n;
     case 'A':
         if ((uint64_t)(end - p) < 8) return NULL;
         len = zeroipc__u64(p);
         p = zeroipc__skip(p + 8, end, depth + 1, &elem);
+        if (len == 0 || len > UINT32_MAX || (elem != 0 && len > UINT32_MAX / elem)) return NULL;
         *size = len * elem;
         return p;
     case 'T':
         if ((uint64_t)(end - p) < 8) return NULL;
         n = zeroipc__u64(p);
-        if (n > (uint64_t)(end - p) - 8) return NULL;
+        if (n == 0 || n > 255 || n > (uint64_t)(end - p) - 8) return NULL;
         p += 8 + n;
         if ((uint64_t)(end - p) < 24) return NULL;
         *size = zeroipc__u64(p);
         count = zeroipc__u64(p + 16);
         p += 24;
+        if (*size == 0 || *size > UINT32_MAX || count == 0 || count > 4096) return NULL;
         for (i = 0; i < count && p != NULL; i++) {
+            uint64_t at;
             if ((uint64_t)(end - p) < 8) return NULL;
             n = zeroipc__u64(p);
-            if (n > (uint64_t)(end - p) - 8) return NULL;
+            if (n == 0 || n > 255 || n > (uint64_t)(end - p) - 8) return NULL;
             p += 8 + n;
             if ((uint64_t)(end - p) < 8) return NULL;
+            at = zeroipc__u64(p);
             p = zeroipc__skip(p + 8, end, depth + 1, &elem);
+            /* Every field lies inside the struct (overlaps are left to the fingerprint). */
+            if (p != NULL && (at > *size || elem > *size - at)) return NULL;
         }
         return p;
     default:
@@ -421,7 +438,7 @@ static inline zeroipc_status zeroipc_explain(void *base, size_t len, const char 
                                              const char *type_name, size_t elem_size,
                                              uint64_t fingerprint, const zeroipc_field *fields,
                                              size_t nfields, char *out, size_t out_len) {
-    uint64_t count, offset, size, stored, layout_len, n, i, f_offset, f_size;
+    uint64_t count, offset, size, stored, layout_len, n, i, f_offset, f_size, f_stored_size;
     const unsigned char *kind, *layout, *p, *end;
     size_t kind_len;
     char stored_name[256];
@@ -444,6 +461,8 @@ static inline zeroipc_status zeroipc_explain(void *base, size_t len, const char 
                  (const char *)kind);
         return status;
     }
+    zeroipc__say(out, out_len, "array `%s` holds a layout other than `%s` that cannot be shown",
+                 name, type_name);
     p = layout;
     end = layout + layout_len;
     if (*p != 'T' || layout_len < 9) {
@@ -456,6 +475,7 @@ static inline zeroipc_status zeroipc_explain(void *base, size_t len, const char 
     stored_name[n] = '\0';
     p += 9 + n;
     if ((uint64_t)(end - p) < 24) return status;
+    f_stored_size = zeroipc__u64(p);
     count = zeroipc__u64(p + 16);
     p += 24;
     for (i = 0; i < count || i < nfields; i++) {
@@ -496,8 +516,17 @@ static inline zeroipc_status zeroipc_explain(void *base, size_t len, const char 
             return status;
         }
     }
-    zeroipc__say(out, out_len, "array `%s` holds `%s`, not `%s`: a nested type or the type name differs",
-             name, stored_name, type_name);
+    if (f_stored_size != elem_size) {
+        zeroipc__say(out, out_len,
+                     "array `%s` holds `%s`, not `%s`: %llu bytes here, %llu stored", name,
+                     stored_name, type_name, (unsigned long long)elem_size,
+                     (unsigned long long)f_stored_size);
+        return status;
+    }
+    zeroipc__say(out, out_len,
+                 "array `%s` holds `%s`, not `%s`: the fields have the same names, offsets and "
+                 "sizes; a scalar type, a nested type or the type name differs",
+                 name, stored_name, type_name);
     return status;
 }
 #endif /* ZEROIPC_NO_READER */

@@ -162,7 +162,9 @@ def open_array(segment, name, dtype=None, readonly=False, allow_foreign_owner=Fa
         raise ValueError(f"{segment}: entry {name!r} lies outside the segment")
     where = f"{segment}: entry {name!r}"
     described = _description(mem, size, table_end, entries, name, offset)
-    if described is None:
+    if described is not None and described[0] != "array":
+        raise ValueError(f"{where} is a {described[0]}, not an array")
+    if described is None or described[2] is None:
         if dtype is None:
             raise ValueError(
                 f"{where} is not described (made by another implementation, or with"
@@ -170,10 +172,7 @@ def open_array(segment, name, dtype=None, readonly=False, allow_foreign_owner=Fa
             )
         dtype = _np.dtype(dtype)
     else:
-        kind, stored_fingerprint, layout = described
-        if kind != "array":
-            raise ValueError(f"{where} is a {kind}, not an array")
-        stored_name, stored, stored_fields = _decode(layout)
+        _, stored_fingerprint, (stored_name, stored, stored_fields) = described
         if dtype is None:
             dtype = stored
         else:
@@ -181,7 +180,7 @@ def open_array(segment, name, dtype=None, readonly=False, allow_foreign_owner=Fa
             generated = _generated_name(dtype)
             if generated is not None:
                 if LAYOUTS[generated]["fingerprint"] != stored_fingerprint:
-                    field, what = _first_difference(LAYOUTS[generated]["fields"], stored_fields)
+                    field, what = _first_difference(generated, stored_name, stored, stored_fields)
                     raise ValueError(
                         f"{where} holds {stored_name}, not {generated}: the bindings are stale"
                         f" (regenerate them): field {field!r}: {what}"
@@ -215,9 +214,10 @@ def _fnv1a(data):
 
 
 def _description(mem, size, table_end, entries, name, entry):
-    """(kind, fingerprint, layout bytes) of the structure ``name`` at offset ``entry``, from the
-    segment's description entry (FORMAT.md appendix D), or None. Records that cannot be read
-    are ignored, as zeroipc for Rust ignores them."""
+    """(kind, fingerprint, decoded layout or None) of the structure ``name`` at offset
+    ``entry``, from the segment's description entry (FORMAT.md appendix D), or None. As in
+    zeroipc for Rust, the last record with that name and offset counts, and one that cannot be
+    read (lengths, fingerprint, layout) leaves the structure undescribed."""
     if b"zeroipc.layouts" not in entries:
         return None
     offset, length = entries[b"zeroipc.layouts"]
@@ -227,7 +227,7 @@ def _description(mem, size, table_end, entries, name, entry):
     if magic != 0x444C495A or version != 1 or used > length - 16 or used > (4 << 20):
         return None
     area = bytes(mem[offset + 16 : offset + 16 + used])
-    found, at = None, 0
+    last, at = None, 0
     while at + 28 <= len(area):
         rsize, layout_len, rentry, fingerprint, name_len, kind_len = _struct.unpack_from(
             "<IIQQBB", area, at
@@ -235,57 +235,90 @@ def _description(mem, size, table_end, entries, name, entry):
         body = 28 + name_len + kind_len + layout_len
         if rsize < 32 or rsize % 8 or at + rsize > len(area) or body > rsize:
             break
+        if not (1 <= name_len <= 31 and 1 <= kind_len <= 31):
+            break
         start = at + 28
-        rname = area[start : start + name_len]
-        kind = area[start + name_len : start + name_len + kind_len]
-        layout = area[start + name_len + kind_len : at + body]
-        if rname == name.encode() and rentry == entry and layout and _fnv1a(layout) == fingerprint:
-            found = (kind.decode(errors="replace"), fingerprint, layout)
+        if area[start : start + name_len] == name.encode() and rentry == entry:
+            kind = area[start + name_len : start + name_len + kind_len]
+            layout = area[start + name_len + kind_len : at + body]
+            last = (kind, fingerprint, layout)
         at += rsize
-    return found
+    if last is None:
+        return None
+    kind, fingerprint, layout = last
+    try:
+        kind = kind.decode()
+        if not layout:
+            return (kind, 0, None) if fingerprint == 0 else None
+        if _fnv1a(layout) != fingerprint:
+            return None
+        return kind, fingerprint, _decode(layout)
+    except ValueError:
+        return None
+
+
+#: The scalars of the format, by their NumPy codes.
+_SCALARS = ("|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f4", "<f8")
 
 
 def _decode(layout):
-    """The stored layout as (type name, NumPy dtype, [(field, offset, size)])."""
+    """The stored layout as (type name, NumPy dtype, [(field, offset, size)]); ValueError when
+    it is not one zeroipc for Rust accepts."""
+    limit = 0xFFFFFFFF
 
-    def number(at):
+    def number(at, most=limit):
         if at + 8 > len(layout):
             raise ValueError("truncated layout")
-        return _struct.unpack_from("<Q", layout, at)[0], at + 8
+        (n,) = _struct.unpack_from("<Q", layout, at)
+        if n > most:
+            raise ValueError(f"{n} is out of range in the layout")
+        return n, at + 8
 
     def text(at):
-        n, at = number(at)
-        if n > 255 or at + n > len(layout):
-            raise ValueError("bad name in the layout")
+        n, at = number(at, 255)
+        if at + n > len(layout):
+            raise ValueError("truncated layout")
         return layout[at : at + n].decode(), at + n
 
     def one(at, depth):
         if depth > 32 or at >= len(layout):
-            raise ValueError("truncated layout")
+            raise ValueError("truncated or too deep layout")
         tag, at = layout[at : at + 1], at + 1
         if tag == b"S":
             code, at = text(at)
+            if code not in _SCALARS:
+                raise ValueError(f"unknown scalar {code!r} in the layout")
             return code, _np.dtype(code), [], at
         if tag == b"A":
             n, at = number(at)
+            if n == 0:
+                raise ValueError("an array of length 0 in the layout")
             name, elem, _, at = one(at, depth + 1)
+            if n * elem.itemsize > limit:
+                raise ValueError("an array too large in the layout")
             return f"[{name}; {n}]", _np.dtype((elem, (n,))), [], at
         if tag == b"T":
             name, at = text(at)
             size, at = number(at)
-            _, at = number(at)
-            count, at = number(at)
-            if count > 4096:
-                raise ValueError("too many fields in the layout")
-            names, formats, offsets, fields = [], [], [], []
+            align, at = number(at)
+            count, at = number(at, 4096)
+            if align not in (1, 2, 4, 8) or size == 0 or size % align or count == 0:
+                raise ValueError(f"struct {name!r} has a bad size or alignment in the layout")
+            names, formats, offsets, fields, spans = [], [], [], [], []
             for _ in range(count):
                 field, at = text(at)
                 offset, at = number(at)
                 _, dtype, _, at = one(at, depth + 1)
+                if offset + dtype.itemsize > size or field in names or not field:
+                    raise ValueError(f"field {field!r} of {name!r} does not fit the layout")
                 names.append(field)
                 formats.append(dtype)
                 offsets.append(offset)
                 fields.append((field, offset, dtype.itemsize))
+                spans.append((offset, offset + dtype.itemsize))
+            spans.sort()
+            if any(b[0] < a[1] for a, b in zip(spans, spans[1:])):
+                raise ValueError(f"fields of {name!r} overlap in the layout")
             dtype = _np.dtype(
                 {"names": names, "formats": formats, "offsets": offsets, "itemsize": size}
             )
@@ -309,24 +342,31 @@ def _generated_name(dtype):
     return None
 
 
-def _first_difference(ours, stored):
-    """The first field of ``ours`` that differs from ``stored`` (both [(name, offset, size)]),
-    and how."""
+def _first_difference(generated, stored_name, stored, stored_fields):
+    """The first field of the generated type ``generated`` that differs from the stored type
+    (its name, dtype and [(name, offset, size)]), and how."""
+    ours = LAYOUTS[generated]["fields"]
+    ours_dtype = globals()[generated]
     for i, (name, offset, size) in enumerate(ours):
-        if i >= len(stored):
+        if i >= len(stored_fields):
             return name, "the stored type has no such field"
-        s_name, s_offset, s_size = stored[i]
+        s_name, s_offset, s_size = stored_fields[i]
         if name != s_name:
-            moved = [f for f in stored if f[0] == name]
+            moved = [f for f in stored_fields if f[0] == name]
             where = f"; {name} is stored at offset {moved[0][1]}" if moved else ""
             return name, f"field {i} is {name} here (offset {offset}), {s_name} stored{where}"
         if offset != s_offset:
             return name, f"offset {offset} here, {s_offset} stored"
         if size != s_size:
             return name, f"{size} bytes here, {s_size} stored"
-    if len(stored) > len(ours):
-        return stored[len(ours)][0], "the stored type has this field too"
-    return "", "a nested type or the type name differs"
+        here, there = ours_dtype.fields[name][0], stored.fields[name][0]
+        if here != there:
+            return name, f"type {here} here, {there} stored"
+    if len(stored_fields) > len(ours):
+        return stored_fields[len(ours)][0], "the stored type has this field too"
+    if ours_dtype.itemsize != stored.itemsize:
+        return "", f"{ours_dtype.itemsize} bytes here, {stored.itemsize} stored"
+    return "", f"the type is named {stored_name} there, or a nested type's name differs"
 
 
 def _verify():
