@@ -8,7 +8,7 @@ use std::thread;
 
 use zeroipc::{
     Array, DynArray, DynLayout, DynQueue, DynStack, Error, Mutex, Queue, Segment, SegmentOptions,
-    ShmLayout, Stack, Value,
+    Stack, Value,
 };
 use zeroipc_tests::guarded;
 use zeroipc_tests::types::{SensorReading, TaggedReading};
@@ -324,7 +324,6 @@ fn dynamic_and_typed_handles_share_a_queue_and_a_stack_under_contention() {
         "nothing lost or doubled"
     );
     assert!(dq.pop_bytes().unwrap().is_none() && ds.pop_bytes().unwrap().is_none());
-    assert_eq!(u64::LAYOUT.size(), 8);
 }
 
 /// A structure is never visible undescribed: its record is written before the table publishes
@@ -416,6 +415,17 @@ fn hostile_dtypes_and_schemas_are_refused_without_exhausting_memory() {
     // A layout too large to decode into values is still read as bytes.
     let wide = DynLayout::from_dtype("[('x', [('v', '<u1')], (4000000,))]").unwrap();
     assert!(wide.read(&vec![0; wide.size()]).is_err());
+    // ... and a decoded pop of one takes nothing.
+    let (name, _g) = guarded("dyn-wide");
+    let seg = Segment::create(&name, 16 << 20).unwrap();
+    let q = DynQueue::create(&seg, "wide", &wide, 2).unwrap();
+    assert!(q.push_bytes(&vec![7; wide.size()]).unwrap());
+    assert!(matches!(
+        q.pop(),
+        Err(Error::InvalidArgument { what: "layout", .. })
+    ));
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.pop_bytes().unwrap(), Some(vec![7; wide.size()]));
 }
 
 /// With descriptions off, a handle neither writes nor checks them: the way in to a structure

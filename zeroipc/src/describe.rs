@@ -30,8 +30,8 @@
 //! its entry now: a structure removed (by another implementation) and made again elsewhere is
 //! not described by its predecessor's record. Records are untrusted bytes like everything else
 //! in a segment: every length is checked against the record and the area, the layout must
-//! decode and match its fingerprint, and a record that fails is a [`Described::Invalid`], which
-//! opening treats as no description.
+//! decode and match its fingerprint, and a record that fails describes nothing: opening treats
+//! the structure as undescribed, and `check` reports the record.
 
 #![deny(
     clippy::arithmetic_side_effects,
@@ -88,17 +88,6 @@ impl Description {
     pub fn structure_kind(&self) -> Option<StructureKind> {
         StructureKind::from_name(&self.kind)
     }
-}
-
-/// What the segment says about one structure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Described {
-    /// Nothing: no description entry, or no record for this structure at its offset.
-    No,
-    /// A sound record.
-    Yes(Description),
-    /// A record, or the area, that cannot be read; why.
-    Invalid(String),
 }
 
 /// The record for a structure about to be created, before its offset is known.
@@ -194,6 +183,7 @@ pub(crate) fn init_area(area: &Region<'_>) -> Result<(), Access> {
 
 /// Appends `record` to `area` if it is an area of this version with room for it.
 fn append_record(area: &Region<'_>, record: &[u8]) -> Option<()> {
+    // Relaxed: the magic and version are written once, before the area was published.
     if area.load_u32(0, Ordering::Relaxed).ok()? != MAGIC
         || area.load_u32(4, Ordering::Relaxed).ok()? != VERSION
     {
@@ -234,6 +224,7 @@ pub(crate) struct Records {
 impl Records {
     /// Reads the used part of `area`.
     pub(crate) fn read(area: &Region<'_>) -> Result<Self, String> {
+        // Relaxed: the magic and version are written once, before the area was published.
         let magic = area
             .load_u32(0, Ordering::Relaxed)
             .map_err(|_| "shorter than its header")?;
@@ -289,46 +280,45 @@ impl Records {
         (out, None)
     }
 
-    /// What the records say about the structure `name` whose bare-name entry is at `entry`.
-    pub(crate) fn lookup(&self, name: &str, entry: u64) -> Described {
-        let (records, broken) = self.walk();
-        let found = records
+    /// The description of the structure `name` whose bare-name entry is at `entry`: its last
+    /// record, if that one can be read.
+    pub(crate) fn lookup(&self, name: &str, entry: u64) -> Option<Description> {
+        let (records, _) = self.walk();
+        let last = records
             .iter()
             .rev()
-            .find(|r| r.name == name.as_bytes() && r.entry == entry);
-        match found {
-            Some(r) => match decode(r) {
-                Ok(d) => Described::Yes(d),
-                Err(why) => Described::Invalid(why),
-            },
-            None => broken.map_or(Described::No, Described::Invalid),
-        }
+            .find(|r| r.name == name.as_bytes() && r.entry == entry)?;
+        decode(last).ok()
     }
 
     /// The descriptions of the structures whose bare-name entry `entry_at` finds at the
     /// offset their record names (the last record of each), and every problem of the records
-    /// (a record that does not decode, the error that ended the walk), for reports.
+    /// (a record that does not decode, the error that ended the walk), for reports. Linear in
+    /// the records, whatever their names.
     pub(crate) fn all(
         &self,
         entry_at: impl Fn(&str) -> Option<u64>,
     ) -> (Vec<Description>, Vec<String>) {
         let (records, broken) = self.walk();
-        let mut found: Vec<Description> = Vec::new();
+        let mut settled: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+        let mut found = Vec::new();
         let mut problems = Vec::new();
-        for r in &records {
-            let name = String::from_utf8_lossy(r.name).into_owned();
+        // From the last record back: as for `lookup`, the last record of a structure counts,
+        // readable or not; stale ones (the structure was removed, or moved) describe nothing.
+        for r in records.iter().rev() {
+            let name = String::from_utf8_lossy(r.name);
+            let current = !settled.contains(r.name) && entry_at(&name) == Some(r.entry);
+            if current {
+                settled.insert(r.name);
+            }
             match decode(r) {
-                Ok(d) => {
-                    if entry_at(&name) != Some(r.entry) {
-                        // Stale: the structure was removed, or moved.
-                        continue;
-                    }
-                    found.retain(|f| f.name != d.name);
-                    found.push(d);
-                }
+                Ok(d) if current => found.push(d),
+                Ok(_) => {}
                 Err(why) => problems.push(format!("record of `{}`: {why}", name.escape_debug())),
             }
         }
+        found.reverse();
+        problems.reverse();
         problems.extend(broken);
         (found, problems)
     }
@@ -421,14 +411,10 @@ fn decode(r: &RawRecord<'_>) -> Result<Description, String> {
     })
 }
 
-/// What `segment` says about the structure `name` whose bare-name entry is at `entry`.
-pub(crate) fn lookup(segment: &Segment, name: &str, entry: u64) -> Described {
-    match segment.open_entry(NAME) {
-        Ok(area) => match Records::read(&area) {
-            Ok(records) => records.lookup(name, entry),
-            Err(why) => Described::Invalid(format!("entry `{NAME}`: {why}")),
-        },
-        Err(crate::Error::EntryNotFound { .. }) => Described::No,
-        Err(e) => Described::Invalid(e.to_string()),
-    }
+/// The description `segment` has of the structure `name` whose bare-name entry is at `entry`:
+/// `None` without a description entry, a record, or one that can be read (which `check`
+/// reports).
+pub(crate) fn lookup(segment: &Segment, name: &str, entry: u64) -> Option<Description> {
+    let area = segment.open_entry(NAME).ok()?;
+    Records::read(&area).ok()?.lookup(name, entry)
 }

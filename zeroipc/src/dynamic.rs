@@ -347,6 +347,22 @@ impl DynLayout {
         }
     }
 
+    /// Whether [`read`](Self::read) can decode elements of this layout: not when a value would
+    /// take more than [`MAX_DECODED_BYTES`].
+    pub(crate) fn decodable(&self) -> Result<(), LayoutError> {
+        if self.cost > MAX_DECODED_BYTES {
+            return err(
+                self.type_name(),
+                format!(
+                    "decoding one element would take about {} bytes, more than {MAX_DECODED_BYTES}: \
+                     read its bytes instead",
+                    self.cost
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// The byte encoding the fingerprint is computed over (see [`Layout::fingerprint`]); also
     /// the form a segment stores descriptions in (FORMAT.md appendix D).
     pub fn encode(&self) -> Vec<u8> {
@@ -528,16 +544,7 @@ impl DynLayout {
     /// `bytes` of another length, or a layout whose decoded value would take more than
     /// [`MAX_DECODED_BYTES`].
     pub fn read(&self, bytes: &[u8]) -> Result<Value, LayoutError> {
-        if self.cost > MAX_DECODED_BYTES {
-            return err(
-                self.type_name(),
-                format!(
-                    "decoding one element would take about {} bytes, more than {MAX_DECODED_BYTES}: \
-                     read its bytes instead",
-                    self.cost
-                ),
-            );
-        }
+        self.decodable()?;
         if bytes.len() != self.size {
             return err(
                 self.type_name(),

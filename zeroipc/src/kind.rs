@@ -286,8 +286,7 @@ fn described<K: Kind>(
     else {
         return Ok(None);
     };
-    let crate::describe::Described::Yes(found) = crate::describe::lookup(segment, name, entry)
-    else {
+    let Some(found) = crate::describe::lookup(segment, name, entry) else {
         return Ok(None);
     };
     match found.structure_kind() {
@@ -530,7 +529,7 @@ pub(crate) fn open_dyn<'s, K: Kind>(
 }
 
 /// The format's element size for `layout`.
-fn dyn_elem(layout: &DynLayout) -> Result<u32> {
+pub(crate) fn dyn_elem(layout: &DynLayout) -> Result<u32> {
     u32::try_from(layout.size())
         .ok()
         .filter(|&e| e > 0)

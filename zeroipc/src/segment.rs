@@ -1156,10 +1156,7 @@ impl Segment {
                 what: "look up a description",
                 problem: "the entry is outside the mapping",
             })?;
-        Ok(match crate::describe::lookup(self, name, offset) {
-            crate::describe::Described::Yes(d) => Some(d),
-            _ => None,
-        })
+        Ok(crate::describe::lookup(self, name, offset))
     }
 
     /// Reads up to `count` elements of the container `name` (an array, queue or stack, or the
@@ -1635,12 +1632,15 @@ fn build_report(
             .and_then(|r| crate::describe::Records::read(&r));
         let problems = match read {
             Ok(records) => {
-                let (found, problems) = records.all(|name| {
-                    entries
-                        .iter()
-                        .find(|e| e.name == name && e.is_sound())
-                        .map(|e| e.offset)
-                });
+                // The entry each name finds (the first of that name, as lookups do), if sound.
+                let mut first: std::collections::HashMap<&str, Option<u64>> =
+                    std::collections::HashMap::with_capacity(entries.len());
+                for e in &entries {
+                    first
+                        .entry(e.name.as_str())
+                        .or_insert_with(|| e.is_sound().then_some(e.offset));
+                }
+                let (found, problems) = records.all(|name| first.get(name).copied().flatten());
                 descriptions = found;
                 problems
             }

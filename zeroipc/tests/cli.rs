@@ -956,3 +956,40 @@ fn watch_shows_every_entry_with_lengths_states_and_array_statistics() {
         "{stdout}"
     );
 }
+
+#[test]
+fn check_audits_every_described_structure_and_reports_one_that_fails() {
+    let (src, _gs) = guarded("check-described-src");
+    {
+        let seg = Segment::create(&src, 1 << 16).unwrap();
+        Queue::<u32>::create(&seg, "q", 4).unwrap();
+        Array::<u8>::create(&seg, "a", 3).unwrap();
+    }
+    let (out, text) = cli(&["check", &src]);
+    assert!(out.status.success(), "{text}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("queue `q`") && stdout.contains("array `a`"),
+        "{text}"
+    );
+    // The queue's capacity word (+8) made 3, not a power of two: the table is sound, the
+    // structure is not, and `check` says so without failing itself.
+    let mut bytes = read_raw(&src);
+    let at = {
+        let seg = Segment::open(&src).unwrap();
+        seg.entry("q").unwrap().unwrap().offset as usize + 8
+    };
+    bytes[at..at + 4].copy_from_slice(&3u32.to_le_bytes());
+    let name = unique_name("check-described");
+    let _g = write_raw(&name, &bytes);
+    let (out, text) = cli(&["check", &name, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let v = json_of(&out, &text);
+    assert_eq!(v["sound"], false);
+    assert!(
+        v["defects"].as_array().unwrap().iter().any(|d| d
+            .as_str()
+            .is_some_and(|d| d.starts_with("described queue `q`"))),
+        "{text}"
+    );
+}

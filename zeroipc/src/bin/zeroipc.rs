@@ -304,32 +304,63 @@ fn structures_of(report: &Report, seg: Option<&Segment>) -> HashMap<String, Stru
     report
         .descriptions
         .iter()
-        .map(|d| {
-            let kind = d.structure_kind();
-            let (mut capacity, mut len) = (None, None);
-            if let (Some(seg), Some(kind)) = (seg, kind) {
-                let container = matches!(
-                    kind,
-                    StructureKind::Array | StructureKind::Queue | StructureKind::Stack
-                );
-                if let Some(p) = container
-                    .then(|| seg.peek(&d.name, Some(kind), None, 0, 0).ok())
-                    .flatten()
-                {
-                    (capacity, len) = (Some(p.capacity), Some(p.len));
-                } else if let Ok(r) = seg.check_structure(&d.name, kind) {
-                    len = r.len;
-                }
-            }
+        .enumerate()
+        .map(|(i, d)| {
+            let live = seg
+                .filter(|_| i < LIVE_LIMIT)
+                .map_or_else(Live::default, |seg| Live::read(seg, d));
             let s = Structure {
                 description: d.clone(),
-                capacity,
-                len,
+                capacity: live.capacity,
+                len: live.len,
             };
             (d.name.clone(), s)
         })
         .collect()
 }
+
+/// What a described structure's words say now.
+#[derive(Default)]
+struct Live {
+    kind: Option<StructureKind>,
+    capacity: Option<u64>,
+    len: Option<u64>,
+    /// A primitive's shared words by name.
+    state: Vec<(&'static str, i64)>,
+    /// A container's element layout.
+    layout: Option<DynLayout>,
+}
+
+impl Live {
+    /// Reads the structure `d` describes: a container's capacity and length, or a primitive's
+    /// length and words; nothing for a kind this release does not know or that fails.
+    fn read(seg: &Segment, d: &Description) -> Self {
+        let Some(kind) = d.structure_kind() else {
+            return Self::default();
+        };
+        let container = matches!(
+            kind,
+            StructureKind::Array | StructureKind::Queue | StructureKind::Stack
+        );
+        let mut live = Self {
+            kind: Some(kind),
+            ..Self::default()
+        };
+        if container && let Ok(p) = seg.peek(&d.name, Some(kind), None, 0, 0) {
+            (live.capacity, live.len, live.layout) =
+                (Some(p.capacity), Some(p.len), Some(p.layout));
+        } else if let Ok(r) = seg.check_structure(&d.name, kind) {
+            (live.len, live.state) = (r.len, r.state);
+        }
+        live
+    }
+}
+
+/// How many described structures `show`, `check` and `watch` read live (capacity, length,
+/// audit, statistics); the rest are listed from their descriptions alone. Each read looks the
+/// structure up in the table, so this bounds the work on a hostile segment describing
+/// millions.
+const LIVE_LIMIT: usize = 1024;
 
 /// `segment` opened read-only for inspection (segments of other users too).
 fn inspect_open(segment: &str) -> zeroipc::Result<Segment> {
@@ -725,9 +756,12 @@ fn check(
         }
         Some(seg)
     };
-    // Every structure the segment describes is checked as the kind it is, too.
+    // Every structure the segment describes is checked as the kind it is, too (the first
+    // `LIVE_LIMIT` of them: a hostile segment can describe millions); one that fails its
+    // check is a defect of the segment, not a failure of the command.
+    let mut failed = Vec::new();
     if let Some(seg) = &seg {
-        for d in &report.descriptions {
+        for d in report.descriptions.iter().take(LIVE_LIMIT) {
             let Some(kind) = d.structure_kind() else {
                 continue;
             };
@@ -736,7 +770,7 @@ fn check(
             }
             match seg.check_structure(&d.name, kind) {
                 Ok(r) => checked.push(r),
-                Err(e) => return Err(e.into()),
+                Err(e) => failed.push(format!("described {kind} `{}`: {e}", d.name)),
             }
         }
     }
@@ -746,16 +780,21 @@ fn check(
         .iter()
         .filter(|p| p.liveness == Liveness::Dead)
         .collect();
-    let sound =
-        report.is_sound() && dead.is_empty() && checked.iter().all(StructureReport::is_sound);
+    let sound = report.is_sound()
+        && dead.is_empty()
+        && failed.is_empty()
+        && checked.iter().all(StructureReport::is_sound);
     if as_json {
         let mut value = report_json(&report);
+        if let Some(defects) = value["defects"].as_array_mut() {
+            defects.extend(failed.iter().map(|f| Value::from(f.as_str())));
+        }
         value["structures"] = checked.iter().map(structure_json).collect();
         value["dead_peers"] = dead.iter().map(|p| p.pid).collect();
         value["sound"] = sound.into();
         print_report_json(&value, &report, &described)?;
     } else {
-        if report.is_sound() && dead.is_empty() {
+        if report.is_sound() && dead.is_empty() && failed.is_empty() {
             println!(
                 "{}: no defects ({} entries)",
                 report.segment,
@@ -764,6 +803,9 @@ fn check(
         }
         for d in &report.defects {
             println!("{}: {d}", report.segment);
+        }
+        for f in &failed {
+            println!("{}: {f}", report.segment);
         }
         for p in &dead {
             println!(
@@ -1018,6 +1060,7 @@ fn watched(report: &Report, seg: &Segment) -> Vec<Watched> {
         .iter()
         .map(|d| (d.name.as_str(), d))
         .collect();
+    let mut read = 0usize;
     report
         .entries
         .iter()
@@ -1037,26 +1080,22 @@ fn watched(report: &Report, seg: &Segment) -> Vec<Watched> {
             };
             w.kind = Some(d.kind.clone());
             w.type_name = d.layout.as_ref().map(DynLayout::type_name);
-            let Some(kind) = d.structure_kind() else {
+            read += 1;
+            if read > LIVE_LIMIT {
                 return w;
-            };
-            let container = matches!(
-                kind,
-                StructureKind::Array | StructureKind::Queue | StructureKind::Stack
-            );
-            if container && let Ok(p) = seg.peek(&d.name, Some(kind), None, 0, 0) {
-                (w.capacity, w.len) = (Some(p.capacity), Some(p.len));
-                if kind == StructureKind::Array {
-                    w.stats = array_stats(seg, &d.name, &p.layout, p.len);
-                }
-            } else if let Ok(r) = seg.check_structure(&d.name, kind) {
-                w.len = r.len;
-                w.state = r.state;
             }
-            if kind == StructureKind::Signal
-                && let Ok(p) = seg.peek(&d.name, Some(kind), None, 0, 1)
-            {
-                w.value = p.elements.first().and_then(|b| p.layout.read(b).ok());
+            let live = Live::read(seg, d);
+            (w.capacity, w.len, w.state) = (live.capacity, live.len, live.state);
+            match (live.kind, &live.layout) {
+                (Some(StructureKind::Array), Some(layout)) => {
+                    w.stats = array_stats(seg, &d.name, layout, live.len.unwrap_or(0));
+                }
+                (Some(kind @ StructureKind::Signal), _) => {
+                    if let Ok(p) = seg.peek(&d.name, Some(kind), None, 0, 1) {
+                        w.value = p.elements.first().and_then(|b| p.layout.read(b).ok());
+                    }
+                }
+                _ => {}
             }
             w
         })

@@ -119,20 +119,35 @@ impl Cells {
     /// The bytes of `value` as an element; fields it leaves out are zero.
     fn encode(&self, value: &Value) -> Result<Vec<u8>> {
         let mut out = vec![0; self.elem];
-        self.layout
-            .write(value, &mut out)
-            .map_err(|e| Error::InvalidArgument {
-                what: "value",
-                reason: e.to_string(),
-            })?;
+        self.encode_into(value, &mut out)?;
         Ok(out)
     }
 
+    /// Writes `value` over the element bytes `out`; fields it leaves out keep their bytes.
+    fn encode_into(&self, value: &Value, out: &mut [u8]) -> Result<()> {
+        self.layout
+            .write(value, out)
+            .map_err(|e| Error::InvalidArgument {
+                what: "value",
+                reason: e.to_string(),
+            })
+    }
+
+    /// Whether elements can be decoded into values (not when one would take more than
+    /// `MAX_DECODED_BYTES`).
+    fn decodable(&self) -> Result<()> {
+        self.layout.decodable().map_err(|e| Error::InvalidArgument {
+            what: "layout",
+            reason: e.to_string(),
+        })
+    }
+
+    /// The element `bytes` (one element: `read` copies exactly that) decoded; an error only
+    /// for a layout too large to decode into values (`MAX_DECODED_BYTES`).
     fn decode(&self, bytes: &[u8]) -> Result<Value> {
-        self.layout.read(bytes).map_err(|_| Error::Internal {
-            segment: self.segment.name().to_owned(),
-            what: "decode an element",
-            problem: "the element has another size than its layout",
+        self.layout.read(bytes).map_err(|e| Error::InvalidArgument {
+            what: "layout",
+            reason: e.to_string(),
         })
     }
 
@@ -292,7 +307,8 @@ impl DynArray {
     ///
     /// # Errors
     ///
-    /// [`Error::IndexOutOfBounds`].
+    /// [`Error::IndexOutOfBounds`]; [`Error::InvalidArgument`] for a layout whose value would
+    /// take more than [`MAX_DECODED_BYTES`](crate::MAX_DECODED_BYTES) (read its bytes instead).
     pub fn get(&self, index: usize) -> Result<Value> {
         self.cells.decode(&self.get_bytes(index)?)
     }
@@ -321,13 +337,7 @@ impl DynArray {
     /// length); nothing is written then.
     pub fn set(&self, index: usize, value: &Value) -> Result<()> {
         let mut bytes = self.get_bytes(index)?;
-        self.cells
-            .layout
-            .write(value, &mut bytes)
-            .map_err(|e| Error::InvalidArgument {
-                what: "value",
-                reason: e.to_string(),
-            })?;
+        self.cells.encode_into(value, &mut bytes)?;
         self.set_bytes(index, &bytes)
     }
 }
@@ -336,19 +346,16 @@ impl DynArray {
 fn capacity_of(layout: &DynLayout, capacity: usize) -> Result<Capacity> {
     Ok(Capacity {
         capacity: u64::try_from(capacity).unwrap_or(u64::MAX),
-        elem: u32::try_from(layout.size())
-            .ok()
-            .filter(|&e| e > 0)
-            .ok_or_else(|| Error::InvalidArgument {
-                what: "layout",
-                reason: format!("elements of `{}` bytes cannot be stored", layout.size()),
-            })?,
+        elem: kind::dyn_elem(layout)?,
     })
 }
 
 /// A queue whose element layout is known at run time: the lock-free queue of
 /// [`Queue`](crate::Queue), with elements as bytes or [`Value`]s. It interoperates with typed
 /// handles and other implementations on the same queue; blocking waits are the typed API's.
+/// Its operations record their claims as a typed handle's do, so a process killed in the
+/// middle of one leaves what [`Queue`](crate::Queue) documents under crashes, undone by
+/// [`Segment::recover_structure`] (or `zeroipc repair`).
 pub struct DynQueue {
     cells: Cells,
     /// The whole entry, for snapshots.
@@ -522,8 +529,12 @@ impl DynQueue {
     ///
     /// # Errors
     ///
-    /// As [`pop_bytes`](Self::pop_bytes).
+    /// As [`pop_bytes`](Self::pop_bytes), and [`Error::InvalidArgument`], with nothing taken,
+    /// for a layout whose value would take more than
+    /// [`MAX_DECODED_BYTES`](crate::MAX_DECODED_BYTES) (pop its bytes instead).
     pub fn pop(&self) -> Result<Option<Value>> {
+        // Checked first: an element that cannot be decoded is not taken.
+        self.cells.decodable()?;
         self.pop_bytes()?.map(|b| self.cells.decode(&b)).transpose()
     }
 
@@ -574,7 +585,11 @@ impl vyukov::Store for DynQueue {
 
 /// A stack whose element layout is known at run time: the stack of [`Stack`](crate::Stack),
 /// with elements as bytes or [`Value`]s (busy slots are waited for up to
-/// [`DEFAULT_STALL_TIMEOUT`](crate::DEFAULT_STALL_TIMEOUT)).
+/// [`DEFAULT_STALL_TIMEOUT`](crate::DEFAULT_STALL_TIMEOUT)). Its operations record their
+/// claims as a typed handle's do, so a process killed in the middle of one leaves what
+/// [`Stack`](crate::Stack) documents under crashes, undone by
+/// [`Segment::recover_structure`] (or `zeroipc repair`) or by the next operation that waits
+/// on the slot.
 pub struct DynStack {
     cells: Cells,
     /// The whole entry, for snapshots.
@@ -746,8 +761,12 @@ impl DynStack {
     ///
     /// # Errors
     ///
-    /// As [`pop_bytes`](Self::pop_bytes).
+    /// As [`pop_bytes`](Self::pop_bytes), and [`Error::InvalidArgument`], with nothing taken,
+    /// for a layout whose value would take more than
+    /// [`MAX_DECODED_BYTES`](crate::MAX_DECODED_BYTES) (pop its bytes instead).
     pub fn pop(&self) -> Result<Option<Value>> {
+        // Checked first: an element that cannot be decoded is not taken.
+        self.cells.decodable()?;
         self.pop_bytes()?.map(|b| self.cells.decode(&b)).transpose()
     }
 
